@@ -1,0 +1,68 @@
+//! Command-line parsing and dispatch: one file per subcommand. Only this layer prints.
+
+mod ingest;
+mod progress_bar;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use storytool::config::{Config, Override};
+
+/// Turn a picture into a short story in a literary genre, and train every model that does it.
+#[derive(Debug, Parser)]
+#[command(name = "storytool", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Turn a folder of novels into a tokenized corpus for training
+    Ingest(ingest::IngestArgs),
+}
+
+/// Settings shared by every command: the config file and single-key overrides.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Config file with every stage's settings (default: the built-in demo settings, as in `configs/demo.toml`)
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+
+    /// Override one config key, e.g. `--set corpus.vocab_size=20000` (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
+    overrides: Vec<String>,
+
+    /// Print the resolved settings as TOML and exit
+    #[arg(long, global = true)]
+    print_config: bool,
+}
+
+impl ConfigArgs {
+    /// Loads the config file and applies `--set` overrides followed by `extra` (from dedicated flags).
+    fn resolve(&self, extra: &[(&str, Option<String>)]) -> anyhow::Result<Config> {
+        let mut overrides = Vec::new();
+        for assignment in &self.overrides {
+            overrides.push(Override::parse(assignment)?);
+        }
+        for (key, value) in extra {
+            if let Some(value) = value {
+                overrides.push(Override::parse(&format!("{key}={value}"))?);
+            }
+        }
+        Config::load(self.config.as_deref(), &overrides).context("cannot load settings")
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Ingest(args) => ingest::run(args),
+    }
+}
+
+/// The command line as given, for manifests.
+fn command_line() -> Vec<String> {
+    std::env::args().collect()
+}

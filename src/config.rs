@@ -1,0 +1,292 @@
+//! Typed settings for every stage, read from `configs/*.toml` with single keys overridable from the CLI.
+//!
+//! One file holds every setting of every stage (the role of Pix2Story's `config.py`). Unknown keys are an
+//! error that names the key and the file, so a typo never silently falls back to a default. Keys left out
+//! take the defaults of `configs/demo.toml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Every setting of every stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// How books become a corpus (`storytool ingest`).
+    pub corpus: CorpusConfig,
+    /// The product's genres, each a set of catalogue tags: `thriller = ["thriller", "mystery"]`.
+    pub genres: BTreeMap<String, Vec<String>>,
+}
+
+/// Settings of `storytool ingest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorpusConfig {
+    /// Vocabulary size including the two reserved ids `<eos>` (0) and `<unk>` (1). Skip-thoughts used 20,000.
+    /// A corpus with fewer distinct words gets a smaller vocabulary; later stages read the real size.
+    pub vocab_size: usize,
+    /// Lowercase text before tokenizing (a smaller vocabulary; the story clean-up restores capitals).
+    pub lowercase: bool,
+    /// Books held out for validation, chosen by content hash so the choice is stable across runs.
+    /// At most half the books are held out.
+    pub valid_books: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let genres = [
+            ("adventure", &["adventure"][..]),
+            ("sci-fi", &["sci-fi", "fantasy"][..]),
+            ("thriller", &["thriller", "mystery"][..]),
+            ("horror", &["horror", "gothic"][..]),
+            ("romance", &["romance"][..]),
+            ("historical", &["historical"][..]),
+        ];
+        Config {
+            corpus: CorpusConfig::default(),
+            genres: genres
+                .iter()
+                .map(|(name, tags)| {
+                    (
+                        name.to_string(),
+                        tags.iter().map(|tag| tag.to_string()).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Default for CorpusConfig {
+    fn default() -> Self {
+        CorpusConfig {
+            vocab_size: 10_000,
+            lowercase: true,
+            valid_books: 4,
+        }
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file `{path}`: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid override `{assignment}`: {message}")]
+    Override { assignment: String, message: String },
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// One `key=value` assignment from the command line, e.g. `corpus.vocab_size=20000`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// Dotted path of the key: `corpus.vocab_size`.
+    pub key: String,
+    /// The value, parsed as TOML (`20000`, `true`, `["a", "b"]`); bare words are taken as strings.
+    pub value: toml::Value,
+    /// The assignment as the user wrote it, for error messages.
+    pub assignment: String,
+}
+
+impl Override {
+    /// Parses `key=value`.
+    pub fn parse(assignment: &str) -> Result<Override, ConfigError> {
+        let error = |message: &str| ConfigError::Override {
+            assignment: assignment.to_string(),
+            message: message.to_string(),
+        };
+        let (key, raw_value) = assignment
+            .split_once('=')
+            .ok_or_else(|| error("expected `key=value`"))?;
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(|part| part.is_empty()) {
+            return Err(error(
+                "the key must be a dotted path such as `corpus.vocab_size`",
+            ));
+        }
+        let raw_value = raw_value.trim();
+        let value = toml::from_str::<toml::Table>(&format!("value = {raw_value}"))
+            .ok()
+            .and_then(|mut table| table.remove("value"))
+            .unwrap_or_else(|| toml::Value::String(raw_value.to_string()));
+        Ok(Override {
+            key: key.to_string(),
+            value,
+            assignment: assignment.to_string(),
+        })
+    }
+
+    fn apply(&self, root: &mut toml::Table) -> Result<(), ConfigError> {
+        let mut parts: Vec<&str> = self.key.split('.').collect();
+        let last = parts.pop().expect("a key has at least one part");
+        let mut table = root;
+        for part in parts {
+            let entry = table
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry.as_table_mut().ok_or_else(|| ConfigError::Override {
+                assignment: self.assignment.clone(),
+                message: format!("`{part}` is a value, not a section"),
+            })?;
+        }
+        table.insert(last.to_string(), self.value.clone());
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads `path` (or starts from the defaults when `None`), applies `overrides` in order, and validates.
+    pub fn load(path: Option<&Path>, overrides: &[Override]) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                // Deserialize the text itself first: its errors carry line and column numbers.
+                toml::from_str::<Config>(&text).map_err(|error| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: error.to_string(),
+                })?;
+                toml::from_str::<toml::Table>(&text).map_err(|error| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: error.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for assignment in overrides {
+            assignment.apply(&mut table)?;
+            Config::deserialize(toml::Value::Table(table.clone())).map_err(|error| {
+                ConfigError::Override {
+                    assignment: assignment.assignment.clone(),
+                    message: error.to_string().trim().to_string(),
+                }
+            })?;
+        }
+        let config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|error| ConfigError::Parse {
+                path: path.map(Path::to_path_buf).unwrap_or_default(),
+                message: error.to_string(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.corpus.vocab_size < 3 {
+            return Err(ConfigError::Invalid {
+                key: "corpus.vocab_size".into(),
+                message: format!(
+                    "{} is too small: ids 0 and 1 are reserved for `<eos>` and `<unk>`, so at least 3 are needed",
+                    self.corpus.vocab_size
+                ),
+            });
+        }
+        if self.corpus.vocab_size > u32::MAX as usize {
+            return Err(ConfigError::Invalid {
+                key: "corpus.vocab_size".into(),
+                message: "token ids are stored as u32".into(),
+            });
+        }
+        for (genre, tags) in &self.genres {
+            if genre.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "genres".into(),
+                    message: "a genre name is empty".into(),
+                });
+            }
+            if tags.is_empty() || tags.iter().any(|tag| tag.trim().is_empty()) {
+                return Err(ConfigError::Invalid {
+                    key: format!("genres.{genre}"),
+                    message: "list at least one catalogue tag, and no empty ones".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved settings as TOML, for `--print-config` and manifests.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_config(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        let file = write_config("[corpus]\nvocab_size = 100\nvocab_sise = 3\n");
+        let error = Config::load(Some(file.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("vocab_sise"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn overrides_apply_in_order_and_unknown_override_keys_fail() {
+        let overrides = [
+            Override::parse("corpus.vocab_size=50").unwrap(),
+            Override::parse("corpus.vocab_size = 60").unwrap(),
+        ];
+        let config = Config::load(None, &overrides).unwrap();
+        assert_eq!(config.corpus.vocab_size, 60);
+
+        let error = Config::load(None, &[Override::parse("corpus.vocab=5").unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("corpus.vocab=5") && error.contains("vocab"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn override_values_parse_as_toml_or_strings() {
+        let genre = Override::parse("genres.noir=[\"mystery\", \"thriller\"]").unwrap();
+        let config = Config::load(None, &[genre]).unwrap();
+        assert_eq!(config.genres["noir"], vec!["mystery", "thriller"]);
+        assert!(Override::parse("novalue").is_err());
+        assert!(Override::parse("a..b=1").is_err());
+    }
+
+    #[test]
+    fn too_small_vocabulary_is_rejected_with_its_key() {
+        let error =
+            Config::load(None, &[Override::parse("corpus.vocab_size=2").unwrap()]).unwrap_err();
+        assert!(error.to_string().contains("corpus.vocab_size"), "{error}");
+    }
+
+    #[test]
+    fn shipped_configs_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        for name in ["demo.toml", "paper.toml"] {
+            Config::load(Some(&root.join(name)), &[])
+                .unwrap_or_else(|error| panic!("{name}: {error}"));
+        }
+        let demo = Config::load(Some(&root.join("demo.toml")), &[]).unwrap();
+        assert_eq!(
+            demo,
+            Config::default(),
+            "configs/demo.toml and Config::default() must agree"
+        );
+    }
+}

@@ -1,0 +1,376 @@
+//! Finding the books: a catalogue CSV, or one folder per genre.
+//!
+//! Users arrive with one of two layouts. With a catalogue (`file,title,author,year,genres`, genres
+//! `;`-separated, like `books.csv`), the catalogue is the list of books: its rows name files relative to the
+//! books folder, and files it does not name are reported, not read. Without one, every `.txt` file under the
+//! books folder is a book and the first folder of its path is its genre tag (`books/adventure/x.txt`,
+//! Pix2Story's layout). Either way the result is sorted by path so that runs are reproducible.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use walkdir::WalkDir;
+
+/// One book to read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookSource {
+    /// Where to read it.
+    pub path: PathBuf,
+    /// Its path relative to the books folder, with `/` separators: the book's name in every report.
+    pub file: String,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub year: Option<String>,
+    /// Lower-case genre tags, sorted, without duplicates.
+    pub tags: Vec<String>,
+}
+
+/// A file, or catalogue row, that did not become a book, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub file: String,
+    pub reason: String,
+}
+
+/// The books found and what was passed over.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub books: Vec<BookSource>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Why the books could not be listed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("books folder `{0}` does not exist or is not a folder")]
+    NoBooksFolder(PathBuf),
+    #[error("cannot list `{path}`: {message}")]
+    Walk { path: PathBuf, message: String },
+    #[error("catalogue `{path}`: {message}")]
+    Catalogue { path: PathBuf, message: String },
+    #[error("catalogue `{path}` line {line}: {message}")]
+    CatalogueRow {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+}
+
+/// Lists the books under `books_dir`, through `catalogue` when given.
+pub fn discover(books_dir: &Path, catalogue: Option<&Path>) -> Result<Discovery, DiscoverError> {
+    if !books_dir.is_dir() {
+        return Err(DiscoverError::NoBooksFolder(books_dir.to_path_buf()));
+    }
+    let files = list_files(books_dir, catalogue)?;
+    match catalogue {
+        Some(catalogue) => from_catalogue(books_dir, catalogue, files),
+        None => Ok(from_folders(books_dir, files)),
+    }
+}
+
+/// Every file under `books_dir` by its relative name, except the catalogue itself.
+fn list_files(
+    books_dir: &Path,
+    catalogue: Option<&Path>,
+) -> Result<BTreeMap<String, PathBuf>, DiscoverError> {
+    let catalogue = catalogue.and_then(|path| path.canonicalize().ok());
+    let mut files = BTreeMap::new();
+    for entry in WalkDir::new(books_dir)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|error| DiscoverError::Walk {
+            path: error.path().unwrap_or(books_dir).to_path_buf(),
+            message: error.to_string(),
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        if catalogue.is_some() && entry.path().canonicalize().ok() == catalogue {
+            continue;
+        }
+        let relative = entry.path().strip_prefix(books_dir).unwrap_or(entry.path());
+        files.insert(relative_name(relative), entry.path().to_path_buf());
+    }
+    Ok(files)
+}
+
+fn relative_name(path: &Path) -> String {
+    path.components()
+        .map(|part| part.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn is_txt(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("txt"))
+}
+
+fn from_folders(books_dir: &Path, files: BTreeMap<String, PathBuf>) -> Discovery {
+    let mut discovery = Discovery::default();
+    for (file, path) in files {
+        if !is_txt(&file) {
+            discovery.skipped.push(Skipped {
+                file,
+                reason: "not a .txt file".into(),
+            });
+            continue;
+        }
+        let relative = path.strip_prefix(books_dir).unwrap_or(&path);
+        let tags = match relative
+            .parent()
+            .and_then(|parent| parent.components().next())
+        {
+            Some(folder) => vec![normalise_tag(&folder.as_os_str().to_string_lossy())],
+            None => Vec::new(),
+        };
+        discovery.books.push(BookSource {
+            path,
+            file,
+            title: None,
+            author: None,
+            year: None,
+            tags,
+        });
+    }
+    discovery
+}
+
+/// One catalogue row; columns other than these (such as `source`) are ignored.
+#[derive(Debug, Deserialize)]
+struct CatalogueRow {
+    file: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    author: Option<String>,
+    #[serde(default)]
+    year: Option<String>,
+    #[serde(default)]
+    genres: Option<String>,
+}
+
+fn from_catalogue(
+    books_dir: &Path,
+    catalogue: &Path,
+    mut files: BTreeMap<String, PathBuf>,
+) -> Result<Discovery, DiscoverError> {
+    let catalogue_error = |message: String| DiscoverError::Catalogue {
+        path: catalogue.to_path_buf(),
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(catalogue)
+        .map_err(|error| catalogue_error(error.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|error| catalogue_error(error.to_string()))?
+        .clone();
+    if !headers.iter().any(|header| header == "file") {
+        return Err(catalogue_error(format!(
+            "no `file` column; expected a header like `file,title,author,year,genres`, found `{}`",
+            headers.iter().collect::<Vec<_>>().join(",")
+        )));
+    }
+    let mut discovery = Discovery::default();
+    let mut seen_on_line: HashMap<String, u64> = HashMap::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let row_error = |error: csv::Error| {
+            let line = error.position().map_or(0, |position| position.line());
+            DiscoverError::CatalogueRow {
+                path: catalogue.to_path_buf(),
+                line,
+                message: csv_message(&error),
+            }
+        };
+        if !reader.read_record(&mut record).map_err(row_error)? {
+            break;
+        }
+        let line = record.position().map_or(0, |position| position.line());
+        let row: CatalogueRow =
+            record
+                .deserialize(Some(&headers))
+                .map_err(|error| DiscoverError::CatalogueRow {
+                    path: catalogue.to_path_buf(),
+                    line,
+                    message: csv_message(&error),
+                })?;
+        let file = row.file.trim().replace('\\', "/");
+        if file.is_empty() {
+            return Err(DiscoverError::CatalogueRow {
+                path: catalogue.to_path_buf(),
+                line,
+                message: "the `file` column is empty".into(),
+            });
+        }
+        if let Some(first) = seen_on_line.insert(file.clone(), line) {
+            return Err(DiscoverError::CatalogueRow {
+                path: catalogue.to_path_buf(),
+                line,
+                message: format!("`{file}` is already listed on line {first}"),
+            });
+        }
+        let path = match files.remove(&file) {
+            Some(path) => path,
+            None => {
+                let path = books_dir.join(&file);
+                if !path.is_file() {
+                    discovery.skipped.push(Skipped {
+                        file,
+                        reason: format!(
+                            "catalogue row (line {line}) names a file that does not exist"
+                        ),
+                    });
+                    continue;
+                }
+                path
+            }
+        };
+        let mut tags: Vec<String> = row
+            .genres
+            .as_deref()
+            .unwrap_or("")
+            .split(';')
+            .map(normalise_tag)
+            .filter(|tag| !tag.is_empty())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        let non_empty = |value: Option<String>| value.filter(|value| !value.is_empty());
+        discovery.books.push(BookSource {
+            path,
+            file,
+            title: non_empty(row.title),
+            author: non_empty(row.author),
+            year: non_empty(row.year),
+            tags,
+        });
+    }
+    for file in files.into_keys() {
+        discovery.skipped.push(Skipped {
+            file,
+            reason: "not listed in the catalogue".into(),
+        });
+    }
+    discovery.books.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(discovery)
+}
+
+fn csv_message(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("expected {expected_len} fields like the header, found {len}")
+        }
+        _ => error.to_string(),
+    }
+}
+
+fn normalise_tag(tag: &str) -> String {
+    tag.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, name: &str, text: &str) {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn folder_layout_tags_books_by_folder() {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "adventure/b.txt", "x");
+        write(root.path(), "Sci-Fi/a.TXT", "x");
+        write(root.path(), "loose.txt", "x");
+        write(root.path(), "notes.md", "x");
+        let found = discover(root.path(), None).unwrap();
+        let tags: Vec<(&str, Vec<String>)> = found
+            .books
+            .iter()
+            .map(|book| (book.file.as_str(), book.tags.clone()))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("Sci-Fi/a.TXT", vec!["sci-fi".to_string()]),
+                ("adventure/b.txt", vec!["adventure".to_string()]),
+                ("loose.txt", vec![])
+            ]
+        );
+        assert_eq!(
+            found.skipped,
+            [Skipped {
+                file: "notes.md".into(),
+                reason: "not a .txt file".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn catalogue_layout_reads_rows_and_reports_gaps() {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "a.txt", "x");
+        write(root.path(), "extra.txt", "x");
+        let catalogue = root.path().join("books.csv");
+        std::fs::write(
+            &catalogue,
+            "file,title,author,year,genres,source\na.txt,A Title,Ann,1900,Mystery; thriller;mystery,x\nmissing.txt,M,,,,y\n",
+        )
+        .unwrap();
+        let found = discover(root.path(), Some(&catalogue)).unwrap();
+        assert_eq!(found.books.len(), 1);
+        assert_eq!(found.books[0].tags, ["mystery", "thriller"]);
+        assert_eq!(found.books[0].title.as_deref(), Some("A Title"));
+        let reasons: Vec<&str> = found
+            .skipped
+            .iter()
+            .map(|skip| skip.file.as_str())
+            .collect();
+        assert_eq!(reasons, ["missing.txt", "extra.txt"]);
+        assert!(found.skipped[0].reason.contains("line 3"));
+    }
+
+    #[test]
+    fn bad_catalogues_name_file_and_line() {
+        let root = tempfile::tempdir().unwrap();
+        let catalogue = root.path().join("books.csv");
+        std::fs::write(&catalogue, "file,genres\na.txt,x\nb.txt\n").unwrap();
+        let error = discover(root.path(), Some(&catalogue))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line 3") && error.contains("expected 2 fields"),
+            "{error}"
+        );
+
+        std::fs::write(&catalogue, "name,genres\na.txt,x\n").unwrap();
+        let error = discover(root.path(), Some(&catalogue))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no `file` column"), "{error}");
+
+        std::fs::write(&catalogue, "file,genres\na.txt,x\na.txt,y\n").unwrap();
+        let error = discover(root.path(), Some(&catalogue))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line 3") && error.contains("line 2"),
+            "{error}"
+        );
+
+        assert!(matches!(
+            discover(&root.path().join("nope"), None),
+            Err(DiscoverError::NoBooksFolder(_))
+        ));
+    }
+}

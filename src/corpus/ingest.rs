@@ -1,0 +1,395 @@
+//! `storytool ingest`: books on disk into a corpus folder.
+//!
+//! Reads every book in parallel (decode, clean, split, tokenize against a per-book word table), drops
+//! duplicates, holds a few books out for validation, builds the vocabulary from the training books, remaps
+//! each book to it and writes the folder. Everything is written into a staging folder that is renamed into
+//! place at the end, so an interrupted run leaves nothing that looks like a corpus.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use super::book::{BookTokens, tokenize_book};
+use super::decode::{Encoding, NotText, decode};
+use super::discover::{BookSource, DiscoverError, Skipped, discover};
+use super::manifest::*;
+use super::stats::{StatsError, write_stats};
+use super::streams::SplitWriter;
+use crate::config::Config;
+use crate::progress::Progress;
+use crate::text::{UNK_ID, Vocabulary, VocabularyError};
+use crate::util::atomic::{StagingDir, StagingError, write_file};
+use crate::util::{IoContext, PathError, hash};
+
+/// What to ingest and where to put it.
+#[derive(Debug, Clone)]
+pub struct IngestRequest {
+    pub books_dir: PathBuf,
+    pub catalogue: Option<PathBuf>,
+    pub out: PathBuf,
+    pub force: bool,
+    pub config: Config,
+    /// The command line, recorded in the manifest.
+    pub command: Vec<String>,
+}
+
+/// Why ingest failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Output(#[from] StagingError),
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    #[error(transparent)]
+    Io(#[from] PathError),
+    #[error(transparent)]
+    Vocabulary(#[from] VocabularyError),
+    #[error(transparent)]
+    Stats(#[from] StatsError),
+    #[error("no book could be read from `{books_dir}` ({skipped} files skipped)")]
+    NoBooks { books_dir: PathBuf, skipped: usize },
+}
+
+/// Counts for one row of the summary table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummaryRow {
+    pub books: u64,
+    pub sentences: u64,
+    pub tokens: u64,
+}
+
+/// What ingest did, for the CLI to print.
+#[derive(Debug, Clone)]
+pub struct IngestReport {
+    pub out: PathBuf,
+    pub manifest: CorpusManifest,
+    /// Per catalogue tag; books without tags under `(none)`.
+    pub by_tag: BTreeMap<String, SummaryRow>,
+    /// Per configured genre.
+    pub by_genre: BTreeMap<String, SummaryRow>,
+    pub total: SummaryRow,
+    /// Configured genre tags that no book carries.
+    pub unused_tags: Vec<String>,
+    pub input_bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// A book that was read, before it is placed in a split.
+struct ReadBook {
+    source: BookSource,
+    input: InputFile,
+    encoding: Encoding,
+    tokens: BookTokens,
+}
+
+/// Builds the corpus folder described by `request`.
+pub fn ingest(
+    request: &IngestRequest,
+    progress: &dyn Progress,
+) -> Result<IngestReport, IngestError> {
+    let started = Instant::now();
+    let staging = StagingDir::new(&request.out, request.force)?;
+    let catalogue = request.catalogue.as_deref();
+    let found = discover(&request.books_dir, catalogue)?;
+    let mut skipped = found.skipped;
+
+    let total_bytes: u64 = found
+        .books
+        .iter()
+        .filter_map(|book| book.path.metadata().ok())
+        .map(|meta| meta.len())
+        .sum();
+    progress.set_total(total_bytes);
+    progress.set_message("reading books");
+    let lowercase = request.config.corpus.lowercase;
+    let results: Vec<Result<ReadBook, Skipped>> = found
+        .books
+        .into_par_iter()
+        .map(|source| read_book(source, lowercase, progress))
+        .collect();
+    progress.finish();
+
+    let mut books = Vec::new();
+    let mut by_hash: HashMap<String, usize> = HashMap::new();
+    for result in results {
+        let book = match result {
+            Ok(book) => book,
+            Err(skip) => {
+                skipped.push(skip);
+                continue;
+            }
+        };
+        if let Some(&first) = by_hash.get(&book.input.blake3) {
+            let kept: &mut ReadBook = &mut books[first];
+            let mut reason = format!("duplicate content of `{}`", kept.source.file);
+            let new_tags: Vec<String> = book
+                .source
+                .tags
+                .iter()
+                .filter(|tag| !kept.source.tags.contains(tag))
+                .cloned()
+                .collect();
+            if !new_tags.is_empty() {
+                reason.push_str(&format!(
+                    "; its tags ({}) were added to that book",
+                    new_tags.join(", ")
+                ));
+                kept.source.tags.extend(new_tags);
+                kept.source.tags.sort();
+            }
+            skipped.push(Skipped {
+                file: book.source.file,
+                reason,
+            });
+            continue;
+        }
+        by_hash.insert(book.input.blake3.clone(), books.len());
+        books.push(book);
+    }
+    if books.is_empty() {
+        return Err(IngestError::NoBooks {
+            books_dir: request.books_dir.clone(),
+            skipped: skipped.len(),
+        });
+    }
+
+    let valid = choose_validation_books(&books, request.config.corpus.valid_books);
+    let vocabulary = build_vocabulary(&books, &valid, request.config.corpus.vocab_size, lowercase);
+
+    let mut records = Vec::with_capacity(books.len());
+    let mut splits: BTreeMap<String, SplitCounts> = BTreeMap::new();
+    for split in SPLITS {
+        let members: Vec<usize> = (0..books.len())
+            .filter(|&index| valid[index] == (split == "valid"))
+            .collect();
+        let mut writer = SplitWriter::create(&staging.path().join(split))?;
+        let counts = splits.entry(split.to_string()).or_default();
+        let remapped: Vec<(Vec<u32>, u64)> = members
+            .par_iter()
+            .map(|&index| remap(&books[index].tokens, &vocabulary))
+            .collect();
+        for (index_in_split, (&index, (tokens, unknown_tokens))) in
+            members.iter().zip(remapped).enumerate()
+        {
+            let book = &books[index];
+            writer.add_book(
+                &tokens,
+                &book.tokens.sentence_lengths,
+                &book.tokens.paragraph_lengths,
+            )?;
+            counts.books += 1;
+            counts.paragraphs += book.tokens.n_paragraphs() as u64;
+            counts.sentences += book.tokens.n_sentences() as u64;
+            counts.tokens += tokens.len() as u64;
+            counts.unknown_tokens += unknown_tokens;
+            records.push(BookRecord {
+                id: 0,
+                file: book.source.file.clone(),
+                title: book.source.title.clone(),
+                author: book.source.author.clone(),
+                year: book.source.year.clone(),
+                tags: book.source.tags.clone(),
+                split: split.to_string(),
+                index_in_split,
+                encoding: book.encoding,
+                bytes: book.input.bytes,
+                blake3: book.input.blake3.clone(),
+                paragraphs: book.tokens.n_paragraphs() as u64,
+                sentences: book.tokens.n_sentences() as u64,
+                tokens: tokens.len() as u64,
+                unknown_tokens,
+            });
+        }
+        writer.finish()?;
+    }
+    records.sort_by(|a, b| a.file.cmp(&b.file));
+    for (id, record) in records.iter_mut().enumerate() {
+        record.id = id;
+    }
+
+    let out = staging.path();
+    vocabulary.save(&out.join(TOKENIZER_FILE))?;
+    let genres = GenreIndex::build(&records, &request.config.genres);
+    write_json(&out.join(BOOKS_FILE), &records)?;
+    write_json(&out.join(GENRES_FILE), &genres)?;
+    write_stats(&out.join(STATS_FILE), &records)?;
+
+    let catalogue = match catalogue {
+        Some(path) => {
+            let bytes = std::fs::read(path).path_context("read", path)?;
+            Some(InputFile {
+                path: path.display().to_string(),
+                bytes: bytes.len() as u64,
+                blake3: hash::content_hash(&bytes),
+            })
+        }
+        None => None,
+    };
+    let mut files: Vec<InputFile> = books.iter().map(|book| book.input.clone()).collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let manifest = CorpusManifest {
+        format: CORPUS_FORMAT.into(),
+        format_version: CORPUS_FORMAT_VERSION,
+        created_by: CreatedBy::now(request.command.clone()),
+        config: request.config.clone(),
+        inputs: CorpusInputs {
+            books_dir: request.books_dir.display().to_string(),
+            catalogue,
+            files,
+        },
+        vocabulary: VocabularyInfo {
+            file: TOKENIZER_FILE.into(),
+            size: vocabulary.len(),
+            requested_size: request.config.corpus.vocab_size,
+            lowercase,
+            hash: vocabulary.content_hash(),
+        },
+        splits,
+        skipped,
+    };
+    write_json(&out.join(MANIFEST_FILE), &manifest)?;
+    let out = staging.commit()?;
+
+    let (by_tag, by_genre, total, unused_tags) = summarise(&records, &genres);
+    Ok(IngestReport {
+        out,
+        manifest,
+        by_tag,
+        by_genre,
+        total,
+        unused_tags,
+        input_bytes: total_bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn read_book(
+    source: BookSource,
+    lowercase: bool,
+    progress: &dyn Progress,
+) -> Result<ReadBook, Skipped> {
+    let skip = |reason: String| Skipped {
+        file: source.file.clone(),
+        reason,
+    };
+    let bytes =
+        std::fs::read(&source.path).map_err(|error| skip(format!("cannot be read: {error}")))?;
+    progress.advance(bytes.len() as u64);
+    let input = InputFile {
+        path: source.file.clone(),
+        bytes: bytes.len() as u64,
+        blake3: hash::content_hash(&bytes),
+    };
+    let (text, encoding) = decode(&bytes).map_err(|reason| match reason {
+        NotText::Empty => skip("empty".into()),
+        NotText::Binary => skip("binary, not text".into()),
+    })?;
+    drop(bytes);
+    let tokens = tokenize_book(&text, lowercase);
+    if tokens.n_sentences() == 0 {
+        return Err(skip(
+            "no prose left after removing headers, headings and licence text".into(),
+        ));
+    }
+    Ok(ReadBook {
+        source,
+        input,
+        encoding,
+        tokens,
+    })
+}
+
+/// Marks `count` books (at most half) as validation books: those with the smallest content hashes, so the
+/// choice depends on the books alone and survives renames and reordering.
+fn choose_validation_books(books: &[ReadBook], count: usize) -> Vec<bool> {
+    let count = count.min(books.len() / 2);
+    let mut by_hash: Vec<usize> = (0..books.len()).collect();
+    by_hash.sort_by(|&a, &b| books[a].input.blake3.cmp(&books[b].input.blake3));
+    let mut valid = vec![false; books.len()];
+    for &index in &by_hash[..count] {
+        valid[index] = true;
+    }
+    valid
+}
+
+/// The vocabulary of the training books.
+fn build_vocabulary(
+    books: &[ReadBook],
+    valid: &[bool],
+    size: usize,
+    lowercase: bool,
+) -> Vocabulary {
+    let mut counts: FxHashMap<&str, u64> = FxHashMap::default();
+    for (book, _) in books.iter().zip(valid).filter(|(_, valid)| !**valid) {
+        for (word, &count) in book.tokens.words.iter().zip(&book.tokens.counts) {
+            *counts.entry(word.as_str()).or_default() += count;
+        }
+    }
+    Vocabulary::from_counts(counts, size, lowercase)
+}
+
+/// A book's tokens in vocabulary ids, and how many became `<unk>`.
+fn remap(book: &BookTokens, vocabulary: &Vocabulary) -> (Vec<u32>, u64) {
+    let table: Vec<u32> = book.words.iter().map(|word| vocabulary.id(word)).collect();
+    let tokens: Vec<u32> = book
+        .tokens
+        .iter()
+        .map(|&local| table[local as usize])
+        .collect();
+    let unknown = tokens.iter().filter(|&&id| id == UNK_ID).count() as u64;
+    (tokens, unknown)
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), PathError> {
+    let json = serde_json::to_vec_pretty(value).expect("manifests serialize");
+    write_file(path, &json)
+}
+
+type Summary = (
+    BTreeMap<String, SummaryRow>,
+    BTreeMap<String, SummaryRow>,
+    SummaryRow,
+    Vec<String>,
+);
+
+fn summarise(records: &[BookRecord], genres: &GenreIndex) -> Summary {
+    let add = |row: &mut SummaryRow, book: &BookRecord| {
+        row.books += 1;
+        row.sentences += book.sentences;
+        row.tokens += book.tokens;
+    };
+    let mut by_tag: BTreeMap<String, SummaryRow> = BTreeMap::new();
+    let mut total = SummaryRow::default();
+    for book in records {
+        add(&mut total, book);
+        if book.tags.is_empty() {
+            add(by_tag.entry("(none)".into()).or_default(), book);
+        }
+        for tag in &book.tags {
+            add(by_tag.entry(tag.clone()).or_default(), book);
+        }
+    }
+    let mut by_genre = BTreeMap::new();
+    let mut unused_tags = Vec::new();
+    for (genre, members) in &genres.genres {
+        let row = by_genre
+            .entry(genre.clone())
+            .or_insert_with(SummaryRow::default);
+        for &id in &members.books {
+            add(row, &records[id]);
+        }
+        unused_tags.extend(
+            members
+                .tags
+                .iter()
+                .filter(|tag| !genres.tags.contains_key(*tag))
+                .cloned(),
+        );
+    }
+    unused_tags.sort();
+    unused_tags.dedup();
+    (by_tag, by_genre, total, unused_tags)
+}

@@ -1,0 +1,21 @@
+//! Novels into a corpus: find, decode, clean, split, tokenize, count and write (`storytool ingest`), and
+//! read the result back ([`Corpus::open`]).
+//!
+//! Data flows `discover` -> `decode` -> `book` (`normalise` -> `gutenberg` -> `paragraphs` -> `sentences` ->
+//! tokenize) -> `ingest` (vocabulary, splits) -> `streams` + `manifest` + `stats`.
+
+pub mod book;
+pub mod decode;
+pub mod discover;
+pub mod gutenberg;
+pub mod ingest;
+pub mod manifest;
+pub mod normalise;
+pub mod paragraphs;
+pub mod reader;
+pub mod sentences;
+pub mod stats;
+pub mod streams;
+
+pub use ingest::{IngestError, IngestReport, IngestRequest, ingest};
+pub use reader::{Corpus, CorpusError};

@@ -1,0 +1,263 @@
+//! The body of a book into clean prose paragraphs.
+//!
+//! Paragraphs are separated by blank lines; hard-wrapped lines inside one are joined. What is not prose is
+//! dropped: chapter headings and titles, tables of contents, `[Illustration]` and `[Footnote]` blocks,
+//! production credits and any Gutenberg licence paragraph that survived marker stripping.
+//!
+//! A heading is recognised by shape rather than by a list of spellings: a short block (at most
+//! [`HEADING_MAX_WORDS`] words) that has no lower-case letters, that opens with a chapter word and a number,
+//! or that does not end in punctuation (prose does; `CHAPTER IV`, `The Lost World` and `Release Date: 1884` do
+//! not). A block of three or more lines that are mostly such headings is a table of contents. Short poems
+//! whose lines end without punctuation are dropped by the same rule: the models are trained on prose.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::gutenberg;
+
+/// The longest block, in words, that can be taken for a heading.
+pub const HEADING_MAX_WORDS: usize = 12;
+
+/// How many paragraphs at the start of a body are checked for production credits.
+const CREDIT_WINDOW: usize = 12;
+
+static CHAPTER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?ix)^\W*(
+            (chapter|book|part|volume|vol\.|act|scene|stave|canto|section|letter|chap\.)\s+
+                ([ivxlcdm]+|\d+|the\s+\w+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|
+                 first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)\b
+            | (preface|contents|table\s+of\s+contents|introduction|epilogue|prologue|appendix|the\s+end|finis|footnotes?)\W*$
+        )",
+    )
+    .unwrap()
+});
+static NUMBERED_HEADING: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\W*([IVXLCDM]+|\d+)\.(\s+\S.*)?$").unwrap());
+static PAGE_NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\s|\.)\d{1,4}$").unwrap());
+static NUMBER_WITH_PERIOD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\W*(([IVXLCDM]+|\d+)\.?\W*$|([IVXLCDM]+|\d+)\.\s)").unwrap());
+static EDITORIAL_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?is)\[\s*(illustration|footnote|sidenote|transcriber|note|frontispiece|decoration)[^\]]*\]").unwrap()
+});
+
+/// Splits a book body into prose paragraphs, each one line of single-spaced text.
+pub fn prose_paragraphs(body: &str) -> Vec<String> {
+    let mut paragraphs = Vec::new();
+    let mut index = 0;
+    for block in blocks(body) {
+        index += 1;
+        let mut lines: Vec<&str> = block
+            .iter()
+            .map(|line| line.trim())
+            .filter(|line| !line.is_empty())
+            .collect();
+        if lines.is_empty() || is_table_of_contents(&lines) {
+            continue;
+        }
+        // A heading line glued to the first line of prose (`CHAPTER SEVEN` then `Mrs. Gould was...`).
+        while lines.len() > 1 && is_heading_line(lines[0]) {
+            lines.remove(0);
+        }
+        let joined = join_lines(&lines);
+        let text = remove_editorial_blocks(&joined);
+        let text = text.trim();
+        if text.is_empty()
+            || is_heading(text)
+            || gutenberg::is_boilerplate(text)
+            || (index <= CREDIT_WINDOW && gutenberg::is_production_credit(text))
+        {
+            continue;
+        }
+        paragraphs.push(text.to_string());
+    }
+    paragraphs
+}
+
+/// Groups lines into blocks separated by blank lines.
+fn blocks(body: &str) -> impl Iterator<Item = Vec<&str>> {
+    let mut lines = body.split('\n').peekable();
+    std::iter::from_fn(move || {
+        while lines.peek().is_some_and(|line| line.trim().is_empty()) {
+            lines.next();
+        }
+        let mut block = Vec::new();
+        while let Some(line) = lines.next_if(|line| !line.trim().is_empty()) {
+            block.push(line);
+        }
+        (!block.is_empty()).then_some(block)
+    })
+}
+
+/// Joins wrapped lines with single spaces; a line ending in a hyphen joins the next without one (`to-morrow`).
+fn join_lines(lines: &[&str]) -> String {
+    let mut joined = String::with_capacity(lines.iter().map(|line| line.len() + 1).sum());
+    for line in lines {
+        let ends_with_word_hyphen = joined.ends_with('-') && {
+            let before = joined[..joined.len() - 1].chars().next_back();
+            before.is_some_and(char::is_alphabetic)
+        };
+        if !joined.is_empty() && !ends_with_word_hyphen {
+            joined.push(' ');
+        }
+        let mut previous_space = joined.ends_with(' ');
+        for char in line.chars() {
+            let space = char == ' ';
+            if !(space && previous_space) {
+                joined.push(char);
+            }
+            previous_space = space;
+        }
+    }
+    joined
+}
+
+/// Removes `[Illustration: ...]` and similar blocks, then the double spaces they leave.
+fn remove_editorial_blocks(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('[') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    match EDITORIAL_BLOCK.replace_all(text, "") {
+        std::borrow::Cow::Borrowed(unchanged) => std::borrow::Cow::Borrowed(unchanged),
+        std::borrow::Cow::Owned(removed) => {
+            std::borrow::Cow::Owned(removed.split_whitespace().collect::<Vec<_>>().join(" "))
+        }
+    }
+}
+
+/// True for a chapter heading, a title, a part number or similar short non-prose block.
+pub fn is_heading(text: &str) -> bool {
+    let n_words = text.split_whitespace().count();
+    if n_words > HEADING_MAX_WORDS {
+        return false;
+    }
+    let has_letters = text.chars().any(char::is_alphabetic);
+    let has_lowercase = text.chars().any(char::is_lowercase);
+    (has_letters && !has_lowercase)
+        || !ends_in_punctuation(text)
+        || CHAPTER.is_match(text)
+        || NUMBER_WITH_PERIOD.is_match(text)
+}
+
+/// A line that is a heading by its own shape, whatever follows it: a chapter word with a number, a numbered
+/// title (`IV. The Storm`), or a line without lower-case letters. Line ends prove nothing here: wrapped
+/// prose lines end without punctuation too.
+fn is_heading_line(line: &str) -> bool {
+    if line.split_whitespace().count() > HEADING_MAX_WORDS {
+        return false;
+    }
+    let shouting = line.chars().any(char::is_alphabetic) && !line.chars().any(char::is_lowercase);
+    shouting || CHAPTER.is_match(line) || NUMBERED_HEADING.is_match(line)
+}
+
+/// True when a block's lines are mostly headings (or end in page numbers): a table of contents.
+fn is_table_of_contents(lines: &[&str]) -> bool {
+    if lines.len() < 3 {
+        return false;
+    }
+    let headings = lines
+        .iter()
+        .filter(|line| is_heading_line(line) || PAGE_NUMBER.is_match(line))
+        .count();
+    headings * 10 >= lines.len() * 6
+}
+
+/// Prose ends in punctuation, perhaps followed by closing quotes or brackets.
+fn ends_in_punctuation(text: &str) -> bool {
+    let last = text.trim_end_matches(|char: char| {
+        matches!(char, '"' | '\'' | ')' | ']' | '*') || char.is_whitespace()
+    });
+    last.chars()
+        .next_back()
+        .is_some_and(|char| !char.is_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_lines_join_into_one_paragraph() {
+        let body = "It was a dark and stormy\nnight;  the rain fell in\ntorrents.\n\nTo-\nmorrow he would go.\n";
+        assert_eq!(
+            prose_paragraphs(body),
+            vec![
+                "It was a dark and stormy night; the rain fell in torrents.",
+                "To-morrow he would go."
+            ]
+        );
+    }
+
+    #[test]
+    fn headings_and_titles_are_dropped() {
+        for heading in [
+            "CHAPTER IV",
+            "Chapter 12. The Return.",
+            "CHAPTER I.\nTHE ARRIVAL",
+            "I.",
+            "XIV",
+            "The Lost World",
+            "\"There Are Heroisms All Round Us\"",
+            "THE END.",
+            "Release Date: October 2, 2004 [EBook #35]",
+            "BOOK THE FIRST",
+            "Preface.",
+            "12",
+        ] {
+            assert!(
+                prose_paragraphs(heading).is_empty(),
+                "kept heading {heading:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn heading_lines_glued_to_prose_are_removed() {
+        assert_eq!(
+            prose_paragraphs(
+                "CHAPTER SEVEN\nMrs. Gould was too\nsympathetic not to share that feeling."
+            ),
+            vec!["Mrs. Gould was too sympathetic not to share that feeling."]
+        );
+        assert_eq!(prose_paragraphs("I saw\nhim go."), vec!["I saw him go."]);
+        let wrapped = "It was I who saw\nhim go, and I\nwho stayed behind\nin 1850.";
+        assert_eq!(
+            prose_paragraphs(wrapped),
+            vec!["It was I who saw him go, and I who stayed behind in 1850."]
+        );
+    }
+
+    #[test]
+    fn short_prose_is_kept() {
+        for prose in [
+            "\"Come here!\"",
+            "Part of me wanted to go.",
+            "I went home.",
+            "\"But—\"",
+            "Yes, sir.",
+            "My dear Emma,",
+        ] {
+            assert_eq!(
+                prose_paragraphs(prose),
+                vec![prose.to_string()],
+                "dropped prose {prose:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tables_of_contents_are_dropped() {
+        let contents = "CONTENTS\n\nCHAPTER\n\n    I.  \"THERE ARE HEROISMS ALL ROUND US\"\n   II.  \"TRY YOUR LUCK\"\n  III.  \"HE IS A PERFECTLY IMPOSSIBLE PERSON\"\n   IV.  WHO COULD HAVE FORESEEN IT?\n\nChapter 1. Down the Rabbit-Hole\nChapter 2. The Pool of Tears\nChapter 3. A Caucus-Race and a Long Tale\n\nThe Storm ....... 12\nThe Calm ....... 30\nHome ..... 45\n\nMr. Hungerton was the most tactless person upon earth.";
+        assert_eq!(
+            prose_paragraphs(contents),
+            vec!["Mr. Hungerton was the most tactless person upon earth."]
+        );
+    }
+
+    #[test]
+    fn illustrations_credits_and_licence_are_dropped() {
+        let body = "Produced by Judy Boss\n\n[Illustration: The house\non the hill]\n\nShe looked up. [Illustration] It rained.\n\nThis eBook is made available at no cost under the Project Gutenberg License.";
+        assert_eq!(prose_paragraphs(body), vec!["She looked up. It rained."]);
+    }
+}

@@ -1,0 +1,37 @@
+//! Small helpers shared by every stage: I/O errors that name their path, atomic writes and hashing.
+
+pub mod atomic;
+pub mod hash;
+
+use std::path::{Path, PathBuf};
+
+/// An I/O failure with the path and what was being done to it.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} `{path}`")]
+pub struct PathError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl PathError {
+    pub fn new(action: &'static str, path: &Path, source: std::io::Error) -> PathError {
+        PathError {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Adds the path to an `io::Result`.
+pub trait IoContext<T> {
+    fn path_context(self, action: &'static str, path: &Path) -> Result<T, PathError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn path_context(self, action: &'static str, path: &Path) -> Result<T, PathError> {
+        self.map_err(|source| PathError::new(action, path, source))
+    }
+}
