@@ -19,6 +19,9 @@ use super::gutenberg;
 /// The longest block, in words, that can be taken for a heading.
 pub const HEADING_MAX_WORDS: usize = 12;
 
+/// How many blocks an unclosed `[Transcriber's note` may swallow looking for its `]`.
+const MAX_NOTE_BLOCKS: usize = 40;
+
 /// How many paragraphs at the start of a body are checked for production credits.
 const CREDIT_WINDOW: usize = 12;
 
@@ -38,21 +41,42 @@ static NUMBERED_HEADING: LazyLock<Regex> =
 static PAGE_NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\s|\.)\d{1,4}$").unwrap());
 static NUMBER_WITH_PERIOD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\W*(([IVXLCDM]+|\d+)\.?\W*$|([IVXLCDM]+|\d+)\.\s)").unwrap());
+static EDITORIAL_OPENING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\[\s*(illustration|footnote|sidenote|transcriber|note|frontispiece|decoration)",
+    )
+    .unwrap()
+});
 static EDITORIAL_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?is)\[\s*(illustration|footnote|sidenote|transcriber|note|frontispiece|decoration)[^\]]*\]").unwrap()
 });
 
 /// Splits a book body into prose paragraphs, each one line of single-spaced text.
 pub fn prose_paragraphs(body: &str) -> Vec<String> {
-    let mut paragraphs = Vec::new();
-    let mut index = 0;
-    for block in blocks(body) {
-        index += 1;
+    let mut candidates = Vec::new();
+    let mut open_note_blocks = 0;
+    for (index, block) in blocks(body).enumerate() {
         let mut lines: Vec<&str> = block
             .iter()
             .map(|line| line.trim())
             .filter(|line| !line.is_empty())
             .collect();
+        // An editorial note (`[Transcriber's note: ...`) that runs over several blocks, up to its `]`.
+        if open_note_blocks > 0 {
+            open_note_blocks -= 1;
+            if lines.iter().any(|line| line.contains(']')) {
+                open_note_blocks = 0;
+            }
+            continue;
+        }
+        if lines
+            .first()
+            .is_some_and(|line| EDITORIAL_OPENING.is_match(line))
+            && !lines.iter().any(|line| line.contains(']'))
+        {
+            open_note_blocks = MAX_NOTE_BLOCKS;
+            continue;
+        }
         if lines.is_empty() || is_table_of_contents(&lines) {
             continue;
         }
@@ -60,19 +84,31 @@ pub fn prose_paragraphs(body: &str) -> Vec<String> {
         while lines.len() > 1 && is_heading_line(lines[0]) {
             lines.remove(0);
         }
-        let joined = join_lines(&lines);
-        let text = remove_editorial_blocks(&joined);
-        let text = text.trim();
+        let text = remove_editorial_blocks(&join_lines(&lines))
+            .trim()
+            .to_string();
         if text.is_empty()
-            || is_heading(text)
-            || gutenberg::is_boilerplate(text)
-            || (index <= CREDIT_WINDOW && gutenberg::is_production_credit(text))
+            || gutenberg::is_boilerplate(&text)
+            || (index < CREDIT_WINDOW && gutenberg::is_production_credit(&text))
         {
             continue;
         }
-        paragraphs.push(text.to_string());
+        candidates.push(text);
     }
-    paragraphs
+    let punctuated = is_punctuated(&candidates);
+    candidates.retain(|text| !is_heading_in(text, punctuated));
+    candidates
+}
+
+/// Whether the book's long paragraphs end in punctuation. Some copies circulate with their punctuation
+/// stripped; in those, a short paragraph without a final stop is dialogue, not a heading.
+fn is_punctuated(paragraphs: &[String]) -> bool {
+    let long: Vec<&String> = paragraphs
+        .iter()
+        .filter(|text| text.split_whitespace().count() > HEADING_MAX_WORDS)
+        .collect();
+    let ending_in_punctuation = long.iter().filter(|text| ends_in_punctuation(text)).count();
+    long.is_empty() || ending_in_punctuation * 2 >= long.len()
 }
 
 /// Groups lines into blocks separated by blank lines.
@@ -128,6 +164,11 @@ fn remove_editorial_blocks(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// True for a chapter heading, a title, a part number or similar short non-prose block.
 pub fn is_heading(text: &str) -> bool {
+    is_heading_in(text, true)
+}
+
+/// [`is_heading`] for a book whose prose is `punctuated` or not (then a missing final stop proves nothing).
+fn is_heading_in(text: &str, punctuated: bool) -> bool {
     let n_words = text.split_whitespace().count();
     if n_words > HEADING_MAX_WORDS {
         return false;
@@ -135,7 +176,7 @@ pub fn is_heading(text: &str) -> bool {
     let has_letters = text.chars().any(char::is_alphabetic);
     let has_lowercase = text.chars().any(char::is_lowercase);
     (has_letters && !has_lowercase)
-        || !ends_in_punctuation(text)
+        || (punctuated && !ends_in_punctuation(text))
         || CHAPTER.is_match(text)
         || NUMBER_WITH_PERIOD.is_match(text)
 }
@@ -229,6 +270,16 @@ mod tests {
     }
 
     #[test]
+    fn books_without_punctuation_keep_their_short_paragraphs() {
+        let long = "It is Porlock s writing said he thoughtfully I can hardly doubt that it is Porlock s writing";
+        let body = format!("CHAPTER I\n\n{long}\n\nWho then is Porlock I asked\n\n{long}");
+        assert_eq!(
+            prose_paragraphs(&body),
+            vec![long, "Who then is Porlock I asked", long]
+        );
+    }
+
+    #[test]
     fn short_prose_is_kept() {
         for prose in [
             "\"Come here!\"",
@@ -257,7 +308,7 @@ mod tests {
 
     #[test]
     fn illustrations_credits_and_licence_are_dropped() {
-        let body = "Produced by Judy Boss\n\n[Illustration: The house\non the hill]\n\nShe looked up. [Illustration] It rained.\n\nThis eBook is made available at no cost under the Project Gutenberg License.";
+        let body = "Produced by Judy Boss\n\n[Illustration: The house\non the hill]\n\n[Transcriber's note: changes:\n\n 75  later  latter\n\n 108  in  is]\n\nShe looked up. [Illustration] It rained.\n\nThis eBook is made available at no cost under the Project Gutenberg License.";
         assert_eq!(prose_paragraphs(body), vec!["She looked up. It rained."]);
     }
 }
