@@ -131,13 +131,13 @@ fn all_158_books_are_ingested_with_their_catalogue_genres() {
 fn no_sentence_holds_gutenberg_packaging_or_licence_text() {
     let data = shared_data();
     let boilerplate = Regex::new(
-        r"(?i)gutenberg|\bebook|\be-?text\b|small print|www\.|\blicen[cs]e\s+(agreement|terms)|terms of use|^produced by|transcriber|\*\*\*\s*(start|end)",
+        r"(?i)gutenberg|\bebook|\be-?text\b|small print!|www\.|\blicen[cs]e\s+(agreement|terms)|terms of use|^produced by|transcriber|\*\*\*\s*(start|end)",
     )
     .unwrap();
     let mut n_sentences = 0;
     for file in catalogue_tags(&data).keys() {
         let bytes = std::fs::read(data.join("books").join(file)).unwrap();
-        let (text, _) = decode::decode(&bytes).unwrap();
+        let (text, _) = decode::decode(bytes).unwrap();
         for paragraph in book::clean_paragraphs(&text) {
             for sentence in sentences::split_sentences(&paragraph) {
                 n_sentences += 1;

@@ -47,6 +47,10 @@ pub struct IngestArgs {
     #[arg(long)]
     json: bool,
 
+    /// Also print how long each phase took
+    #[arg(long, short = 'v')]
+    verbose: bool,
+
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -93,6 +97,12 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report.manifest)?);
     } else {
         print_summary(&report);
+    }
+    if args.verbose {
+        eprintln!();
+        for (phase, duration) in &report.timings {
+            eprintln!("{:>9.3} s  {phase}", duration.as_secs_f64());
+        }
     }
     Ok(())
 }

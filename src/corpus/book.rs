@@ -4,16 +4,15 @@
 //! parallel without sharing a map; the corpus-wide vocabulary is chosen afterwards from the merged counts and
 //! each book's local ids are remapped to it in one pass over a lookup table.
 
-use rustc_hash::FxHashMap;
-
-use super::{gutenberg, normalise, paragraphs, sentences};
+use super::interner::Interner;
+use super::{gutenberg, paragraphs, sentences};
 use crate::text::tokenize::for_each_word;
 
 /// A book's text as local token ids with its sentence and paragraph boundaries.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BookTokens {
-    /// Local id -> word.
-    pub words: Vec<String>,
+    /// Local id <-> word.
+    pub words: Interner,
     /// Local id -> occurrences in this book.
     pub counts: Vec<u64>,
     /// Local ids of every sentence, concatenated.
@@ -38,34 +37,26 @@ impl BookTokens {
     }
 }
 
-/// The prose paragraphs of a decoded book, packaging and headings removed.
+/// The prose paragraphs of a decoded book, packaging and headings removed, typography normalised.
 pub fn clean_paragraphs(text: &str) -> Vec<String> {
-    let normalised = normalise::normalise_typography(text);
-    paragraphs::prose_paragraphs(gutenberg::strip_packaging(&normalised))
+    paragraphs::prose_paragraphs(gutenberg::strip_packaging(text))
 }
 
 /// Cleans, splits and tokenizes a decoded book.
 pub fn tokenize_book(text: &str, lowercase: bool) -> BookTokens {
     let mut book = BookTokens::default();
-    let mut local_ids: FxHashMap<String, u32> = FxHashMap::default();
     let mut buffer = String::new();
     for paragraph in clean_paragraphs(text) {
         let mut n_sentences = 0;
         for sentence in sentences::split_sentences(&paragraph) {
             let start = book.tokens.len();
             for_each_word(sentence, lowercase, &mut buffer, |word| {
-                let id = match local_ids.get(word) {
-                    Some(&id) => id,
-                    None => {
-                        let id = book.words.len() as u32;
-                        local_ids.insert(word.to_string(), id);
-                        book.words.push(word.to_string());
-                        book.counts.push(0);
-                        id
-                    }
-                };
-                book.counts[id as usize] += 1;
-                book.tokens.push(id);
+                let id = book.words.intern(word) as usize;
+                if id == book.counts.len() {
+                    book.counts.push(0);
+                }
+                book.counts[id] += 1;
+                book.tokens.push(id as u32);
             });
             let length = book.tokens.len() - start;
             if length > 0 {
@@ -90,11 +81,7 @@ mod tests {
         let book = tokenize_book(text, true);
         assert_eq!(book.sentence_lengths, [4, 4, 9]);
         assert_eq!(book.paragraph_lengths, [2, 1]);
-        let words: Vec<&str> = book
-            .tokens
-            .iter()
-            .map(|&id| book.words[id as usize].as_str())
-            .collect();
+        let words: Vec<&str> = book.tokens.iter().map(|&id| book.words.word(id)).collect();
         assert_eq!(
             words.join(" "),
             "the cat sat . the cat ran ! \" why ? \" said mr . fox ."

@@ -37,15 +37,17 @@ pub enum NotText {
 }
 
 /// Decodes a whole file, with line endings normalised to `\n` and any byte-order mark removed.
-pub fn decode(bytes: &[u8]) -> Result<(String, Encoding), NotText> {
-    let (text, encoding) = if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        (decode_utf8_or_latin1(rest).0, Encoding::Utf8Bom)
+/// Takes the bytes by value so that valid UTF-8, the common case, is not copied.
+pub fn decode(mut bytes: Vec<u8>) -> Result<(String, Encoding), NotText> {
+    let (text, encoding) = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+        (decode_utf8_or_latin1(bytes).0, Encoding::Utf8Bom)
     } else if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
         (decode_utf16(rest, u16::from_le_bytes), Encoding::Utf16Le)
     } else if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
         (decode_utf16(rest, u16::from_be_bytes), Encoding::Utf16Be)
     } else {
-        if looks_binary(bytes) {
+        if looks_binary(&bytes) {
             return Err(NotText::Binary);
         }
         decode_utf8_or_latin1(bytes)
@@ -56,11 +58,15 @@ pub fn decode(bytes: &[u8]) -> Result<(String, Encoding), NotText> {
     Ok((normalise_line_endings(text), encoding))
 }
 
-fn decode_utf8_or_latin1(bytes: &[u8]) -> (String, Encoding) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_string(), Encoding::Utf8),
-        Err(_) => (
-            bytes.iter().map(|&byte| windows_1252(byte)).collect(),
+fn decode_utf8_or_latin1(bytes: Vec<u8>) -> (String, Encoding) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, Encoding::Utf8),
+        Err(error) => (
+            error
+                .as_bytes()
+                .iter()
+                .map(|&byte| windows_1252(byte))
+                .collect(),
             Encoding::Latin1,
         ),
     }
@@ -92,19 +98,12 @@ fn normalise_line_endings(text: String) -> String {
     if !text.contains('\r') {
         return text;
     }
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(char) = chars.next() {
-        if char == '\r' {
-            if chars.peek() == Some(&'\n') {
-                continue;
-            }
-            out.push('\n');
-        } else {
-            out.push(char);
-        }
+    let text = text.replace("\r\n", "\n");
+    if text.contains('\r') {
+        text.replace('\r', "\n")
+    } else {
+        text
     }
-    out
 }
 
 /// Windows-1252: Latin-1 except 0x80-0x9F, which hold typographic punctuation.
@@ -126,7 +125,8 @@ mod tests {
 
     #[test]
     fn utf8_bom_is_dropped_and_crlf_normalised() {
-        let (text, encoding) = decode(b"\xEF\xBB\xBFIt was.\r\nA night.\rEnd\r\n").unwrap();
+        let (text, encoding) =
+            decode(b"\xEF\xBB\xBFIt was.\r\nA night.\rEnd\r\n".to_vec()).unwrap();
         assert_eq!(text, "It was.\nA night.\nEnd\n");
         assert_eq!(encoding, Encoding::Utf8Bom);
     }
@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn invalid_utf8_falls_back_to_windows_1252() {
         // "café" in Latin-1 and curly quotes from Windows-1252.
-        let (text, encoding) = decode(b"caf\xE9 \x93quoted\x94").unwrap();
+        let (text, encoding) = decode(b"caf\xE9 \x93quoted\x94".to_vec()).unwrap();
         assert_eq!(text, "café “quoted”");
         assert_eq!(encoding, Encoding::Latin1);
     }
@@ -146,19 +146,19 @@ mod tests {
             bytes.extend_from_slice(&unit.to_le_bytes());
         }
         assert_eq!(
-            decode(&bytes).unwrap(),
+            decode(bytes).unwrap(),
             ("Hi é\n".to_string(), Encoding::Utf16Le)
         );
     }
 
     #[test]
     fn empty_and_binary_files_are_refused() {
-        assert_eq!(decode(b""), Err(NotText::Empty));
-        assert_eq!(decode(b" \n\r\n\t"), Err(NotText::Empty));
+        assert_eq!(decode(b"".to_vec()), Err(NotText::Empty));
+        assert_eq!(decode(b" \n\r\n\t".to_vec()), Err(NotText::Empty));
         assert_eq!(
-            decode(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            decode(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec()),
             Err(NotText::Binary)
         );
-        assert_eq!(decode(&[0x01; 200]), Err(NotText::Binary));
+        assert_eq!(decode(vec![0x01; 200]), Err(NotText::Binary));
     }
 }

@@ -19,7 +19,7 @@ static END_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bend\s+of\s+(the\s+|this\s+)?project\s+gutenberg").unwrap());
 static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)project\s+gutenberg|gutenberg\.(org|net)|gutenberg-tm|\betexts?\b|\bebooks?\b|this\s+e-?book\s+is\s+for\s+the\s+use\s+of|small\s+print",
+        r"(?i)project\s+gutenberg|gutenberg\.(org|net)|gutenberg-tm|\betexts?\b|\bebooks?\b|this\s+e-?book\s+is\s+for\s+the\s+use\s+of|small\s+print!",
     )
     .unwrap()
 });
@@ -59,6 +59,17 @@ pub fn strip_packaging(text: &str) -> &str {
 /// True for a paragraph that is Gutenberg packaging or licence text wherever it stands.
 pub fn is_boilerplate(paragraph: &str) -> bool {
     BOILERPLATE.is_match(paragraph)
+}
+
+/// [`is_boilerplate`] for a paragraph `near_edge` of the body (checked fully) or inside it (checked only
+/// when it names Gutenberg, which licence text always does; this keeps the cost of the check off the bulk).
+pub fn is_boilerplate_at(paragraph: &str, near_edge: bool) -> bool {
+    let names_gutenberg = || {
+        let bytes = paragraph.as_bytes();
+        memchr::memmem::find(bytes, b"utenberg").is_some()
+            || memchr::memmem::find(bytes, b"UTENBERG").is_some()
+    };
+    (near_edge || names_gutenberg()) && is_boilerplate(paragraph)
 }
 
 /// True for "Produced by ..." and similar credits that open a Gutenberg body.

@@ -75,6 +75,8 @@ pub struct IngestReport {
     pub unused_tags: Vec<String>,
     pub input_bytes: u64,
     pub elapsed: Duration,
+    /// Wall time of each phase, in order.
+    pub timings: Vec<(&'static str, Duration)>,
 }
 
 /// A book that was read, before it is placed in a split.
@@ -111,6 +113,12 @@ pub fn ingest(
         .map(|source| read_book(source, lowercase, progress))
         .collect();
     progress.finish();
+    let mut timings = vec![("read, clean and tokenize books", started.elapsed())];
+    let mut phase_started = Instant::now();
+    let mut phase = |name: &'static str| {
+        timings.push((name, phase_started.elapsed()));
+        phase_started = Instant::now();
+    };
 
     let mut books = Vec::new();
     let mut by_hash: HashMap<String, usize> = HashMap::new();
@@ -156,9 +164,11 @@ pub fn ingest(
         });
     }
 
+    phase("remove duplicates");
     let valid = choose_validation_books(&books, request.config.corpus.valid_books);
     let vocabulary = build_vocabulary(&books, &valid, request.config.corpus.vocab_size, lowercase);
 
+    phase("build the vocabulary");
     let mut records = Vec::with_capacity(books.len());
     let mut splits: BTreeMap<String, SplitCounts> = BTreeMap::new();
     for split in SPLITS {
@@ -210,12 +220,14 @@ pub fn ingest(
         record.id = id;
     }
 
+    phase("remap and write token streams");
     let out = staging.path();
     vocabulary.save(&out.join(TOKENIZER_FILE))?;
     let genres = GenreIndex::build(&records, &request.config.genres);
     write_json(&out.join(BOOKS_FILE), &records)?;
     write_json(&out.join(GENRES_FILE), &genres)?;
     write_stats(&out.join(STATS_FILE), &records)?;
+    phase("write vocabulary, index and statistics");
 
     let catalogue = match catalogue {
         Some(path) => {
@@ -252,6 +264,7 @@ pub fn ingest(
     };
     write_json(&out.join(MANIFEST_FILE), &manifest)?;
     let out = staging.commit()?;
+    phase("write manifest and move into place");
 
     let (by_tag, by_genre, total, unused_tags) = summarise(&records, &genres);
     Ok(IngestReport {
@@ -263,6 +276,7 @@ pub fn ingest(
         unused_tags,
         input_bytes: total_bytes,
         elapsed: started.elapsed(),
+        timings,
     })
 }
 
@@ -283,11 +297,10 @@ fn read_book(
         bytes: bytes.len() as u64,
         blake3: hash::content_hash(&bytes),
     };
-    let (text, encoding) = decode(&bytes).map_err(|reason| match reason {
+    let (text, encoding) = decode(bytes).map_err(|reason| match reason {
         NotText::Empty => skip("empty".into()),
         NotText::Binary => skip("binary, not text".into()),
     })?;
-    drop(bytes);
     let tokens = tokenize_book(&text, lowercase);
     if tokens.n_sentences() == 0 {
         return Err(skip(
@@ -324,8 +337,8 @@ fn build_vocabulary(
 ) -> Vocabulary {
     let mut counts: FxHashMap<&str, u64> = FxHashMap::default();
     for (book, _) in books.iter().zip(valid).filter(|(_, valid)| !**valid) {
-        for (word, &count) in book.tokens.words.iter().zip(&book.tokens.counts) {
-            *counts.entry(word.as_str()).or_default() += count;
+        for (word, &count) in book.tokens.words.words().zip(&book.tokens.counts) {
+            *counts.entry(word).or_default() += count;
         }
     }
     Vocabulary::from_counts(counts, size, lowercase)
@@ -333,7 +346,7 @@ fn build_vocabulary(
 
 /// A book's tokens in vocabulary ids, and how many became `<unk>`.
 fn remap(book: &BookTokens, vocabulary: &Vocabulary) -> (Vec<u32>, u64) {
-    let table: Vec<u32> = book.words.iter().map(|word| vocabulary.id(word)).collect();
+    let table: Vec<u32> = book.words.words().map(|word| vocabulary.id(word)).collect();
     let tokens: Vec<u32> = book
         .tokens
         .iter()

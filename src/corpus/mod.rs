@@ -1,7 +1,7 @@
 //! Novels into a corpus: find, decode, clean, split, tokenize, count and write (`storytool ingest`), and
 //! read the result back ([`Corpus::open`]).
 //!
-//! Data flows `discover` -> `decode` -> `book` (`normalise` -> `gutenberg` -> `paragraphs` -> `sentences` ->
+//! Data flows `discover` -> `decode` -> `book` (`gutenberg` -> `paragraphs` + `normalise` -> `sentences` ->
 //! tokenize) -> `ingest` (vocabulary, splits) -> `streams` + `manifest` + `stats`.
 
 pub mod book;
@@ -9,6 +9,7 @@ pub mod decode;
 pub mod discover;
 pub mod gutenberg;
 pub mod ingest;
+pub mod interner;
 pub mod manifest;
 pub mod normalise;
 pub mod paragraphs;

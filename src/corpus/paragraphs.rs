@@ -14,13 +14,17 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::gutenberg;
+use super::{gutenberg, normalise};
 
 /// The longest block, in words, that can be taken for a heading.
 pub const HEADING_MAX_WORDS: usize = 12;
 
 /// How many blocks an unclosed `[Transcriber's note` may swallow looking for its `]`.
 const MAX_NOTE_BLOCKS: usize = 40;
+
+/// Paragraphs at each end of a body that are always checked for licence text; elsewhere only paragraphs
+/// that name Gutenberg are (licence text sits at the edges, and the full check is the costliest one).
+const EDGE_PARAGRAPHS: usize = 40;
 
 /// How many paragraphs at the start of a body are checked for production credits.
 const CREDIT_WINDOW: usize = 12;
@@ -51,28 +55,30 @@ static EDITORIAL_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?is)\[\s*(illustration|footnote|sidenote|transcriber|note|frontispiece|decoration)[^\]]*\]").unwrap()
 });
 
-/// Splits a book body into prose paragraphs, each one line of single-spaced text.
+/// Splits a book body into prose paragraphs, each one line of single-spaced, normalised text.
 pub fn prose_paragraphs(body: &str) -> Vec<String> {
     let mut candidates = Vec::new();
     let mut open_note_blocks = 0;
+    let mut lines: Vec<&str> = Vec::new();
     for (index, block) in blocks(body).enumerate() {
-        let mut lines: Vec<&str> = block
-            .iter()
-            .map(|line| line.trim())
-            .filter(|line| !line.is_empty())
-            .collect();
+        lines.clear();
+        lines.extend(
+            block
+                .split('\n')
+                .map(str::trim)
+                .filter(|line| !line.is_empty()),
+        );
         // An editorial note (`[Transcriber's note: ...`) that runs over several blocks, up to its `]`.
         if open_note_blocks > 0 {
             open_note_blocks -= 1;
-            if lines.iter().any(|line| line.contains(']')) {
+            if block.contains(']') {
                 open_note_blocks = 0;
             }
             continue;
         }
-        if lines
-            .first()
-            .is_some_and(|line| EDITORIAL_OPENING.is_match(line))
-            && !lines.iter().any(|line| line.contains(']'))
+        if block.trim_start().starts_with('[')
+            && EDITORIAL_OPENING.is_match(block.trim_start())
+            && !block.contains(']')
         {
             open_note_blocks = MAX_NOTE_BLOCKS;
             continue;
@@ -81,52 +87,94 @@ pub fn prose_paragraphs(body: &str) -> Vec<String> {
             continue;
         }
         // A heading line glued to the first line of prose (`CHAPTER SEVEN` then `Mrs. Gould was...`).
-        while lines.len() > 1 && is_heading_line(lines[0]) {
-            lines.remove(0);
-        }
-        let text = remove_editorial_blocks(&join_lines(&lines))
-            .trim()
-            .to_string();
-        if text.is_empty()
-            || gutenberg::is_boilerplate(&text)
-            || (index < CREDIT_WINDOW && gutenberg::is_production_credit(&text))
-        {
+        let first_prose_line = lines
+            .iter()
+            .take(lines.len() - 1)
+            .take_while(|line| is_heading_line(line))
+            .count();
+        let mut text = join_lines(&lines[first_prose_line..]);
+        remove_editorial_blocks(&mut text);
+        if text.is_empty() || (index < CREDIT_WINDOW && gutenberg::is_production_credit(&text)) {
             continue;
         }
         candidates.push(text);
     }
     let punctuated = is_punctuated(&candidates);
-    candidates.retain(|text| !is_heading_in(text, punctuated));
+    let n_candidates = candidates.len();
+    let mut position = 0;
+    candidates.retain(|text| {
+        let near_edge = position < EDGE_PARAGRAPHS || position + EDGE_PARAGRAPHS >= n_candidates;
+        position += 1;
+        !is_heading_in(text, punctuated) && !gutenberg::is_boilerplate_at(text, near_edge)
+    });
     candidates
 }
 
 /// Whether the book's long paragraphs end in punctuation. Some copies circulate with their punctuation
 /// stripped; in those, a short paragraph without a final stop is dialogue, not a heading.
 fn is_punctuated(paragraphs: &[String]) -> bool {
-    let long: Vec<&String> = paragraphs
+    let long = paragraphs
         .iter()
-        .filter(|text| text.split_whitespace().count() > HEADING_MAX_WORDS)
-        .collect();
-    let ending_in_punctuation = long.iter().filter(|text| ends_in_punctuation(text)).count();
-    long.is_empty() || ending_in_punctuation * 2 >= long.len()
+        .filter(|text| word_count_exceeds(text, HEADING_MAX_WORDS));
+    let (n_long, n_punctuated) = long.fold((0, 0), |(n_long, n_punctuated), text| {
+        (
+            n_long + 1,
+            n_punctuated + ends_in_punctuation(text) as usize,
+        )
+    });
+    n_long == 0 || n_punctuated * 2 >= n_long
 }
 
-/// Groups lines into blocks separated by blank lines.
-fn blocks(body: &str) -> impl Iterator<Item = Vec<&str>> {
-    let mut lines = body.split('\n').peekable();
+/// Whether `text` has more than `limit` whitespace-separated words, counting no further than needed.
+fn word_count_exceeds(text: &str, limit: usize) -> bool {
+    let mut words = 0;
+    let mut in_word = false;
+    for &byte in text.as_bytes() {
+        let space = byte.is_ascii_whitespace();
+        if !space && !in_word {
+            words += 1;
+            if words > limit {
+                return true;
+            }
+        }
+        in_word = !space;
+    }
+    false
+}
+
+/// The blocks of a body: runs of non-blank lines, separated by blank lines, as slices of the body.
+fn blocks(body: &str) -> impl Iterator<Item = &str> {
+    let mut rest = body;
     std::iter::from_fn(move || {
-        while lines.peek().is_some_and(|line| line.trim().is_empty()) {
-            lines.next();
+        // Skip blank lines.
+        loop {
+            let line_end = rest.find('\n').map_or(rest.len(), |newline| newline + 1);
+            if line_end == 0 {
+                return None;
+            }
+            if !rest[..line_end].trim().is_empty() {
+                break;
+            }
+            rest = &rest[line_end..];
         }
-        let mut block = Vec::new();
-        while let Some(line) = lines.next_if(|line| !line.trim().is_empty()) {
-            block.push(line);
+        let mut end = 0;
+        while end < rest.len() {
+            let line_end = rest[end..]
+                .find('\n')
+                .map_or(rest.len(), |newline| end + newline + 1);
+            if rest[end..line_end].trim().is_empty() {
+                break;
+            }
+            end = line_end;
         }
-        (!block.is_empty()).then_some(block)
+        let block = &rest[..end];
+        rest = &rest[end..];
+        Some(block)
     })
 }
 
-/// Joins wrapped lines with single spaces; a line ending in a hyphen joins the next without one (`to-morrow`).
+/// Joins wrapped lines with single spaces, normalising typography; a line ending in a hyphen joins the next
+/// without one (`to-morrow`).
 fn join_lines(lines: &[&str]) -> String {
     let mut joined = String::with_capacity(lines.iter().map(|line| line.len() + 1).sum());
     for line in lines {
@@ -137,28 +185,20 @@ fn join_lines(lines: &[&str]) -> String {
         if !joined.is_empty() && !ends_with_word_hyphen {
             joined.push(' ');
         }
-        let mut previous_space = joined.ends_with(' ');
-        for char in line.chars() {
-            let space = char == ' ';
-            if !(space && previous_space) {
-                joined.push(char);
-            }
-            previous_space = space;
-        }
+        normalise::push_normalised(&mut joined, line);
     }
+    let trimmed_len = joined.trim_end().len();
+    joined.truncate(trimmed_len);
     joined
 }
 
-/// Removes `[Illustration: ...]` and similar blocks, then the double spaces they leave.
-fn remove_editorial_blocks(text: &str) -> std::borrow::Cow<'_, str> {
+/// Removes `[Illustration: ...]` and similar blocks, then the spaces they leave.
+fn remove_editorial_blocks(text: &mut String) {
     if !text.contains('[') {
-        return std::borrow::Cow::Borrowed(text);
+        return;
     }
-    match EDITORIAL_BLOCK.replace_all(text, "") {
-        std::borrow::Cow::Borrowed(unchanged) => std::borrow::Cow::Borrowed(unchanged),
-        std::borrow::Cow::Owned(removed) => {
-            std::borrow::Cow::Owned(removed.split_whitespace().collect::<Vec<_>>().join(" "))
-        }
+    if let std::borrow::Cow::Owned(removed) = EDITORIAL_BLOCK.replace_all(text, "") {
+        *text = removed.split_whitespace().collect::<Vec<_>>().join(" ");
     }
 }
 
@@ -169,39 +209,86 @@ pub fn is_heading(text: &str) -> bool {
 
 /// [`is_heading`] for a book whose prose is `punctuated` or not (then a missing final stop proves nothing).
 fn is_heading_in(text: &str, punctuated: bool) -> bool {
-    let n_words = text.split_whitespace().count();
-    if n_words > HEADING_MAX_WORDS {
+    if word_count_exceeds(text, HEADING_MAX_WORDS) {
         return false;
     }
-    let has_letters = text.chars().any(char::is_alphabetic);
-    let has_lowercase = text.chars().any(char::is_lowercase);
-    (has_letters && !has_lowercase)
-        || (punctuated && !ends_in_punctuation(text))
-        || CHAPTER.is_match(text)
-        || NUMBER_WITH_PERIOD.is_match(text)
+    (punctuated && !ends_in_punctuation(text))
+        || is_shouting(text)
+        || (may_be_numbered_or_chapter(text)
+            && (CHAPTER.is_match(text) || NUMBER_WITH_PERIOD.is_match(text)))
+}
+
+/// A cheap test that must hold before the chapter and numbering regexes can match: the first word is a
+/// heading keyword, a number or a Roman numeral. Most prose lines fail it at once.
+fn may_be_numbered_or_chapter(line: &str) -> bool {
+    const KEYWORDS: &[&str] = &[
+        "chapter",
+        "book",
+        "part",
+        "volume",
+        "vol",
+        "act",
+        "scene",
+        "stave",
+        "canto",
+        "section",
+        "letter",
+        "chap",
+        "preface",
+        "contents",
+        "table",
+        "introduction",
+        "epilogue",
+        "prologue",
+        "appendix",
+        "the",
+        "finis",
+        "footnote",
+        "footnotes",
+    ];
+    let start = line.trim_start_matches(|char: char| !char.is_alphanumeric());
+    let word = &start[..start
+        .find(|char: char| !char.is_alphanumeric())
+        .unwrap_or(start.len())];
+    word.bytes().all(|byte| byte.is_ascii_digit())
+        || word.bytes().all(|byte| b"IVXLCDM".contains(&byte))
+        || KEYWORDS
+            .iter()
+            .any(|keyword| word.eq_ignore_ascii_case(keyword))
+}
+
+/// Letters, none of them lower-case.
+fn is_shouting(text: &str) -> bool {
+    !text.chars().any(char::is_lowercase) && text.chars().any(char::is_alphabetic)
 }
 
 /// A line that is a heading by its own shape, whatever follows it: a chapter word with a number, a numbered
 /// title (`IV. The Storm`), or a line without lower-case letters. Line ends prove nothing here: wrapped
 /// prose lines end without punctuation too.
 fn is_heading_line(line: &str) -> bool {
-    if line.split_whitespace().count() > HEADING_MAX_WORDS {
-        return false;
-    }
-    let shouting = line.chars().any(char::is_alphabetic) && !line.chars().any(char::is_lowercase);
-    shouting || CHAPTER.is_match(line) || NUMBERED_HEADING.is_match(line)
+    !word_count_exceeds(line, HEADING_MAX_WORDS)
+        && (is_shouting(line)
+            || (may_be_numbered_or_chapter(line)
+                && (CHAPTER.is_match(line) || NUMBERED_HEADING.is_match(line))))
 }
 
-/// True when a block's lines are mostly headings (or end in page numbers): a table of contents.
+/// True when at least 60% of a block's lines are headings or end in page numbers: a table of contents.
 fn is_table_of_contents(lines: &[&str]) -> bool {
     if lines.len() < 3 {
         return false;
     }
-    let headings = lines
-        .iter()
-        .filter(|line| is_heading_line(line) || PAGE_NUMBER.is_match(line))
-        .count();
-    headings * 10 >= lines.len() * 6
+    let allowed_prose_lines = lines.len() * 4 / 10;
+    let mut prose_lines = 0;
+    for line in lines {
+        let ends_in_digit = line.as_bytes().last().is_some_and(u8::is_ascii_digit);
+        if !(is_heading_line(line) || (ends_in_digit && PAGE_NUMBER.is_match(line))) {
+            prose_lines += 1;
+            if prose_lines > allowed_prose_lines {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Prose ends in punctuation, perhaps followed by closing quotes or brackets.

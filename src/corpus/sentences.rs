@@ -23,11 +23,8 @@ pub fn split_sentences(paragraph: &str) -> Vec<&str> {
     let mut sentences = Vec::new();
     let mut start = 0;
     let mut position = 0;
-    while position < bytes.len() {
-        if !matches!(bytes[position], b'.' | b'?' | b'!') {
-            position += 1;
-            continue;
-        }
+    while let Some(found) = memchr::memchr3(b'.', b'?', b'!', &bytes[position..]) {
+        position += found;
         let terminator_start = position;
         while position < bytes.len() && matches!(bytes[position], b'.' | b'?' | b'!') {
             position += 1;

@@ -5,8 +5,9 @@
 //! gets a smaller vocabulary: every consumer asks [`Vocabulary::len`] instead of trusting the config, which
 //! is what crashed the old tools with a `KeyError`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
 
 use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::normalizers::Lowercase;
@@ -40,7 +41,7 @@ pub enum VocabularyError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vocabulary {
     words: Vec<String>,
-    ids: HashMap<String, u32>,
+    ids: FxHashMap<String, u32>,
     lowercase: bool,
 }
 
