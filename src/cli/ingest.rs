@@ -82,6 +82,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         force: args.force,
         config,
         command: command_line(),
+        cancel: super::cancel_on_interrupt(),
     };
     let bar = BytesBar::new();
     let report = match args.threads {

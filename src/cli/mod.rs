@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use storytool::config::{Config, Override};
+use storytool::util::cancel::CancelFlag;
 
 /// Turn a picture into a short story in a literary genre, and train every model that does it.
 #[derive(Debug, Parser)]
@@ -60,6 +61,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(args) => ingest::run(args),
     }
+}
+
+/// A flag set by the first Ctrl-C or SIGTERM, so the running command can stop cleanly; a second one exits
+/// at once.
+fn cancel_on_interrupt() -> CancelFlag {
+    let cancel = CancelFlag::new();
+    let flag = cancel.clone();
+    let installed = ctrlc::set_handler(move || {
+        if flag.is_cancelled() {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping cleanly (press Ctrl-C again to quit at once)");
+        flag.cancel();
+    });
+    if let Err(error) = installed {
+        eprintln!(
+            "warning: cannot catch Ctrl-C ({error}); an interrupted run may leave a hidden staging folder"
+        );
+    }
+    cancel
 }
 
 /// The command line as given, for manifests.

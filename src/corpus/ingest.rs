@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::progress::Progress;
 use crate::text::{UNK_ID, Vocabulary, VocabularyError};
 use crate::util::atomic::{StagingDir, StagingError, write_file};
+use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::{IoContext, PathError, hash};
 
 /// What to ingest and where to put it.
@@ -34,6 +35,8 @@ pub struct IngestRequest {
     pub config: Config,
     /// The command line, recorded in the manifest.
     pub command: Vec<String>,
+    /// Set to stop early (Ctrl-C); ingest then returns [`Interrupted`] and writes nothing.
+    pub cancel: CancelFlag,
 }
 
 /// Why ingest failed.
@@ -49,6 +52,8 @@ pub enum IngestError {
     Vocabulary(#[from] VocabularyError),
     #[error(transparent)]
     Stats(#[from] StatsError),
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
     #[error("no book could be read from `{books_dir}` ({skipped} files skipped)")]
     NoBooks { books_dir: PathBuf, skipped: usize },
 }
@@ -107,12 +112,14 @@ pub fn ingest(
     progress.set_total(total_bytes);
     progress.set_message("reading books");
     let lowercase = request.config.corpus.lowercase;
-    let results: Vec<Result<ReadBook, Skipped>> = found
+    let cancel = &request.cancel;
+    let results: Vec<Option<Result<ReadBook, Skipped>>> = found
         .books
         .into_par_iter()
-        .map(|source| read_book(source, lowercase, progress))
+        .map(|source| (!cancel.is_cancelled()).then(|| read_book(source, lowercase, progress)))
         .collect();
     progress.finish();
+    cancel.check()?;
     let mut timings = vec![("read, clean and tokenize books", started.elapsed())];
     let mut phase_started = Instant::now();
     let mut phase = |name: &'static str| {
@@ -122,7 +129,7 @@ pub fn ingest(
 
     let mut books = Vec::new();
     let mut by_hash: HashMap<String, usize> = HashMap::new();
-    for result in results {
+    for result in results.into_iter().flatten() {
         let book = match result {
             Ok(book) => book,
             Err(skip) => {
@@ -172,6 +179,7 @@ pub fn ingest(
     let mut records = Vec::with_capacity(books.len());
     let mut splits: BTreeMap<String, SplitCounts> = BTreeMap::new();
     for split in SPLITS {
+        cancel.check()?;
         let members: Vec<usize> = (0..books.len())
             .filter(|&index| valid[index] == (split == "valid"))
             .collect();
@@ -263,6 +271,7 @@ pub fn ingest(
         skipped,
     };
     write_json(&out.join(MANIFEST_FILE), &manifest)?;
+    cancel.check()?;
     let out = staging.commit()?;
     phase("write manifest and move into place");
 
@@ -359,6 +368,46 @@ fn remap(book: &BookTokens, vocabulary: &Vocabulary) -> (Vec<u32>, u64) {
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), PathError> {
     let json = serde_json::to_vec_pretty(value).expect("manifests serialize");
     write_file(path, &json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+
+    #[test]
+    fn a_cancelled_ingest_writes_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let books = root.path().join("books");
+        std::fs::create_dir(&books).unwrap();
+        std::fs::write(books.join("a.txt"), "It was dark. The end came.\n").unwrap();
+        let request = IngestRequest {
+            books_dir: books,
+            catalogue: None,
+            out: root.path().join("corpus"),
+            force: false,
+            config: Config::default(),
+            command: Vec::new(),
+            cancel: CancelFlag::new(),
+        };
+        request.cancel.cancel();
+        assert!(matches!(
+            ingest(&request, &NoProgress),
+            Err(IngestError::Interrupted(_))
+        ));
+        let names: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["books"], "no corpus and no staging folder is left");
+
+        let request = IngestRequest {
+            cancel: CancelFlag::new(),
+            ..request
+        };
+        let report = ingest(&request, &NoProgress).unwrap();
+        assert_eq!(report.total.books, 1);
+    }
 }
 
 type Summary = (

@@ -1,6 +1,8 @@
-//! Small helpers shared by every stage: I/O errors that name their path, atomic writes and hashing.
+//! Small helpers shared by every stage: I/O errors that name their path, atomic writes, hashing and
+//! cancellation.
 
 pub mod atomic;
+pub mod cancel;
 pub mod hash;
 
 use std::path::{Path, PathBuf};
