@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use storytool::corpus::ingest::SummaryRow;
-use storytool::corpus::{IngestReport, IngestRequest, ingest};
+use storytool::corpus::{IngestError, IngestReport, IngestRequest, ingest};
 
 use super::progress_bar::BytesBar;
 use super::{ConfigArgs, command_line};
@@ -93,7 +93,14 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             .install(|| ingest(&request, &bar)),
         None => ingest(&request, &bar),
     }
-    .with_context(|| format!("cannot ingest books from `{}`", request.books_dir.display()))?;
+    .map_err(|error| match error {
+        // Reported as itself so that `main` exits with 130, the convention for Ctrl-C.
+        IngestError::Interrupted(interrupted) => anyhow::Error::new(interrupted),
+        other => anyhow::Error::new(other).context(format!(
+            "cannot ingest books from `{}`",
+            request.books_dir.display()
+        )),
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.manifest)?);
     } else {
