@@ -9,121 +9,70 @@ use polars::prelude::*;
 use super::manifest::BookRecord;
 use crate::util::{IoContext, PathError};
 
-/// Why the statistics could not be written.
+/// Why the statistics could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum StatsError {
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error("cannot write statistics `{path}`: {message}")]
+    #[error("statistics `{path}`: {message}")]
     Polars { path: String, message: String },
+}
+
+impl StatsError {
+    fn polars(path: &Path) -> impl Fn(PolarsError) -> StatsError + '_ {
+        move |error| StatsError::Polars {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// A column holding `value` of every book.
+fn column<T>(name: &str, books: &[BookRecord], value: impl Fn(&BookRecord) -> T) -> Column
+where
+    Series: NamedFrom<Vec<T>, [T]>,
+{
+    Column::new(name.into(), books.iter().map(value).collect::<Vec<T>>())
 }
 
 /// Writes one row per book: file, title, author, year, genres, split, encoding, bytes, paragraphs,
 /// sentences, tokens, unknown tokens and unknown rate.
 pub fn write_stats(path: &Path, books: &[BookRecord]) -> Result<(), StatsError> {
-    let polars_error = |error: PolarsError| StatsError::Polars {
-        path: path.display().to_string(),
-        message: error.to_string(),
-    };
-    let text = |values: Vec<Option<String>>, name: &str| Column::new(name.into(), values);
-    let mut frame = DataFrame::new(
-        books.len(),
-        vec![
-            Column::new(
-                "id".into(),
-                books.iter().map(|book| book.id as u32).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "file".into(),
-                books
-                    .iter()
-                    .map(|book| book.file.clone())
-                    .collect::<Vec<_>>(),
-            ),
-            text(
-                books.iter().map(|book| book.title.clone()).collect(),
-                "title",
-            ),
-            text(
-                books.iter().map(|book| book.author.clone()).collect(),
-                "author",
-            ),
-            text(books.iter().map(|book| book.year.clone()).collect(), "year"),
-            Column::new(
-                "genres".into(),
-                books
-                    .iter()
-                    .map(|book| book.tags.join(";"))
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "split".into(),
-                books
-                    .iter()
-                    .map(|book| book.split.clone())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "encoding".into(),
-                books
-                    .iter()
-                    .map(|book| book.encoding.name())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "bytes".into(),
-                books.iter().map(|book| book.bytes).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "paragraphs".into(),
-                books.iter().map(|book| book.paragraphs).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "sentences".into(),
-                books.iter().map(|book| book.sentences).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "tokens".into(),
-                books.iter().map(|book| book.tokens).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "unknown_tokens".into(),
-                books
-                    .iter()
-                    .map(|book| book.unknown_tokens)
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "unknown_rate".into(),
-                books
-                    .iter()
-                    .map(BookRecord::unknown_rate)
-                    .collect::<Vec<_>>(),
-            ),
-        ],
-    )
-    .map_err(polars_error)?;
+    let columns = vec![
+        column("id", books, |book| book.id as u32),
+        column("file", books, |book| book.file.clone()),
+        column("title", books, |book| book.title.clone()),
+        column("author", books, |book| book.author.clone()),
+        column("year", books, |book| book.year.clone()),
+        column("genres", books, |book| book.tags.join(";")),
+        column("split", books, |book| book.split.clone()),
+        column("encoding", books, |book| book.encoding.name()),
+        column("bytes", books, |book| book.bytes),
+        column("paragraphs", books, |book| book.paragraphs),
+        column("sentences", books, |book| book.sentences),
+        column("tokens", books, |book| book.tokens),
+        column("unknown_tokens", books, |book| book.unknown_tokens),
+        column("unknown_rate", books, BookRecord::unknown_rate),
+    ];
+    let mut frame = DataFrame::new(books.len(), columns).map_err(StatsError::polars(path))?;
     let mut file = std::fs::File::create(path).path_context("create", path)?;
     ParquetWriter::new(&mut file)
         .finish(&mut frame)
-        .map_err(polars_error)?;
+        .map_err(StatsError::polars(path))?;
     file.sync_all().path_context("sync", path)?;
     Ok(())
 }
 
-/// Reads the statistics back (for tests and tools): the number of rows and the `file` column.
+/// Reads the `file` column back (for tests and tools).
 pub fn read_stats_files(path: &Path) -> Result<Vec<String>, StatsError> {
-    let polars_error = |error: PolarsError| StatsError::Polars {
-        path: path.display().to_string(),
-        message: error.to_string(),
-    };
     let file = std::fs::File::open(path).path_context("open", path)?;
-    let frame = ParquetReader::new(file).finish().map_err(polars_error)?;
+    let frame = ParquetReader::new(file)
+        .finish()
+        .map_err(StatsError::polars(path))?;
     let files = frame
         .column("file")
-        .map_err(polars_error)?
-        .str()
-        .map_err(polars_error)?;
+        .and_then(|column| column.str())
+        .map_err(StatsError::polars(path))?;
     Ok(files
         .iter()
         .map(|file| file.unwrap_or_default().to_string())
