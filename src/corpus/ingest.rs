@@ -176,6 +176,10 @@ pub fn ingest(
     let vocabulary = build_vocabulary(&books, &valid, request.config.corpus.vocab_size, lowercase);
 
     phase("build the vocabulary");
+    let unknown_per_book: Vec<u64> = books
+        .par_iter_mut()
+        .map(|book| remap_to_vocabulary(&mut book.tokens, &vocabulary))
+        .collect();
     let mut records = Vec::with_capacity(books.len());
     let mut splits: BTreeMap<String, SplitCounts> = BTreeMap::new();
     for split in SPLITS {
@@ -185,16 +189,12 @@ pub fn ingest(
             .collect();
         let mut writer = SplitWriter::create(&staging.path().join(split))?;
         let counts = splits.entry(split.to_string()).or_default();
-        let remapped: Vec<(Vec<u32>, u64)> = members
-            .par_iter()
-            .map(|&index| remap(&books[index].tokens, &vocabulary))
-            .collect();
-        for (index_in_split, (&index, (tokens, unknown_tokens))) in
-            members.iter().zip(remapped).enumerate()
-        {
+        for (index_in_split, &index) in members.iter().enumerate() {
+            let unknown_tokens = unknown_per_book[index];
             let book = &books[index];
+            let tokens = &book.tokens.tokens;
             writer.add_book(
-                &tokens,
+                tokens,
                 &book.tokens.sentence_lengths,
                 &book.tokens.paragraph_lengths,
             )?;
@@ -353,16 +353,15 @@ fn build_vocabulary(
     Vocabulary::from_counts(counts, size, lowercase)
 }
 
-/// A book's tokens in vocabulary ids, and how many became `<unk>`.
-fn remap(book: &BookTokens, vocabulary: &Vocabulary) -> (Vec<u32>, u64) {
+/// Rewrites a book's local token ids as vocabulary ids, in place; returns how many became `<unk>`.
+fn remap_to_vocabulary(book: &mut BookTokens, vocabulary: &Vocabulary) -> u64 {
     let table: Vec<u32> = book.words.words().map(|word| vocabulary.id(word)).collect();
-    let tokens: Vec<u32> = book
-        .tokens
-        .iter()
-        .map(|&local| table[local as usize])
-        .collect();
-    let unknown = tokens.iter().filter(|&&id| id == UNK_ID).count() as u64;
-    (tokens, unknown)
+    let mut unknown = 0;
+    for token in &mut book.tokens {
+        *token = table[*token as usize];
+        unknown += u64::from(*token == UNK_ID);
+    }
+    unknown
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), PathError> {
