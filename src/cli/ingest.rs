@@ -119,8 +119,9 @@ fn print_summary(report: &IngestReport) {
     let seconds = report.elapsed.as_secs_f64();
     let megabytes = report.input_bytes as f64 / 1e6;
     println!(
-        "Ingested {} books ({megabytes:.1} MB) into `{}` in {seconds:.2} s ({:.1} MB/s)",
+        "Ingested {} book{} ({megabytes:.1} MB) into `{}` in {seconds:.2} s ({:.1} MB/s)",
         report.total.books,
+        if report.total.books == 1 { "" } else { "s" },
         report.out.display(),
         megabytes / seconds.max(1e-9)
     );

@@ -353,6 +353,15 @@ mod tests {
             "{error}"
         );
 
+        std::fs::write(&catalogue, "\u{feff}file,genres\r\na.txt,Horror\r\n").unwrap();
+        std::fs::write(root.path().join("a.txt"), "x").unwrap();
+        let found = discover(root.path(), Some(&catalogue)).unwrap();
+        assert_eq!(
+            found.books[0].tags,
+            ["horror"],
+            "a spreadsheet's BOM and CRLF are fine"
+        );
+
         std::fs::write(&catalogue, "name,genres\na.txt,x\n").unwrap();
         let error = discover(root.path(), Some(&catalogue))
             .unwrap_err()
