@@ -8,6 +8,7 @@ pub mod config;
 pub mod corpus;
 pub mod progress;
 pub mod text;
+pub mod train;
 pub mod util;
 
 /// The version of this build, recorded in every artifact manifest.
