@@ -1,0 +1,3 @@
+//! burn modules. Models never read files: loading and saving live with the stages that own them.
+
+pub mod skip_thought;

@@ -1,0 +1,216 @@
+//! Skip-thought vectors (Kiros et al. 2015, "Skip-Thought Vectors", arXiv:1506.06726): a GRU encoder
+//! reads a sentence; two GRU decoders, started from the encoder's final state, reconstruct the previous
+//! and the next sentence. The encoder's state is the sentence vector.
+//!
+//! This is the uni-skip model with the released code's conditioning (the decoders' initial state) and a
+//! softmax over the whole vocabulary shared by both decoders. Bi-skip, per-step conditioning and a sampled
+//! softmax are left for `storytool train-encoder`.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Gru, GruConfig, Linear, LinearConfig};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::train::batches::PaddedBatch;
+
+/// Sizes of the model. The paper: vocabulary 20,000, words 620, GRU 2400.
+#[derive(Config, Debug)]
+pub struct SkipThoughtConfig {
+    pub vocab_size: usize,
+    pub word_dim: usize,
+    pub hidden_dim: usize,
+}
+
+/// Embedding, encoder, two decoders and the shared output layer.
+#[derive(Module, Debug)]
+pub struct SkipThought {
+    embedding: Embedding,
+    encoder: Gru,
+    decoder_previous: Gru,
+    decoder_next: Gru,
+    output: Linear,
+}
+
+/// One batch of (previous, current, next) sentences as tensors on a device.
+#[derive(Debug, Clone)]
+pub struct TripleTensors {
+    /// `[batch, current_len]` ids of the current sentences, each closed by `<eos>`.
+    pub current: Tensor<2, Int>,
+    /// Position of each current sentence's last real token (its `<eos>`): `[batch, 1, hidden]`, repeated.
+    pub current_last: Tensor<3, Int>,
+    pub previous: DecoderTargets,
+    pub next: DecoderTargets,
+}
+
+/// Sentences a decoder must write, with the mask that hides padding from the loss.
+#[derive(Debug, Clone)]
+pub struct DecoderTargets {
+    /// `[batch, len]` ids, each sentence closed by `<eos>`.
+    pub ids: Tensor<2, Int>,
+    /// `[batch, len]`: 1.0 on real positions, 0.0 on padding.
+    pub mask: Tensor<2>,
+}
+
+impl SkipThoughtConfig {
+    pub fn init(&self, device: &Device) -> SkipThought {
+        let decoder = || GruConfig::new(self.word_dim, self.hidden_dim, true).init(device);
+        SkipThought {
+            embedding: EmbeddingConfig::new(self.vocab_size, self.word_dim).init(device),
+            encoder: GruConfig::new(self.word_dim, self.hidden_dim, true).init(device),
+            decoder_previous: decoder(),
+            decoder_next: decoder(),
+            output: LinearConfig::new(self.hidden_dim, self.vocab_size).init(device),
+        }
+    }
+}
+
+impl TripleTensors {
+    /// Moves padded batches to `device`; `hidden_dim` shapes the index used to pick the final states.
+    pub fn new(
+        current: &PaddedBatch,
+        previous: &PaddedBatch,
+        next: &PaddedBatch,
+        hidden_dim: usize,
+        device: &Device,
+    ) -> TripleTensors {
+        let last: Vec<i64> = current
+            .lengths
+            .iter()
+            .flat_map(|&length| std::iter::repeat_n(length as i64 - 1, hidden_dim))
+            .collect();
+        TripleTensors {
+            current: ids_tensor(current, device),
+            current_last: Tensor::from_data(
+                TensorData::new(last, [current.rows, 1, hidden_dim]),
+                device,
+            ),
+            previous: DecoderTargets::new(previous, device),
+            next: DecoderTargets::new(next, device),
+        }
+    }
+}
+
+impl DecoderTargets {
+    pub fn new(batch: &PaddedBatch, device: &Device) -> DecoderTargets {
+        DecoderTargets {
+            ids: ids_tensor(batch, device),
+            mask: Tensor::from_data(
+                TensorData::new(batch.mask(), [batch.rows, batch.width]),
+                device,
+            ),
+        }
+    }
+}
+
+fn ids_tensor(batch: &PaddedBatch, device: &Device) -> Tensor<2, Int> {
+    let ids: Vec<i64> = batch.ids.iter().map(|&id| i64::from(id)).collect();
+    Tensor::from_data(TensorData::new(ids, [batch.rows, batch.width]), device)
+}
+
+impl SkipThought {
+    /// Sentence vectors: the encoder's state at each sentence's last real position.
+    ///
+    /// `ids`: `[batch, len]`; `last`: `[batch, 1, hidden]` holding that position. Returns `[batch, hidden]`.
+    /// burn's GRU has no length masking, so the state is read at the true end instead of after padding.
+    pub fn encode(&self, ids: Tensor<2, Int>, last: Tensor<3, Int>) -> Tensor<2> {
+        let states = self.encoder.forward(self.embedding.forward(ids), None); // [batch, len, hidden]
+        states.gather(1, last).squeeze_dim(1)
+    }
+
+    /// Mean negative log-likelihood per real target token of both neighbours.
+    pub fn loss(&self, batch: &TripleTensors) -> Tensor<1> {
+        let thought = self.encode(batch.current.clone(), batch.current_last.clone());
+        let (previous_nll, previous_count) =
+            self.decoder_nll(&self.decoder_previous, &batch.previous, &thought);
+        let (next_nll, next_count) = self.decoder_nll(&self.decoder_next, &batch.next, &thought);
+        (previous_nll + next_nll) / (previous_count + next_count)
+    }
+
+    /// Summed negative log-likelihood of `targets` written by `decoder` from `thought`, and the token count.
+    ///
+    /// Teacher forcing: the input at step `t` is the embedding of target `t - 1` (zeros at `t = 0`).
+    fn decoder_nll(
+        &self,
+        decoder: &Gru,
+        targets: &DecoderTargets,
+        thought: &Tensor<2>,
+    ) -> (Tensor<1>, Tensor<1>) {
+        let [batch, len] = targets.ids.shape().dims();
+        let embedded = self.embedding.forward(targets.ids.clone()); // [batch, len, word]
+        let [_, _, word_dim] = embedded.shape().dims();
+        let start = Tensor::zeros([batch, 1, word_dim], &embedded.device());
+        let inputs = Tensor::cat(
+            vec![start, embedded.slice([0..batch, 0..len - 1, 0..word_dim])],
+            1,
+        );
+        let states = decoder.forward(inputs, Some(thought.clone())); // [batch, len, hidden]
+        let log_probs = log_softmax(self.output.forward(states), 2); // [batch, len, vocab]
+        let picked: Tensor<2> = log_probs
+            .gather(2, targets.ids.clone().unsqueeze_dim(2))
+            .squeeze_dim(2);
+        let nll = (picked * targets.mask.clone()).sum().neg();
+        (nll, targets.mask.clone().sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::optim::{AdamConfig, GradientsParams};
+
+    use super::*;
+
+    fn batch(device: &Device) -> TripleTensors {
+        // Three "sentences" per row: a tiny story whose neighbours are fully determined by the middle.
+        let current = PaddedBatch::new([&[2, 3, 4][..], &[5, 6][..], &[7, 8, 9, 10][..]], 10);
+        let previous = PaddedBatch::new([&[11, 2][..], &[4, 4, 4][..], &[3][..]], 10);
+        let next = PaddedBatch::new([&[6, 7][..], &[2, 11, 9][..], &[5, 5][..]], 10);
+        TripleTensors::new(&current, &previous, &next, 16, device)
+    }
+
+    #[test]
+    fn a_tiny_model_memorises_a_tiny_batch() {
+        let device = Device::flex().autodiff();
+        let config = SkipThoughtConfig::new(12, 8, 16);
+        let mut model = config.init(&device);
+        let mut optimizer = AdamConfig::new().init();
+        let batch = batch(&device);
+        let first: f32 = model.loss(&batch).into_scalar();
+        // A uniform guess over 12 words costs ln 12 = 2.48 per token.
+        assert!((1.5..4.0).contains(&first), "initial loss {first}");
+        let mut last = first;
+        for _ in 0..150 {
+            let loss = model.loss(&batch);
+            last = loss.clone().into_scalar();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(1e-2, model, grads);
+        }
+        assert!(last < 0.1, "loss fell only from {first} to {last}");
+
+        // Vectors come out of the inference copy, one per sentence.
+        let inference = model.valid();
+        let vectors = inference.encode(batch.current.clone(), batch.current_last.clone());
+        assert_eq!(vectors.shape().dims::<2>(), [3, 16]);
+    }
+
+    #[test]
+    fn encoding_ignores_padding_after_the_last_token() {
+        let device = Device::flex();
+        let model = SkipThoughtConfig::new(12, 8, 16).init(&device);
+        let alone = PaddedBatch::new([&[2, 3][..]], 10);
+        let padded = PaddedBatch::new([&[2, 3][..], &[4, 5, 6, 7, 8, 9][..]], 10);
+        let encode = |batch: &PaddedBatch| {
+            let tensors = TripleTensors::new(batch, batch, batch, 16, &device);
+            model
+                .encode(tensors.current, tensors.current_last)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let alone = encode(&alone);
+        let padded = encode(&padded);
+        for (a, b) in alone.iter().zip(&padded[..16]) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+}
