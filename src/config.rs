@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// How books become a corpus (`storytool ingest`).
     pub corpus: CorpusConfig,
+    /// The skip-thought encoder and its training (`storytool train-encoder`).
+    pub encoder: EncoderConfig,
     /// The product's genres, each a set of catalogue tags: `thriller = ["thriller", "mystery"]`.
     pub genres: BTreeMap<String, Vec<String>>,
 }
@@ -33,6 +35,52 @@ pub struct CorpusConfig {
     pub valid_books: usize,
 }
 
+/// Settings of `storytool train-encoder`. The paper's values are in `configs/paper.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncoderConfig {
+    /// Word embedding size (paper: 620).
+    pub word_dim: usize,
+    /// GRU state size, the size of a sentence vector (paper: 2400).
+    pub hidden_dim: usize,
+    /// Sentences are cut to this many tokens before their `<eos>` (paper: 30).
+    pub max_tokens: usize,
+    /// Triples per batch (paper: 64).
+    pub batch_size: usize,
+    /// Adam learning rate (paper: 2e-4).
+    pub learning_rate: f64,
+    /// Gradients are clipped to this norm, per parameter tensor (paper: 5, over all parameters).
+    pub clip_norm: f32,
+    /// Seeds the weights and the batch order.
+    pub seed: u64,
+    /// Optimizer steps to train for.
+    pub steps: u64,
+    /// Steps between validation losses.
+    pub validate_every: u64,
+    /// Batches of held-out triples in each validation.
+    pub valid_batches: usize,
+    /// Steps between checkpoints (one is also written on Ctrl-C and at the end).
+    pub checkpoint_every: u64,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            word_dim: 128,
+            hidden_dim: 256,
+            max_tokens: 30,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            clip_norm: 5.0,
+            seed: 42,
+            steps: 3000,
+            validate_every: 250,
+            valid_batches: 20,
+            checkpoint_every: 250,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let genres = [
@@ -45,6 +93,7 @@ impl Default for Config {
         ];
         Config {
             corpus: CorpusConfig::default(),
+            encoder: EncoderConfig::default(),
             genres: genres
                 .iter()
                 .map(|(name, tags)| {
@@ -196,6 +245,34 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "corpus.vocab_size".into(),
                 message: "token ids are stored as u32".into(),
+            });
+        }
+        let encoder = &self.encoder;
+        for (key, value) in [
+            ("encoder.word_dim", encoder.word_dim as u64),
+            ("encoder.hidden_dim", encoder.hidden_dim as u64),
+            ("encoder.max_tokens", encoder.max_tokens as u64),
+            ("encoder.batch_size", encoder.batch_size as u64),
+            ("encoder.validate_every", encoder.validate_every),
+            ("encoder.checkpoint_every", encoder.checkpoint_every),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        if !(encoder.learning_rate > 0.0 && encoder.learning_rate.is_finite()) {
+            return Err(ConfigError::Invalid {
+                key: "encoder.learning_rate".into(),
+                message: format!("{} is not a positive number", encoder.learning_rate),
+            });
+        }
+        if !(encoder.clip_norm > 0.0 && encoder.clip_norm.is_finite()) {
+            return Err(ConfigError::Invalid {
+                key: "encoder.clip_norm".into(),
+                message: format!("{} is not a positive number", encoder.clip_norm),
             });
         }
         for (genre, tags) in &self.genres {

@@ -8,7 +8,7 @@ use clap::Args;
 use storytool::corpus::ingest::SummaryRow;
 use storytool::corpus::{IngestError, IngestReport, IngestRequest, ingest};
 
-use super::progress_bar::BytesBar;
+use super::progress_bar::Bar;
 use super::{ConfigArgs, command_line};
 
 /// Find books (a catalogue CSV or one folder per genre), strip Gutenberg packaging and headings, split
@@ -84,7 +84,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         command: command_line(),
         cancel: super::cancel_on_interrupt(),
     };
-    let bar = BytesBar::new();
+    let bar = Bar::bytes();
     let report = match args.threads {
         Some(threads) => rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -2,6 +2,7 @@
 
 mod ingest;
 mod progress_bar;
+mod train_encoder;
 
 use std::path::PathBuf;
 
@@ -22,6 +23,8 @@ pub struct Cli {
 enum Command {
     /// Turn a folder of novels into a tokenized corpus for training
     Ingest(ingest::IngestArgs),
+    /// Train the skip-thought sentence encoder on a corpus
+    TrainEncoder(train_encoder::TrainEncoderArgs),
 }
 
 /// Settings shared by every command: the config file and single-key overrides.
@@ -60,6 +63,7 @@ impl ConfigArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(args) => ingest::run(args),
+        Command::TrainEncoder(args) => train_encoder::run(args),
     }
 }
 

@@ -2,4 +2,5 @@
 //! batches); the training loop, checkpoints and metrics come with `storytool train-encoder`.
 
 pub mod batches;
+pub mod encoder;
 pub mod triples;

@@ -1,0 +1,530 @@
+//! `storytool train-encoder`: the skip-thought training loop.
+//!
+//! Adam with gradient clipping over length-bucketed batches of (previous, current, next) triples from the
+//! corpus's training books; a validation loss on held-out books every `validate_every` steps; metrics
+//! appended to `metrics.jsonl`; a checkpoint (model and optimizer as burnpack files, plus the step and
+//! data position) every `checkpoint_every` steps, on Ctrl-C and at the end, each written to a staging folder
+//! and renamed over the last one. `--resume` reloads it and recomputes the batch plan, so a resumed run
+//! sees the same batches in the same order as an uninterrupted one. A NaN or infinite loss stops training
+//! before the bad step is applied, keeping the last good checkpoint.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
+use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::batches::{PaddedBatch, plan_epoch};
+use super::triples::{Triple, sentence_triples};
+use crate::config::{Config, EncoderConfig};
+use crate::corpus::streams::SplitStreams;
+use crate::corpus::{Corpus, CorpusError};
+use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
+use crate::progress::Progress;
+use crate::util::atomic::{StagingDir, StagingError, write_file};
+use crate::util::cancel::{CancelFlag, Interrupted};
+use crate::util::{IoContext, PathError};
+
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+pub const METRICS_FILE: &str = "metrics.jsonl";
+pub const ENCODER_FILE: &str = "encoder.safetensors";
+pub const MANIFEST_FILE: &str = "manifest.json";
+const MODEL_FILE: &str = "model.bpk";
+const OPTIMIZER_FILE: &str = "optimizer.bpk";
+const STATE_FILE: &str = "state.json";
+
+/// What to train and where.
+#[derive(Debug, Clone)]
+pub struct EncoderTrainRequest {
+    pub corpus_dir: PathBuf,
+    pub out: PathBuf,
+    /// Continue from `out/checkpoint`.
+    pub resume: bool,
+    /// Start over even if `out` holds a run.
+    pub force: bool,
+    pub config: Config,
+    /// The command line, recorded in the manifest.
+    pub command: Vec<String>,
+    pub cancel: CancelFlag,
+}
+
+/// Why training stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    #[error(transparent)]
+    Io(#[from] PathError),
+    #[error(transparent)]
+    Staging(#[from] StagingError),
+    #[error("cannot save or load `{path}`: {message}")]
+    Store { path: PathBuf, message: String },
+    #[error(
+        "`{0}` already holds a training run\n\nhint: pass `--resume` to continue it or `--force` to start over"
+    )]
+    RunExists(PathBuf),
+    #[error("`{0}` has no checkpoint to resume from")]
+    NoCheckpoint(PathBuf),
+    #[error(
+        "the checkpoint in `{dir}` was made with other settings ({what} differs)\n\nhint: resume with the settings it was started with, or start over with `--force`"
+    )]
+    SettingsChanged { dir: PathBuf, what: String },
+    #[error(
+        "the {split} split of the corpus has no book with three or more sentences to make triples from"
+    )]
+    NoTriples { split: &'static str },
+    #[error(
+        "the loss became {loss} at step {step}; training stopped and the last checkpoint (step {checkpoint_step}) is kept\n\nhint: lower `encoder.learning_rate`"
+    )]
+    NonFinite {
+        step: u64,
+        loss: f32,
+        checkpoint_step: u64,
+    },
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+}
+
+/// The training position saved with each checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TrainState {
+    /// Optimizer steps done.
+    step: u64,
+    /// The epoch the next batch comes from and its index in that epoch's plan.
+    epoch: u64,
+    batch_in_epoch: usize,
+    /// Settings that must not change across a resume.
+    encoder: EncoderConfig,
+    vocabulary_hash: String,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsLine {
+    pub step: u64,
+    pub train_loss: f32,
+    pub train_perplexity: f32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub valid_loss: Option<f32>,
+    pub tokens_per_second: f32,
+    pub elapsed_seconds: f32,
+}
+
+/// `manifest.json` of a trained encoder: what later stages check before using it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncoderManifest {
+    pub format: String,
+    pub created_by: crate::corpus::manifest::CreatedBy,
+    pub corpus: String,
+    pub vocabulary_size: usize,
+    pub vocabulary_hash: String,
+    pub word_dim: usize,
+    pub hidden_dim: usize,
+    pub max_tokens: usize,
+    pub steps: u64,
+    pub final_train_loss: Option<f32>,
+    pub final_valid_loss: Option<f32>,
+    pub config: EncoderConfig,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct EncoderTrainReport {
+    pub out: PathBuf,
+    pub steps: u64,
+    pub resumed_from: Option<u64>,
+    pub train_loss: Option<f32>,
+    pub valid_loss: Option<f32>,
+    pub train_triples: usize,
+    pub valid_triples: usize,
+}
+
+/// Examples of one split, with the lengths their batches are bucketed by.
+struct TripleSet<'a> {
+    split: &'a SplitStreams,
+    triples: Vec<Triple>,
+    lengths: Vec<usize>,
+}
+
+impl<'a> TripleSet<'a> {
+    fn new(split: &'a SplitStreams, max_tokens: usize) -> TripleSet<'a> {
+        let triples = sentence_triples(split);
+        let lengths = triples
+            .iter()
+            .map(|triple| split.sentence(triple.current).len().min(max_tokens))
+            .collect();
+        TripleSet {
+            split,
+            triples,
+            lengths,
+        }
+    }
+
+    fn tensors(
+        &self,
+        batch: &[usize],
+        config: &EncoderConfig,
+        device: &Device,
+    ) -> (TripleTensors, usize) {
+        let pad = |pick: fn(&Triple) -> usize| {
+            PaddedBatch::new(
+                batch
+                    .iter()
+                    .map(|&index| self.split.sentence(pick(&self.triples[index]))),
+                config.max_tokens,
+            )
+        };
+        let (current, previous, next) = (pad(|t| t.current), pad(|t| t.previous), pad(|t| t.next));
+        let tokens = [&current, &previous, &next]
+            .iter()
+            .map(|padded| padded.lengths.iter().sum::<usize>())
+            .sum();
+        (
+            TripleTensors::new(&current, &previous, &next, config.hidden_dim, device),
+            tokens,
+        )
+    }
+}
+
+/// Trains (or resumes training) a skip-thought encoder on `request.corpus_dir`.
+pub fn train_encoder(
+    request: &EncoderTrainRequest,
+    progress: &dyn Progress,
+) -> Result<EncoderTrainReport, TrainError> {
+    let config = &request.config.encoder;
+    let checkpoint_dir = request.out.join(CHECKPOINT_DIR);
+    if request.resume {
+        if !checkpoint_dir.join(STATE_FILE).is_file() {
+            return Err(TrainError::NoCheckpoint(request.out.clone()));
+        }
+    } else if request.out.exists() {
+        if !request.force {
+            return Err(TrainError::RunExists(request.out.clone()));
+        }
+        std::fs::remove_dir_all(&request.out).path_context("remove", &request.out)?;
+    }
+    std::fs::create_dir_all(&request.out).path_context("create folder", &request.out)?;
+
+    let corpus = Corpus::open(&request.corpus_dir)?;
+    let train = TripleSet::new(&corpus.train, config.max_tokens);
+    let valid = TripleSet::new(&corpus.valid, config.max_tokens);
+    if train.triples.is_empty() {
+        return Err(TrainError::NoTriples { split: "train" });
+    }
+
+    let device = Device::flex().autodiff();
+    // burn's generator is per backend and process-wide: one training per process is reproducible.
+    device.seed(config.seed);
+    let model_config =
+        SkipThoughtConfig::new(corpus.vocabulary.len(), config.word_dim, config.hidden_dim);
+    let mut model = model_config.init(&device);
+    let mut optimizer = AdamConfig::new()
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm)))
+        .init();
+    let mut state = TrainState {
+        step: 0,
+        epoch: 0,
+        batch_in_epoch: 0,
+        encoder: config.clone(),
+        vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
+    };
+    let mut resumed_from = None;
+    if request.resume {
+        let saved: TrainState = read_json(&checkpoint_dir.join(STATE_FILE))?;
+        check_same_settings(&saved, &state, &request.out)?;
+        model = load_model(model, &checkpoint_dir.join(MODEL_FILE))?;
+        let optimizer_path = checkpoint_dir.join(OPTIMIZER_FILE);
+        let record = OptimizerRecord::load(&optimizer_path)
+            .map_err(|error| store_error(&optimizer_path, error))?;
+        optimizer = optimizer.load_record(record);
+        resumed_from = Some(saved.step);
+        state = saved;
+        truncate_metrics(&request.out.join(METRICS_FILE), state.step)?;
+    }
+
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(request.out.join(METRICS_FILE))
+        .path_context("open", &request.out.join(METRICS_FILE))?;
+    progress.set_total(config.steps);
+    progress.advance(state.step);
+    let started = Instant::now();
+    let mut window = LossWindow::default();
+    let mut last_train_loss = None;
+    let mut last_valid_loss = None;
+    let mut plan = plan_epoch(&train.lengths, config.batch_size, config.seed, state.epoch);
+    let mut checkpoint_step = resumed_from.unwrap_or(0);
+
+    while state.step < config.steps {
+        if request.cancel.is_cancelled() {
+            save_checkpoint(&checkpoint_dir, &model, &optimizer, &state)?;
+            return Err(Interrupted.into());
+        }
+        if state.batch_in_epoch >= plan.len() {
+            state.epoch += 1;
+            state.batch_in_epoch = 0;
+            plan = plan_epoch(&train.lengths, config.batch_size, config.seed, state.epoch);
+        }
+        let (batch, tokens) = train.tensors(&plan[state.batch_in_epoch], config, &device);
+        let loss = model.loss(&batch);
+        let loss_value: f32 = loss.clone().into_scalar();
+        if !loss_value.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: state.step + 1,
+                loss: loss_value,
+                checkpoint_step,
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(config.learning_rate, model, grads);
+        state.step += 1;
+        state.batch_in_epoch += 1;
+        window.add(loss_value, tokens);
+        progress.advance(1);
+
+        let validate = state.step % config.validate_every == 0 || state.step == config.steps;
+        let log = validate || state.step % 10 == 0;
+        if log {
+            let train_loss = window.mean();
+            last_train_loss = Some(train_loss);
+            let valid_loss = validate
+                .then(|| validation_loss(&model, &valid, config))
+                .flatten();
+            if valid_loss.is_some() {
+                last_valid_loss = valid_loss;
+            }
+            let line = MetricsLine {
+                step: state.step,
+                train_loss,
+                train_perplexity: train_loss.exp(),
+                valid_loss,
+                tokens_per_second: window.tokens_per_second(),
+                elapsed_seconds: started.elapsed().as_secs_f32(),
+            };
+            progress.set_message(&format!(
+                "loss {:.3} ppl {:.1} {:.0} tok/s{}",
+                line.train_loss,
+                line.train_perplexity,
+                line.tokens_per_second,
+                last_valid_loss
+                    .map(|loss| format!(" valid {loss:.3}"))
+                    .unwrap_or_default()
+            ));
+            let json = serde_json::to_string(&line).expect("metrics serialize");
+            writeln!(metrics, "{json}").path_context("write", &request.out.join(METRICS_FILE))?;
+            window = LossWindow::default();
+        }
+        if state.step % config.checkpoint_every == 0 || state.step == config.steps {
+            metrics
+                .flush()
+                .path_context("write", &request.out.join(METRICS_FILE))?;
+            save_checkpoint(&checkpoint_dir, &model, &optimizer, &state)?;
+            checkpoint_step = state.step;
+        }
+    }
+    progress.finish();
+    export_encoder(
+        request,
+        &corpus,
+        &model,
+        &state,
+        last_train_loss,
+        last_valid_loss,
+    )?;
+    Ok(EncoderTrainReport {
+        out: request.out.clone(),
+        steps: state.step,
+        resumed_from,
+        train_loss: last_train_loss,
+        valid_loss: last_valid_loss,
+        train_triples: train.triples.len(),
+        valid_triples: valid.triples.len(),
+    })
+}
+
+/// Mean training loss and throughput since the last log line.
+#[derive(Debug)]
+struct LossWindow {
+    sum: f64,
+    count: usize,
+    tokens: usize,
+    started: Instant,
+}
+
+impl Default for LossWindow {
+    fn default() -> Self {
+        LossWindow {
+            sum: 0.0,
+            count: 0,
+            tokens: 0,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl LossWindow {
+    fn add(&mut self, loss: f32, tokens: usize) {
+        self.sum += f64::from(loss);
+        self.count += 1;
+        self.tokens += tokens;
+    }
+
+    fn mean(&self) -> f32 {
+        (self.sum / self.count.max(1) as f64) as f32
+    }
+
+    fn tokens_per_second(&self) -> f32 {
+        self.tokens as f32 / self.started.elapsed().as_secs_f32().max(1e-6)
+    }
+}
+
+/// Mean loss over the first `valid_batches` batches of the held-out triples (the same batches every time).
+fn validation_loss(model: &SkipThought, valid: &TripleSet, config: &EncoderConfig) -> Option<f32> {
+    if valid.triples.is_empty() {
+        return None;
+    }
+    let inference = model.valid();
+    let device = Device::flex();
+    let plan = plan_epoch(&valid.lengths, config.batch_size, config.seed, 0);
+    let losses: Vec<f32> = plan
+        .iter()
+        .take(config.valid_batches)
+        .map(|batch| {
+            inference
+                .loss(&valid.tensors(batch, config, &device).0)
+                .into_scalar()
+        })
+        .collect();
+    Some(losses.iter().sum::<f32>() / losses.len() as f32)
+}
+
+fn check_same_settings(saved: &TrainState, now: &TrainState, dir: &Path) -> Result<(), TrainError> {
+    let changed = |what: &str| TrainError::SettingsChanged {
+        dir: dir.to_path_buf(),
+        what: what.to_string(),
+    };
+    if saved.vocabulary_hash != now.vocabulary_hash {
+        return Err(changed("the corpus vocabulary"));
+    }
+    let (a, b) = (&saved.encoder, &now.encoder);
+    for (what, same) in [
+        ("encoder.word_dim", a.word_dim == b.word_dim),
+        ("encoder.hidden_dim", a.hidden_dim == b.hidden_dim),
+        ("encoder.max_tokens", a.max_tokens == b.max_tokens),
+        ("encoder.batch_size", a.batch_size == b.batch_size),
+        ("encoder.seed", a.seed == b.seed),
+    ] {
+        if !same {
+            return Err(changed(what));
+        }
+    }
+    Ok(())
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    model: &SkipThought,
+    optimizer: &ModuleOptimizer,
+    state: &TrainState,
+) -> Result<(), TrainError> {
+    let staging = StagingDir::new(dir, true)?;
+    let model_path = staging.path().join(MODEL_FILE);
+    let mut store = BurnpackStore::from_file(&model_path).overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|error| store_error(&model_path, error))?;
+    let optimizer_path = staging.path().join(OPTIMIZER_FILE);
+    optimizer
+        .to_record()
+        .save(&optimizer_path)
+        .map_err(|error| store_error(&optimizer_path, error))?;
+    write_json(&staging.path().join(STATE_FILE), state)?;
+    staging.commit()?;
+    Ok(())
+}
+
+fn load_model(mut model: SkipThought, path: &Path) -> Result<SkipThought, TrainError> {
+    let mut store = BurnpackStore::from_file(path);
+    model
+        .load_from(&mut store)
+        .map_err(|error| store_error(path, error))?;
+    Ok(model)
+}
+
+/// Writes the encoder half (embedding and encoder GRU) as safetensors, and its manifest.
+fn export_encoder(
+    request: &EncoderTrainRequest,
+    corpus: &Corpus,
+    model: &SkipThought,
+    state: &TrainState,
+    train_loss: Option<f32>,
+    valid_loss: Option<f32>,
+) -> Result<(), TrainError> {
+    let path = request.out.join(ENCODER_FILE);
+    let partial = request.out.join(format!("{ENCODER_FILE}.partial"));
+    let mut store = SafetensorsStore::from_file(&partial)
+        .with_regex(r"^(embedding|encoder)\.")
+        .overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|error| store_error(&partial, error))?;
+    std::fs::rename(&partial, &path).path_context("move into place", &path)?;
+    let config = &request.config.encoder;
+    let manifest = EncoderManifest {
+        format: "storytool-skip-thought-encoder".into(),
+        created_by: crate::corpus::manifest::CreatedBy::now(request.command.clone()),
+        corpus: corpus.dir.display().to_string(),
+        vocabulary_size: corpus.vocabulary.len(),
+        vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
+        word_dim: config.word_dim,
+        hidden_dim: config.hidden_dim,
+        max_tokens: config.max_tokens,
+        steps: state.step,
+        final_train_loss: train_loss,
+        final_valid_loss: valid_loss,
+        config: config.clone(),
+    };
+    write_json(&request.out.join(MANIFEST_FILE), &manifest)?;
+    Ok(())
+}
+
+/// Drops metric lines past `step`: they were logged after the checkpoint a resume starts from.
+fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<MetricsLine>(line).is_ok_and(|metrics| metrics.step <= step)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    write_file(path, kept.as_bytes())?;
+    Ok(())
+}
+
+fn store_error(path: &Path, error: impl std::fmt::Display) -> TrainError {
+    TrainError::Store {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    }
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), PathError> {
+    write_file(
+        path,
+        &serde_json::to_vec_pretty(value).expect("state serializes"),
+    )
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+    let bytes = std::fs::read(path).path_context("read", path)?;
+    serde_json::from_slice(&bytes).map_err(|error| store_error(path, error))
+}
