@@ -118,7 +118,9 @@ fn training_lowers_the_loss_and_exports_the_encoder() {
     let last = lines.last().unwrap().train_loss;
     assert!(last < first * 0.6, "loss went from {first} to {last}");
     assert!(lines.last().unwrap().valid_loss.is_some());
-    assert!(out.join("encoder.safetensors").is_file() && out.join("manifest.json").is_file());
+    for file in ["encoder.safetensors", "manifest.json", "tokenizer.json"] {
+        assert!(out.join(file).is_file(), "{file} is missing");
+    }
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["hidden_dim"], 16);

@@ -34,6 +34,8 @@ pub const CHECKPOINT_DIR: &str = "checkpoint";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const ENCODER_FILE: &str = "encoder.safetensors";
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The corpus vocabulary, copied so that an encoder folder is all `encode` needs.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
 const MODEL_FILE: &str = "model.bpk";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
@@ -457,7 +459,7 @@ fn load_model(mut model: SkipThought, path: &Path) -> Result<SkipThought, TrainE
     Ok(model)
 }
 
-/// Writes the encoder half (embedding and encoder GRU) as safetensors, and its manifest.
+/// Writes the encoder half (embedding and encoder GRU) as safetensors, the vocabulary, and the manifest.
 fn export_encoder(
     request: &EncoderTrainRequest,
     corpus: &Corpus,
@@ -475,6 +477,10 @@ fn export_encoder(
         .save_into(&mut store)
         .map_err(|error| store_error(&partial, error))?;
     std::fs::rename(&partial, &path).path_context("move into place", &path)?;
+    corpus
+        .vocabulary
+        .save(&request.out.join(TOKENIZER_FILE))
+        .map_err(|error| store_error(&request.out, error))?;
     let config = &request.config.encoder;
     let manifest = EncoderManifest {
         format: "storytool-skip-thought-encoder".into(),

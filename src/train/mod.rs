@@ -1,5 +1,5 @@
-//! What the trainers share. So far: the skip-thought training data (sentence triples and length-bucketed
-//! batches); the training loop, checkpoints and metrics come with `storytool train-encoder`.
+//! Training: the data the trainers share (sentence triples, length-bucketed batches) and the trainers
+//! themselves (`encoder`: `storytool train-encoder`).
 
 pub mod batches;
 pub mod encoder;
