@@ -51,6 +51,9 @@ pub struct EncoderConfig {
     pub learning_rate: f64,
     /// Gradients are clipped to this norm, per parameter tensor (paper: 5, over all parameters).
     pub clip_norm: f32,
+    /// Words scored per batch by a sampled softmax in training (the batch's targets plus random others);
+    /// 0 scores the whole vocabulary. Validation always uses the whole vocabulary.
+    pub sampled_softmax: usize,
     /// Seeds the weights and the batch order.
     pub seed: u64,
     /// Optimizer steps to train for.
@@ -72,6 +75,7 @@ impl Default for EncoderConfig {
             batch_size: 64,
             learning_rate: 1e-3,
             clip_norm: 5.0,
+            sampled_softmax: 0,
             seed: 42,
             steps: 3000,
             validate_every: 250,
@@ -96,12 +100,7 @@ impl Default for Config {
             encoder: EncoderConfig::default(),
             genres: genres
                 .iter()
-                .map(|(name, tags)| {
-                    (
-                        name.to_string(),
-                        tags.iter().map(|tag| tag.to_string()).collect(),
-                    )
-                })
+                .map(|(name, tags)| (name.to_string(), tags.iter().map(|tag| tag.to_string()).collect()))
                 .collect(),
         }
     }
@@ -109,11 +108,7 @@ impl Default for Config {
 
 impl Default for CorpusConfig {
     fn default() -> Self {
-        CorpusConfig {
-            vocab_size: 10_000,
-            lowercase: true,
-            valid_books: 4,
-        }
+        CorpusConfig { vocab_size: 10_000, lowercase: true, valid_books: 4 }
     }
 }
 
@@ -148,29 +143,19 @@ pub struct Override {
 impl Override {
     /// Parses `key=value`.
     pub fn parse(assignment: &str) -> Result<Override, ConfigError> {
-        let error = |message: &str| ConfigError::Override {
-            assignment: assignment.to_string(),
-            message: message.to_string(),
-        };
-        let (key, raw_value) = assignment
-            .split_once('=')
-            .ok_or_else(|| error("expected `key=value`"))?;
+        let error =
+            |message: &str| ConfigError::Override { assignment: assignment.to_string(), message: message.to_string() };
+        let (key, raw_value) = assignment.split_once('=').ok_or_else(|| error("expected `key=value`"))?;
         let key = key.trim();
         if key.is_empty() || key.split('.').any(|part| part.is_empty()) {
-            return Err(error(
-                "the key must be a dotted path such as `corpus.vocab_size`",
-            ));
+            return Err(error("the key must be a dotted path such as `corpus.vocab_size`"));
         }
         let raw_value = raw_value.trim();
         let value = toml::from_str::<toml::Table>(&format!("value = {raw_value}"))
             .ok()
             .and_then(|mut table| table.remove("value"))
             .unwrap_or_else(|| toml::Value::String(raw_value.to_string()));
-        Ok(Override {
-            key: key.to_string(),
-            value,
-            assignment: assignment.to_string(),
-        })
+        Ok(Override { key: key.to_string(), value, assignment: assignment.to_string() })
     }
 
     fn apply(&self, root: &mut toml::Table) -> Result<(), ConfigError> {
@@ -178,9 +163,7 @@ impl Override {
         let last = parts.pop().expect("a key has at least one part");
         let mut table = root;
         for part in parts {
-            let entry = table
-                .entry(part.to_string())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             table = entry.as_table_mut().ok_or_else(|| ConfigError::Override {
                 assignment: self.assignment.clone(),
                 message: format!("`{part}` is a value, not a section"),
@@ -196,36 +179,27 @@ impl Config {
     pub fn load(path: Option<&Path>, overrides: &[Override]) -> Result<Config, ConfigError> {
         let mut table = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
                 // Deserialize the text itself first: its errors carry line and column numbers.
-                toml::from_str::<Config>(&text).map_err(|error| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: error.to_string(),
-                })?;
-                toml::from_str::<toml::Table>(&text).map_err(|error| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message: error.to_string(),
-                })?
+                toml::from_str::<Config>(&text)
+                    .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: error.to_string() })?;
+                toml::from_str::<toml::Table>(&text)
+                    .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: error.to_string() })?
             }
             None => toml::Table::new(),
         };
         for assignment in overrides {
             assignment.apply(&mut table)?;
-            Config::deserialize(toml::Value::Table(table.clone())).map_err(|error| {
-                ConfigError::Override {
-                    assignment: assignment.assignment.clone(),
-                    message: error.to_string().trim().to_string(),
-                }
+            Config::deserialize(toml::Value::Table(table.clone())).map_err(|error| ConfigError::Override {
+                assignment: assignment.assignment.clone(),
+                message: error.to_string().trim().to_string(),
             })?;
         }
-        let config =
-            Config::deserialize(toml::Value::Table(table)).map_err(|error| ConfigError::Parse {
-                path: path.map(Path::to_path_buf).unwrap_or_default(),
-                message: error.to_string(),
-            })?;
+        let config = Config::deserialize(toml::Value::Table(table)).map_err(|error| ConfigError::Parse {
+            path: path.map(Path::to_path_buf).unwrap_or_default(),
+            message: error.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -257,10 +231,7 @@ impl Config {
             ("encoder.checkpoint_every", encoder.checkpoint_every),
         ] {
             if value == 0 {
-                return Err(ConfigError::Invalid {
-                    key: key.into(),
-                    message: "must be at least 1".into(),
-                });
+                return Err(ConfigError::Invalid { key: key.into(), message: "must be at least 1".into() });
             }
         }
         if !(encoder.learning_rate > 0.0 && encoder.learning_rate.is_finite()) {
@@ -277,10 +248,7 @@ impl Config {
         }
         for (genre, tags) in &self.genres {
             if genre.trim().is_empty() {
-                return Err(ConfigError::Invalid {
-                    key: "genres".into(),
-                    message: "a genre name is empty".into(),
-                });
+                return Err(ConfigError::Invalid { key: "genres".into(), message: "a genre name is empty".into() });
             }
             if tags.is_empty() || tags.iter().any(|tag| tag.trim().is_empty()) {
                 return Err(ConfigError::Invalid {
@@ -311,29 +279,20 @@ mod tests {
     #[test]
     fn unknown_key_names_the_key_and_line() {
         let file = write_config("[corpus]\nvocab_size = 100\nvocab_sise = 3\n");
-        let error = Config::load(Some(file.path()), &[])
-            .unwrap_err()
-            .to_string();
+        let error = Config::load(Some(file.path()), &[]).unwrap_err().to_string();
         assert!(error.contains("vocab_sise"), "{error}");
         assert!(error.contains("line 3"), "{error}");
     }
 
     #[test]
     fn overrides_apply_in_order_and_unknown_override_keys_fail() {
-        let overrides = [
-            Override::parse("corpus.vocab_size=50").unwrap(),
-            Override::parse("corpus.vocab_size = 60").unwrap(),
-        ];
+        let overrides =
+            [Override::parse("corpus.vocab_size=50").unwrap(), Override::parse("corpus.vocab_size = 60").unwrap()];
         let config = Config::load(None, &overrides).unwrap();
         assert_eq!(config.corpus.vocab_size, 60);
 
-        let error = Config::load(None, &[Override::parse("corpus.vocab=5").unwrap()])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("corpus.vocab=5") && error.contains("vocab"),
-            "{error}"
-        );
+        let error = Config::load(None, &[Override::parse("corpus.vocab=5").unwrap()]).unwrap_err().to_string();
+        assert!(error.contains("corpus.vocab=5") && error.contains("vocab"), "{error}");
     }
 
     #[test]
@@ -347,8 +306,7 @@ mod tests {
 
     #[test]
     fn too_small_vocabulary_is_rejected_with_its_key() {
-        let error =
-            Config::load(None, &[Override::parse("corpus.vocab_size=2").unwrap()]).unwrap_err();
+        let error = Config::load(None, &[Override::parse("corpus.vocab_size=2").unwrap()]).unwrap_err();
         assert!(error.to_string().contains("corpus.vocab_size"), "{error}");
     }
 
@@ -356,14 +314,9 @@ mod tests {
     fn shipped_configs_load() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
         for name in ["demo.toml", "paper.toml"] {
-            Config::load(Some(&root.join(name)), &[])
-                .unwrap_or_else(|error| panic!("{name}: {error}"));
+            Config::load(Some(&root.join(name)), &[]).unwrap_or_else(|error| panic!("{name}: {error}"));
         }
         let demo = Config::load(Some(&root.join("demo.toml")), &[]).unwrap();
-        assert_eq!(
-            demo,
-            Config::default(),
-            "configs/demo.toml and Config::default() must agree"
-        );
+        assert_eq!(demo, Config::default(), "configs/demo.toml and Config::default() must agree");
     }
 }

@@ -16,11 +16,7 @@ fn main() -> ExitCode {
             for cause in error.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            if error.chain().any(|cause| cause.is::<Interrupted>()) {
-                ExitCode::from(130)
-            } else {
-                ExitCode::FAILURE
-            }
+            if error.chain().any(|cause| cause.is::<Interrupted>()) { ExitCode::from(130) } else { ExitCode::FAILURE }
         }
     }
 }

@@ -8,13 +8,11 @@ use storytool::corpus::Corpus;
 
 const GUTENBERG_BOOK: &str = "\u{feff}The Project Gutenberg EBook of Night Sea, by Ann Author\r\n\r\nTitle: Night Sea\r\n\r\n*** START OF THIS PROJECT GUTENBERG EBOOK NIGHT SEA ***\r\n\r\nProduced by Some Volunteers\r\n\r\nCONTENTS\r\n\r\nCHAPTER I. The Ship\r\nCHAPTER II. The Storm\r\nCHAPTER III. The Shore\r\n\r\nCHAPTER I\r\n\r\nThe ship sailed at dawn. Mr. Grey stood at the\r\nwheel and watched the sea.\r\n\r\n\"Where are we going?\" asked the boy. \"South,\" said Mr. Grey.\r\n\r\nCHAPTER II\r\n\r\nThe storm came at night... It was terrible! The mast broke.\r\n\r\nEnd of the Project Gutenberg EBook of Night Sea\r\n\r\n*** END OF THIS PROJECT GUTENBERG EBOOK NIGHT SEA ***\r\n\r\nSection 1. General Terms of Use and Redistributing Project Gutenberg-tm electronic works\r\n";
 
-const PLAIN_BOOK: &str = "The detective looked at the body. He said nothing.\n\nThe maid screamed. Nobody knew who had done it.\n";
+const PLAIN_BOOK: &str =
+    "The detective looked at the body. He said nothing.\n\nThe maid screamed. Nobody knew who had done it.\n";
 
 fn storytool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_storytool"))
-        .args(args)
-        .output()
-        .expect("storytool runs")
+    Command::new(env!("CARGO_BIN_EXE_storytool")).args(args).output().expect("storytool runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -32,15 +30,9 @@ fn catalogue_layout(root: &Path) -> (PathBuf, PathBuf) {
     write(&books.join("night_sea.txt"), GUTENBERG_BOOK.as_bytes());
     write(&books.join("maid.txt"), PLAIN_BOOK.as_bytes());
     // Latin-1: "Café" and "naïve" as single bytes.
-    write(
-        &books.join("cafe.txt"),
-        b"The caf\xe9 was quiet. A na\xefve waiter smiled at us.\n",
-    );
+    write(&books.join("cafe.txt"), b"The caf\xe9 was quiet. A na\xefve waiter smiled at us.\n");
     write(&books.join("empty.txt"), b"");
-    write(
-        &books.join("image.txt"),
-        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0",
-    );
+    write(&books.join("image.txt"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0");
     write(&books.join("maid_copy.txt"), PLAIN_BOOK.as_bytes());
     let catalogue = root.join("books.csv");
     write(
@@ -67,11 +59,7 @@ fn catalogue_layout_ingests_and_reports_what_it_skipped() {
         "0",
     ]);
     let stdout = text(&output.stdout);
-    assert!(
-        output.status.success(),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        text(&output.stderr)
-    );
+    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{}", text(&output.stderr));
     assert!(stdout.starts_with("Ingested 3 books"), "{stdout}");
     for expected in [
         "empty.txt: empty",
@@ -80,41 +68,21 @@ fn catalogue_layout_ingests_and_reports_what_it_skipped() {
         "lost.txt: catalogue row (line 8) names a file that does not exist",
         "skipped 4 files:",
     ] {
-        assert!(
-            stdout.contains(expected),
-            "missing `{expected}` in:\n{stdout}"
-        );
+        assert!(stdout.contains(expected), "missing `{expected}` in:\n{stdout}");
     }
-    let row = |label: &str| {
-        stdout
-            .lines()
-            .find(|line| line.starts_with(label))
-            .map(str::split_whitespace)
-    };
+    let row = |label: &str| stdout.lines().find(|line| line.starts_with(label)).map(str::split_whitespace);
     let adventure: Vec<&str> = row("adventure ").expect("an adventure row").collect();
     assert_eq!(adventure[1], "1", "{stdout}");
 
     let corpus = Corpus::open(&out).unwrap();
     assert_eq!(corpus.books.len(), 3);
-    let maid = corpus
-        .books
-        .iter()
-        .find(|book| book.file == "maid.txt")
-        .unwrap();
+    let maid = corpus.books.iter().find(|book| book.file == "maid.txt").unwrap();
     assert_eq!(maid.tags, ["mystery", "thriller"]);
-    let cafe = corpus
-        .books
-        .iter()
-        .find(|book| book.file == "cafe.txt")
-        .unwrap();
+    let cafe = corpus.books.iter().find(|book| book.file == "cafe.txt").unwrap();
     assert_eq!(cafe.encoding.name(), "latin-1");
     assert_eq!(corpus.genres.genres["thriller"].books, [maid.id]);
 
-    let night = corpus
-        .books
-        .iter()
-        .find(|book| book.file == "night_sea.txt")
-        .unwrap();
+    let night = corpus.books.iter().find(|book| book.file == "night_sea.txt").unwrap();
     let split = corpus.split(&night.split).unwrap();
     let sentences: Vec<String> = split
         .book_sentences(night.index_in_split)
@@ -146,71 +114,36 @@ fn genre_folders_are_tags_and_output_is_never_overwritten_silently() {
     write(&books.join("mystery/maid.txt"), PLAIN_BOOK.as_bytes());
     write(&books.join("README.md"), b"notes");
     let out = root.path().join("corpus");
-    let args = [
-        "ingest",
-        "--books",
-        books.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--vocab-size",
-        "8",
-    ];
+    let args = ["ingest", "--books", books.to_str().unwrap(), "--out", out.to_str().unwrap(), "--vocab-size", "8"];
 
     let first = storytool(&args);
     let stdout = text(&first.stdout);
     assert!(first.status.success(), "{stdout}{}", text(&first.stderr));
     assert!(stdout.contains("README.md: not a .txt file"), "{stdout}");
-    assert!(
-        stdout.contains("thriller/maid.txt: duplicate content of `mystery/maid.txt`"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("vocabulary: 8 words (requested 8)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("thriller/maid.txt: duplicate content of `mystery/maid.txt`"), "{stdout}");
+    assert!(stdout.contains("vocabulary: 8 words (requested 8)"), "{stdout}");
     let corpus = Corpus::open(&out).unwrap();
     assert_eq!(corpus.vocabulary.len(), 8);
-    assert_eq!(
-        (corpus.train.n_books(), corpus.valid.n_books()),
-        (1, 1),
-        "half the books at most are held out"
-    );
-    let tags: Vec<(&str, &[String])> = corpus
-        .books
-        .iter()
-        .map(|book| (book.file.as_str(), &book.tags[..]))
-        .collect();
+    assert_eq!((corpus.train.n_books(), corpus.valid.n_books()), (1, 1), "half the books at most are held out");
+    let tags: Vec<(&str, &[String])> = corpus.books.iter().map(|book| (book.file.as_str(), &book.tags[..])).collect();
     assert_eq!(
         tags,
         [
             ("adventure/sea.txt", &["adventure".to_string()][..]),
-            (
-                "mystery/maid.txt",
-                &["mystery".into(), "thriller".into()][..]
-            )
+            ("mystery/maid.txt", &["mystery".into(), "thriller".into()][..])
         ]
     );
 
     let again = storytool(&args);
     assert!(!again.status.success());
     let stderr = text(&again.stderr);
-    assert!(
-        stderr.contains("already exists") && stderr.contains("--force"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("already exists") && stderr.contains("--force"), "{stderr}");
 
     let mut forced = args.to_vec();
     forced.push("--force");
     assert!(storytool(&forced).status.success());
-    let leftovers: Vec<_> = std::fs::read_dir(root.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        leftovers.len(),
-        2,
-        "only books/ and corpus/ remain: {leftovers:?}"
-    );
+    let leftovers: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "only books/ and corpus/ remain: {leftovers:?}");
 }
 
 #[test]
@@ -230,20 +163,11 @@ fn a_vocabulary_larger_than_the_corpus_is_fine() {
     ]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
-    assert!(
-        stdout.contains("(requested 20000): the corpus has fewer distinct words"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("(requested 20000): the corpus has fewer distinct words"), "{stdout}");
     let corpus = Corpus::open(&out).unwrap();
     assert!(corpus.vocabulary.len() < 30);
     assert_eq!(corpus.manifest.vocabulary.requested_size, 20000);
-    assert!(
-        corpus
-            .train
-            .tokens()
-            .iter()
-            .all(|&id| (id as usize) < corpus.vocabulary.len())
-    );
+    assert!(corpus.train.tokens().iter().all(|&id| (id as usize) < corpus.vocabulary.len()));
 }
 
 #[test]
@@ -256,55 +180,24 @@ fn bad_input_fails_with_a_message_naming_it() {
 
     let config = root.path().join("bad.toml");
     write(&config, b"[corpus]\nvocab_size = 100\nwords = 3\n");
-    let output = storytool(&[
-        "ingest",
-        "--books",
-        books,
-        "--out",
-        out,
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let output = storytool(&["ingest", "--books", books, "--out", out, "--config", config.to_str().unwrap()]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr.contains("bad.toml")
-            && stderr.contains("line 3")
-            && stderr.contains("unknown field `words`"),
+        stderr.contains("bad.toml") && stderr.contains("line 3") && stderr.contains("unknown field `words`"),
         "{stderr}"
     );
 
-    let output = storytool(&[
-        "ingest",
-        "--books",
-        books,
-        "--out",
-        out,
-        "--set",
-        "corpus.vocab_size=two",
-    ]);
+    let output = storytool(&["ingest", "--books", books, "--out", out, "--set", "corpus.vocab_size=two"]);
     let stderr = text(&output.stderr);
-    assert!(
-        !output.status.success() && stderr.contains("corpus.vocab_size=two"),
-        "{stderr}"
-    );
+    assert!(!output.status.success() && stderr.contains("corpus.vocab_size=two"), "{stderr}");
 
     write(&catalogue, b"file,title,genres\nmaid.txt,The Maid\n");
-    let output = storytool(&[
-        "ingest",
-        "--books",
-        books,
-        "--catalog",
-        catalogue.to_str().unwrap(),
-        "--out",
-        out,
-    ]);
+    let output = storytool(&["ingest", "--books", books, "--catalog", catalogue.to_str().unwrap(), "--out", out]);
     let stderr = text(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(
-        stderr.contains("books.csv")
-            && stderr.contains("line 2")
-            && stderr.contains("expected 3 fields"),
+        stderr.contains("books.csv") && stderr.contains("line 2") && stderr.contains("expected 3 fields"),
         "{stderr}"
     );
 
@@ -315,16 +208,7 @@ fn bad_input_fails_with_a_message_naming_it() {
 
 #[test]
 fn print_config_shows_resolved_settings() {
-    let output = storytool(&[
-        "ingest",
-        "--books",
-        ".",
-        "--out",
-        "x",
-        "--vocab-size",
-        "123",
-        "--print-config",
-    ]);
+    let output = storytool(&["ingest", "--books", ".", "--out", "x", "--vocab-size", "123", "--print-config"]);
     let stdout = text(&output.stdout);
     assert!(output.status.success());
     assert!(stdout.contains("vocab_size = 123"), "{stdout}");

@@ -28,19 +28,13 @@ fn catalogue_tags(data: &std::path::Path) -> BTreeMap<String, Vec<String>> {
     let mut reader = csv::Reader::from_path(data.join("books.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
     let file_column = headers.iter().position(|header| header == "file").unwrap();
-    let genre_column = headers
-        .iter()
-        .position(|header| header == "genres")
-        .unwrap();
+    let genre_column = headers.iter().position(|header| header == "genres").unwrap();
     reader
         .records()
         .map(|record| {
             let record = record.unwrap();
-            let mut tags: Vec<String> = record[genre_column]
-                .split(';')
-                .filter(|tag| !tag.is_empty())
-                .map(String::from)
-                .collect();
+            let mut tags: Vec<String> =
+                record[genre_column].split(';').filter(|tag| !tag.is_empty()).map(String::from).collect();
             tags.sort();
             (record[file_column].to_string(), tags)
         })
@@ -63,26 +57,15 @@ fn all_158_books_are_ingested_with_their_catalogue_genres() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.starts_with("Ingested 158 books"), "{stdout}");
 
     let corpus = Corpus::open(&out).unwrap();
     assert_eq!(corpus.books.len(), 158);
-    assert!(
-        corpus.manifest.skipped.is_empty(),
-        "{:?}",
-        corpus.manifest.skipped
-    );
+    assert!(corpus.manifest.skipped.is_empty(), "{:?}", corpus.manifest.skipped);
     let expected = catalogue_tags(&data);
-    let found: BTreeMap<String, Vec<String>> = corpus
-        .books
-        .iter()
-        .map(|book| (book.file.clone(), book.tags.clone()))
-        .collect();
+    let found: BTreeMap<String, Vec<String>> =
+        corpus.books.iter().map(|book| (book.file.clone(), book.tags.clone())).collect();
     assert_eq!(found, expected);
     for book in &corpus.books {
         // Cleaning drops packaging and headings, not prose: a book keeps about as many tokens (words and
@@ -95,18 +78,8 @@ fn all_158_books_are_ingested_with_their_catalogue_genres() {
             book.file,
             book.tokens
         );
-        assert!(
-            book.sentences > 300,
-            "{} has only {} sentences",
-            book.file,
-            book.sentences
-        );
-        assert!(
-            book.unknown_rate() < 0.2,
-            "{} is {:.0}% unknown",
-            book.file,
-            100.0 * book.unknown_rate()
-        );
+        assert!(book.sentences > 300, "{} has only {} sentences", book.file, book.sentences);
+        assert!(book.unknown_rate() < 0.2, "{} is {:.0}% unknown", book.file, 100.0 * book.unknown_rate());
     }
     assert_eq!(corpus.vocabulary.len(), 10_000);
     assert_eq!(corpus.train.n_books() + corpus.valid.n_books(), 158);
@@ -116,11 +89,7 @@ fn all_158_books_are_ingested_with_their_catalogue_genres() {
     let text = std::fs::read_to_string(data.join("books/austen_emma.txt")).unwrap();
     for paragraph in book::clean_paragraphs(&text).iter().take(300) {
         for sentence in sentences::split_sentences(paragraph) {
-            let expected = tokenizer
-                .encode(sentence, false)
-                .unwrap()
-                .get_ids()
-                .to_vec();
+            let expected = tokenizer.encode(sentence, false).unwrap().get_ids().to_vec();
             assert_eq!(corpus.vocabulary.encode(sentence), expected, "{sentence}");
         }
     }

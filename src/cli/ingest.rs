@@ -58,10 +58,7 @@ pub struct IngestArgs {
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let config = args.config.resolve(&[
         ("corpus.vocab_size", args.vocab_size.map(|n| n.to_string())),
-        (
-            "corpus.valid_books",
-            args.valid_books.map(|n| n.to_string()),
-        ),
+        ("corpus.valid_books", args.valid_books.map(|n| n.to_string())),
     ])?;
     if args.config.print_config {
         print!("{}", config.to_toml());
@@ -70,10 +67,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     if let Some(catalog) = &args.catalog
         && !catalog.is_file()
     {
-        anyhow::bail!(
-            "catalogue `{}` does not exist or is not a file",
-            catalog.display()
-        );
+        anyhow::bail!("catalogue `{}` does not exist or is not a file", catalog.display());
     }
     let request = IngestRequest {
         books_dir: args.books,
@@ -96,10 +90,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     .map_err(|error| match error {
         // Reported as itself so that `main` exits with 130, the convention for Ctrl-C.
         IngestError::Interrupted(interrupted) => anyhow::Error::new(interrupted),
-        other => anyhow::Error::new(other).context(format!(
-            "cannot ingest books from `{}`",
-            request.books_dir.display()
-        )),
+        other => {
+            anyhow::Error::new(other).context(format!("cannot ingest books from `{}`", request.books_dir.display()))
+        }
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.manifest)?);
@@ -138,18 +131,10 @@ fn print_summary(report: &IngestReport) {
         "vocabulary: {} words (requested {}){}",
         vocabulary.size,
         vocabulary.requested_size,
-        if vocabulary.size < vocabulary.requested_size {
-            ": the corpus has fewer distinct words"
-        } else {
-            ""
-        }
+        if vocabulary.size < vocabulary.requested_size { ": the corpus has fewer distinct words" } else { "" }
     );
     for (name, split) in &manifest.splits {
-        let rate = if split.tokens == 0 {
-            0.0
-        } else {
-            100.0 * split.unknown_tokens as f64 / split.tokens as f64
-        };
+        let rate = if split.tokens == 0 { 0.0 } else { 100.0 * split.unknown_tokens as f64 / split.tokens as f64 };
         println!(
             "{name}: {} books, {} sentences, {} tokens, {rate:.2}% unknown",
             split.books, split.sentences, split.tokens
@@ -168,24 +153,10 @@ fn print_summary(report: &IngestReport) {
 }
 
 fn print_table(label: &str, rows: &BTreeMap<String, SummaryRow>, total: &SummaryRow) {
-    let width = rows
-        .keys()
-        .map(String::len)
-        .chain([label.len(), 5])
-        .max()
-        .unwrap_or(5);
-    println!(
-        "{label:<width$}  {:>6}  {:>10}  {:>12}",
-        "books", "sentences", "tokens"
-    );
+    let width = rows.keys().map(String::len).chain([label.len(), 5]).max().unwrap_or(5);
+    println!("{label:<width$}  {:>6}  {:>10}  {:>12}", "books", "sentences", "tokens");
     for (name, row) in rows {
-        println!(
-            "{name:<width$}  {:>6}  {:>10}  {:>12}",
-            row.books, row.sentences, row.tokens
-        );
+        println!("{name:<width$}  {:>6}  {:>10}  {:>12}", row.books, row.sentences, row.tokens);
     }
-    println!(
-        "{:<width$}  {:>6}  {:>10}  {:>12}",
-        "total", total.books, total.sentences, total.tokens
-    );
+    println!("{:<width$}  {:>6}  {:>10}  {:>12}", "total", total.books, total.sentences, total.tokens);
 }

@@ -80,9 +80,7 @@ fn cancel_on_interrupt() -> CancelFlag {
         flag.cancel();
     });
     if let Err(error) = installed {
-        eprintln!(
-            "warning: cannot catch Ctrl-C ({error}); an interrupted run may leave a hidden staging folder"
-        );
+        eprintln!("warning: cannot catch Ctrl-C ({error}); an interrupted run may leave a hidden staging folder");
     }
     cancel
 }

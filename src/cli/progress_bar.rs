@@ -11,9 +11,7 @@ pub struct Bar {
 impl Bar {
     /// A bar for reading files: bytes done, total and rate.
     pub fn bytes() -> Bar {
-        Bar::with_template(
-            "{msg:>14} [{bar:32}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-        )
+        Bar::with_template("{msg:>14} [{bar:32}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
     }
 
     /// A bar for training: steps done and total, then the message (loss, perplexity, tokens/s).
@@ -23,11 +21,7 @@ impl Bar {
 
     fn with_template(template: &str) -> Bar {
         let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(template)
-                .expect("the template is valid")
-                .progress_chars("=> "),
-        );
+        bar.set_style(ProgressStyle::with_template(template).expect("the template is valid").progress_chars("=> "));
         Bar { bar }
     }
 }

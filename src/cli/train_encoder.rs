@@ -38,9 +38,7 @@ pub struct TrainEncoderArgs {
 }
 
 pub fn run(args: TrainEncoderArgs) -> anyhow::Result<()> {
-    let config = args
-        .config
-        .resolve(&[("encoder.steps", args.steps.map(|n| n.to_string()))])?;
+    let config = args.config.resolve(&[("encoder.steps", args.steps.map(|n| n.to_string()))])?;
     if args.config.print_config {
         print!("{}", config.to_toml());
         return Ok(());
@@ -62,30 +60,18 @@ pub fn run(args: TrainEncoderArgs) -> anyhow::Result<()> {
         }
         other => anyhow::Error::new(other).context("cannot train the encoder"),
     })?;
-    let show = |loss: Option<f32>| {
-        loss.map_or("-".to_string(), |loss| {
-            format!("{loss:.3} (perplexity {:.1})", loss.exp())
-        })
-    };
+    let show =
+        |loss: Option<f32>| loss.map_or("-".to_string(), |loss| format!("{loss:.3} (perplexity {:.1})", loss.exp()));
     match report.resumed_from {
-        Some(step) => println!(
-            "Resumed at step {step} and trained to step {}",
-            report.steps
-        ),
+        Some(step) => println!("Resumed at step {step} and trained to step {}", report.steps),
         None => println!("Trained {} steps", report.steps),
     }
-    println!(
-        "triples: {} for training, {} held out",
-        report.train_triples, report.valid_triples
-    );
+    println!("triples: {} for training, {} held out", report.train_triples, report.valid_triples);
     println!("train loss: {}", show(report.train_loss));
     println!("valid loss: {}", show(report.valid_loss));
     println!(
         "encoder: `{}`, metrics: `{}`",
-        report
-            .out
-            .join(storytool::train::encoder::ENCODER_FILE)
-            .display(),
+        report.out.join(storytool::train::encoder::ENCODER_FILE).display(),
         report.out.join(METRICS_FILE).display()
     );
     Ok(())

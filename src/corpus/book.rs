@@ -82,10 +82,7 @@ mod tests {
         assert_eq!(book.sentence_lengths, [4, 4, 9]);
         assert_eq!(book.paragraph_lengths, [2, 1]);
         let words: Vec<&str> = book.tokens.iter().map(|&id| book.words.word(id)).collect();
-        assert_eq!(
-            words.join(" "),
-            "the cat sat . the cat ran ! \" why ? \" said mr . fox ."
-        );
+        assert_eq!(words.join(" "), "the cat sat . the cat ran ! \" why ? \" said mr . fox .");
         assert_eq!(book.counts[0], 2, "`the` occurs twice");
     }
 }

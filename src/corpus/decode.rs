@@ -61,24 +61,13 @@ pub fn decode(mut bytes: Vec<u8>) -> Result<(String, Encoding), NotText> {
 fn decode_utf8_or_latin1(bytes: Vec<u8>) -> (String, Encoding) {
     match String::from_utf8(bytes) {
         Ok(text) => (text, Encoding::Utf8),
-        Err(error) => (
-            error
-                .as_bytes()
-                .iter()
-                .map(|&byte| windows_1252(byte))
-                .collect(),
-            Encoding::Latin1,
-        ),
+        Err(error) => (error.as_bytes().iter().map(|&byte| windows_1252(byte)).collect(), Encoding::Latin1),
     }
 }
 
 fn decode_utf16(bytes: &[u8], from_bytes: fn([u8; 2]) -> u16) -> String {
-    let units = bytes
-        .chunks_exact(2)
-        .map(|pair| from_bytes([pair[0], pair[1]]));
-    char::decode_utf16(units)
-        .map(|unit| unit.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect()
+    let units = bytes.chunks_exact(2).map(|pair| from_bytes([pair[0], pair[1]]));
+    char::decode_utf16(units).map(|unit| unit.unwrap_or(char::REPLACEMENT_CHARACTER)).collect()
 }
 
 /// A file is binary when its first 8 KiB hold a NUL or more than 1 control character in 100.
@@ -87,10 +76,7 @@ fn looks_binary(bytes: &[u8]) -> bool {
     if head.contains(&0) {
         return true;
     }
-    let controls = head
-        .iter()
-        .filter(|&&byte| byte < 0x20 && !matches!(byte, b'\t' | b'\n' | b'\r' | 0x0C))
-        .count();
+    let controls = head.iter().filter(|&&byte| byte < 0x20 && !matches!(byte, b'\t' | b'\n' | b'\r' | 0x0C)).count();
     controls * 100 > head.len()
 }
 
@@ -99,19 +85,14 @@ fn normalise_line_endings(text: String) -> String {
         return text;
     }
     let text = text.replace("\r\n", "\n");
-    if text.contains('\r') {
-        text.replace('\r', "\n")
-    } else {
-        text
-    }
+    if text.contains('\r') { text.replace('\r', "\n") } else { text }
 }
 
 /// Windows-1252: Latin-1 except 0x80-0x9F, which hold typographic punctuation.
 fn windows_1252(byte: u8) -> char {
     const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž',
-        '\u{8F}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9D}',
-        'ž', 'Ÿ',
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž', '\u{8F}', '\u{90}', '‘',
+        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9D}', 'ž', 'Ÿ',
     ];
     match byte {
         0x80..=0x9F => HIGH[(byte - 0x80) as usize],
@@ -125,8 +106,7 @@ mod tests {
 
     #[test]
     fn utf8_bom_is_dropped_and_crlf_normalised() {
-        let (text, encoding) =
-            decode(b"\xEF\xBB\xBFIt was.\r\nA night.\rEnd\r\n".to_vec()).unwrap();
+        let (text, encoding) = decode(b"\xEF\xBB\xBFIt was.\r\nA night.\rEnd\r\n".to_vec()).unwrap();
         assert_eq!(text, "It was.\nA night.\nEnd\n");
         assert_eq!(encoding, Encoding::Utf8Bom);
     }
@@ -145,20 +125,14 @@ mod tests {
         for unit in "Hi é\r\n".encode_utf16() {
             bytes.extend_from_slice(&unit.to_le_bytes());
         }
-        assert_eq!(
-            decode(bytes).unwrap(),
-            ("Hi é\n".to_string(), Encoding::Utf16Le)
-        );
+        assert_eq!(decode(bytes).unwrap(), ("Hi é\n".to_string(), Encoding::Utf16Le));
     }
 
     #[test]
     fn empty_and_binary_files_are_refused() {
         assert_eq!(decode(b"".to_vec()), Err(NotText::Empty));
         assert_eq!(decode(b" \n\r\n\t".to_vec()), Err(NotText::Empty));
-        assert_eq!(
-            decode(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec()),
-            Err(NotText::Binary)
-        );
+        assert_eq!(decode(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec()), Err(NotText::Binary));
         assert_eq!(decode(vec![0x01; 200]), Err(NotText::Binary));
     }
 }

@@ -50,11 +50,7 @@ pub enum DiscoverError {
     #[error("catalogue `{path}`: {message}")]
     Catalogue { path: PathBuf, message: String },
     #[error("catalogue `{path}` line {line}: {message}")]
-    CatalogueRow {
-        path: PathBuf,
-        line: u64,
-        message: String,
-    },
+    CatalogueRow { path: PathBuf, line: u64, message: String },
 }
 
 /// Lists the books under `books_dir`, through `catalogue` when given.
@@ -70,16 +66,10 @@ pub fn discover(books_dir: &Path, catalogue: Option<&Path>) -> Result<Discovery,
 }
 
 /// Every file under `books_dir` by its relative name, except the catalogue itself.
-fn list_files(
-    books_dir: &Path,
-    catalogue: Option<&Path>,
-) -> Result<BTreeMap<String, PathBuf>, DiscoverError> {
+fn list_files(books_dir: &Path, catalogue: Option<&Path>) -> Result<BTreeMap<String, PathBuf>, DiscoverError> {
     let catalogue = catalogue.and_then(|path| path.canonicalize().ok());
     let mut files = BTreeMap::new();
-    for entry in WalkDir::new(books_dir)
-        .follow_links(true)
-        .sort_by_file_name()
-    {
+    for entry in WalkDir::new(books_dir).follow_links(true).sort_by_file_name() {
         let entry = entry.map_err(|error| DiscoverError::Walk {
             path: error.path().unwrap_or(books_dir).to_path_buf(),
             message: error.to_string(),
@@ -97,44 +87,26 @@ fn list_files(
 }
 
 fn relative_name(path: &Path) -> String {
-    path.components()
-        .map(|part| part.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    path.components().map(|part| part.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 fn is_txt(name: &str) -> bool {
-    Path::new(name)
-        .extension()
-        .is_some_and(|extension| extension.eq_ignore_ascii_case("txt"))
+    Path::new(name).extension().is_some_and(|extension| extension.eq_ignore_ascii_case("txt"))
 }
 
 fn from_folders(books_dir: &Path, files: BTreeMap<String, PathBuf>) -> Discovery {
     let mut discovery = Discovery::default();
     for (file, path) in files {
         if !is_txt(&file) {
-            discovery.skipped.push(Skipped {
-                file,
-                reason: "not a .txt file".into(),
-            });
+            discovery.skipped.push(Skipped { file, reason: "not a .txt file".into() });
             continue;
         }
         let relative = path.strip_prefix(books_dir).unwrap_or(&path);
-        let tags = match relative
-            .parent()
-            .and_then(|parent| parent.components().next())
-        {
+        let tags = match relative.parent().and_then(|parent| parent.components().next()) {
             Some(folder) => vec![normalise_tag(&folder.as_os_str().to_string_lossy())],
             None => Vec::new(),
         };
-        discovery.books.push(BookSource {
-            path,
-            file,
-            title: None,
-            author: None,
-            year: None,
-            tags,
-        });
+        discovery.books.push(BookSource { path, file, title: None, author: None, year: None, tags });
     }
     discovery
 }
@@ -158,18 +130,12 @@ fn from_catalogue(
     catalogue: &Path,
     mut files: BTreeMap<String, PathBuf>,
 ) -> Result<Discovery, DiscoverError> {
-    let catalogue_error = |message: String| DiscoverError::Catalogue {
-        path: catalogue.to_path_buf(),
-        message,
-    };
+    let catalogue_error = |message: String| DiscoverError::Catalogue { path: catalogue.to_path_buf(), message };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(catalogue)
         .map_err(|error| catalogue_error(error.to_string()))?;
-    let headers = reader
-        .headers()
-        .map_err(|error| catalogue_error(error.to_string()))?
-        .clone();
+    let headers = reader.headers().map_err(|error| catalogue_error(error.to_string()))?.clone();
     if !headers.iter().any(|header| header == "file") {
         return Err(catalogue_error(format!(
             "no `file` column; expected a header like `file,title,author,year,genres`, found `{}`",
@@ -182,24 +148,17 @@ fn from_catalogue(
     loop {
         let row_error = |error: csv::Error| {
             let line = error.position().map_or(0, |position| position.line());
-            DiscoverError::CatalogueRow {
-                path: catalogue.to_path_buf(),
-                line,
-                message: csv_message(&error),
-            }
+            DiscoverError::CatalogueRow { path: catalogue.to_path_buf(), line, message: csv_message(&error) }
         };
         if !reader.read_record(&mut record).map_err(row_error)? {
             break;
         }
         let line = record.position().map_or(0, |position| position.line());
-        let row: CatalogueRow =
-            record
-                .deserialize(Some(&headers))
-                .map_err(|error| DiscoverError::CatalogueRow {
-                    path: catalogue.to_path_buf(),
-                    line,
-                    message: csv_message(&error),
-                })?;
+        let row: CatalogueRow = record.deserialize(Some(&headers)).map_err(|error| DiscoverError::CatalogueRow {
+            path: catalogue.to_path_buf(),
+            line,
+            message: csv_message(&error),
+        })?;
         let file = row.file.trim().replace('\\', "/");
         if file.is_empty() {
             return Err(DiscoverError::CatalogueRow {
@@ -222,23 +181,15 @@ fn from_catalogue(
                 if !path.is_file() {
                     discovery.skipped.push(Skipped {
                         file,
-                        reason: format!(
-                            "catalogue row (line {line}) names a file that does not exist"
-                        ),
+                        reason: format!("catalogue row (line {line}) names a file that does not exist"),
                     });
                     continue;
                 }
                 path
             }
         };
-        let mut tags: Vec<String> = row
-            .genres
-            .as_deref()
-            .unwrap_or("")
-            .split(';')
-            .map(normalise_tag)
-            .filter(|tag| !tag.is_empty())
-            .collect();
+        let mut tags: Vec<String> =
+            row.genres.as_deref().unwrap_or("").split(';').map(normalise_tag).filter(|tag| !tag.is_empty()).collect();
         tags.sort();
         tags.dedup();
         let non_empty = |value: Option<String>| value.filter(|value| !value.is_empty());
@@ -252,10 +203,7 @@ fn from_catalogue(
         });
     }
     for file in files.into_keys() {
-        discovery.skipped.push(Skipped {
-            file,
-            reason: "not listed in the catalogue".into(),
-        });
+        discovery.skipped.push(Skipped { file, reason: "not listed in the catalogue".into() });
     }
     discovery.books.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(discovery)
@@ -263,9 +211,7 @@ fn from_catalogue(
 
 fn csv_message(error: &csv::Error) -> String {
     match error.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("expected {expected_len} fields like the header, found {len}")
         }
         _ => error.to_string(),
@@ -294,11 +240,8 @@ mod tests {
         write(root.path(), "loose.txt", "x");
         write(root.path(), "notes.md", "x");
         let found = discover(root.path(), None).unwrap();
-        let tags: Vec<(&str, Vec<String>)> = found
-            .books
-            .iter()
-            .map(|book| (book.file.as_str(), book.tags.clone()))
-            .collect();
+        let tags: Vec<(&str, Vec<String>)> =
+            found.books.iter().map(|book| (book.file.as_str(), book.tags.clone())).collect();
         assert_eq!(
             tags,
             [
@@ -307,13 +250,7 @@ mod tests {
                 ("loose.txt", vec![])
             ]
         );
-        assert_eq!(
-            found.skipped,
-            [Skipped {
-                file: "notes.md".into(),
-                reason: "not a .txt file".into()
-            }]
-        );
+        assert_eq!(found.skipped, [Skipped { file: "notes.md".into(), reason: "not a .txt file".into() }]);
     }
 
     #[test]
@@ -331,11 +268,7 @@ mod tests {
         assert_eq!(found.books.len(), 1);
         assert_eq!(found.books[0].tags, ["mystery", "thriller"]);
         assert_eq!(found.books[0].title.as_deref(), Some("A Title"));
-        let reasons: Vec<&str> = found
-            .skipped
-            .iter()
-            .map(|skip| skip.file.as_str())
-            .collect();
+        let reasons: Vec<&str> = found.skipped.iter().map(|skip| skip.file.as_str()).collect();
         assert_eq!(reasons, ["missing.txt", "extra.txt"]);
         assert!(found.skipped[0].reason.contains("line 3"));
     }
@@ -345,41 +278,22 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let catalogue = root.path().join("books.csv");
         std::fs::write(&catalogue, "file,genres\na.txt,x\nb.txt\n").unwrap();
-        let error = discover(root.path(), Some(&catalogue))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("line 3") && error.contains("expected 2 fields"),
-            "{error}"
-        );
+        let error = discover(root.path(), Some(&catalogue)).unwrap_err().to_string();
+        assert!(error.contains("line 3") && error.contains("expected 2 fields"), "{error}");
 
         std::fs::write(&catalogue, "\u{feff}file,genres\r\na.txt,Horror\r\n").unwrap();
         std::fs::write(root.path().join("a.txt"), "x").unwrap();
         let found = discover(root.path(), Some(&catalogue)).unwrap();
-        assert_eq!(
-            found.books[0].tags,
-            ["horror"],
-            "a spreadsheet's BOM and CRLF are fine"
-        );
+        assert_eq!(found.books[0].tags, ["horror"], "a spreadsheet's BOM and CRLF are fine");
 
         std::fs::write(&catalogue, "name,genres\na.txt,x\n").unwrap();
-        let error = discover(root.path(), Some(&catalogue))
-            .unwrap_err()
-            .to_string();
+        let error = discover(root.path(), Some(&catalogue)).unwrap_err().to_string();
         assert!(error.contains("no `file` column"), "{error}");
 
         std::fs::write(&catalogue, "file,genres\na.txt,x\na.txt,y\n").unwrap();
-        let error = discover(root.path(), Some(&catalogue))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("line 3") && error.contains("line 2"),
-            "{error}"
-        );
+        let error = discover(root.path(), Some(&catalogue)).unwrap_err().to_string();
+        assert!(error.contains("line 3") && error.contains("line 2"), "{error}");
 
-        assert!(matches!(
-            discover(&root.path().join("nope"), None),
-            Err(DiscoverError::NoBooksFolder(_))
-        ));
+        assert!(matches!(discover(&root.path().join("nope"), None), Err(DiscoverError::NoBooksFolder(_))));
     }
 }

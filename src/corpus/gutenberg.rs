@@ -10,10 +10,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-static GUTENBERG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)project\s+gutenberg").unwrap());
-static SMALL_PRINT_END: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\*\s*END\s*\*\s*THE SMALL PRINT").unwrap());
+static GUTENBERG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)project\s+gutenberg").unwrap());
+static SMALL_PRINT_END: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\*\s*END\s*\*\s*THE SMALL PRINT").unwrap());
 static START_LINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bstart\s+of\b").unwrap());
 static END_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bend\s+of\s+(the\s+|this\s+)?project\s+gutenberg").unwrap());
@@ -66,8 +64,7 @@ pub fn is_boilerplate(paragraph: &str) -> bool {
 pub fn is_boilerplate_at(paragraph: &str, near_edge: bool) -> bool {
     let names_gutenberg = || {
         let bytes = paragraph.as_bytes();
-        memchr::memmem::find(bytes, b"utenberg").is_some()
-            || memchr::memmem::find(bytes, b"UTENBERG").is_some()
+        memchr::memmem::find(bytes, b"utenberg").is_some() || memchr::memmem::find(bytes, b"UTENBERG").is_some()
     };
     (near_edge || names_gutenberg()) && is_boilerplate(paragraph)
 }
@@ -79,12 +76,8 @@ pub fn is_production_credit(paragraph: &str) -> bool {
 
 /// The byte range of the line holding `position`, without its newline.
 fn line_around(text: &str, position: usize) -> std::ops::Range<usize> {
-    let start = text[..position]
-        .rfind('\n')
-        .map_or(0, |newline| newline + 1);
-    let end = text[position..]
-        .find('\n')
-        .map_or(text.len(), |newline| position + newline);
+    let start = text[..position].rfind('\n').map_or(0, |newline| newline + 1);
+    let end = text[position..].find('\n').map_or(text.len(), |newline| position + newline);
     start..end
 }
 
@@ -125,14 +118,10 @@ mod tests {
 
     #[test]
     fn boilerplate_and_credits_are_recognised() {
-        assert!(is_boilerplate(
-            "This eBook is for the use of anyone anywhere at no cost"
-        ));
+        assert!(is_boilerplate("This eBook is for the use of anyone anywhere at no cost"));
         assert!(is_boilerplate("see www.gutenberg.org for details"));
         assert!(!is_boilerplate("The gutter ran with rain."));
-        assert!(is_production_credit(
-            "Produced by Judy Boss and David Widger"
-        ));
+        assert!(is_production_credit("Produced by Judy Boss and David Widger"));
         assert!(is_production_credit("E-text prepared by the volunteers"));
         assert!(!is_production_credit("He produced by magic a rabbit."));
     }

@@ -93,22 +93,14 @@ struct ReadBook {
 }
 
 /// Builds the corpus folder described by `request`.
-pub fn ingest(
-    request: &IngestRequest,
-    progress: &dyn Progress,
-) -> Result<IngestReport, IngestError> {
+pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<IngestReport, IngestError> {
     let started = Instant::now();
     let staging = StagingDir::new(&request.out, request.force)?;
     let catalogue = request.catalogue.as_deref();
     let found = discover(&request.books_dir, catalogue)?;
     let mut skipped = found.skipped;
 
-    let total_bytes: u64 = found
-        .books
-        .iter()
-        .filter_map(|book| book.path.metadata().ok())
-        .map(|meta| meta.len())
-        .sum();
+    let total_bytes: u64 = found.books.iter().filter_map(|book| book.path.metadata().ok()).map(|meta| meta.len()).sum();
     progress.set_total(total_bytes);
     progress.set_message("reading books");
     let lowercase = request.config.corpus.lowercase;
@@ -140,35 +132,21 @@ pub fn ingest(
         if let Some(&first) = by_hash.get(&book.input.blake3) {
             let kept: &mut ReadBook = &mut books[first];
             let mut reason = format!("duplicate content of `{}`", kept.source.file);
-            let new_tags: Vec<String> = book
-                .source
-                .tags
-                .iter()
-                .filter(|tag| !kept.source.tags.contains(tag))
-                .cloned()
-                .collect();
+            let new_tags: Vec<String> =
+                book.source.tags.iter().filter(|tag| !kept.source.tags.contains(tag)).cloned().collect();
             if !new_tags.is_empty() {
-                reason.push_str(&format!(
-                    "; its tags ({}) were added to that book",
-                    new_tags.join(", ")
-                ));
+                reason.push_str(&format!("; its tags ({}) were added to that book", new_tags.join(", ")));
                 kept.source.tags.extend(new_tags);
                 kept.source.tags.sort();
             }
-            skipped.push(Skipped {
-                file: book.source.file,
-                reason,
-            });
+            skipped.push(Skipped { file: book.source.file, reason });
             continue;
         }
         by_hash.insert(book.input.blake3.clone(), books.len());
         books.push(book);
     }
     if books.is_empty() {
-        return Err(IngestError::NoBooks {
-            books_dir: request.books_dir.clone(),
-            skipped: skipped.len(),
-        });
+        return Err(IngestError::NoBooks { books_dir: request.books_dir.clone(), skipped: skipped.len() });
     }
 
     phase("remove duplicates");
@@ -176,28 +154,20 @@ pub fn ingest(
     let vocabulary = build_vocabulary(&books, &valid, request.config.corpus.vocab_size, lowercase);
 
     phase("build the vocabulary");
-    let unknown_per_book: Vec<u64> = books
-        .par_iter_mut()
-        .map(|book| remap_to_vocabulary(&mut book.tokens, &vocabulary))
-        .collect();
+    let unknown_per_book: Vec<u64> =
+        books.par_iter_mut().map(|book| remap_to_vocabulary(&mut book.tokens, &vocabulary)).collect();
     let mut records = Vec::with_capacity(books.len());
     let mut splits: BTreeMap<String, SplitCounts> = BTreeMap::new();
     for split in SPLITS {
         cancel.check()?;
-        let members: Vec<usize> = (0..books.len())
-            .filter(|&index| valid[index] == (split == "valid"))
-            .collect();
+        let members: Vec<usize> = (0..books.len()).filter(|&index| valid[index] == (split == "valid")).collect();
         let mut writer = SplitWriter::create(&staging.path().join(split))?;
         let counts = splits.entry(split.to_string()).or_default();
         for (index_in_split, &index) in members.iter().enumerate() {
             let unknown_tokens = unknown_per_book[index];
             let book = &books[index];
             let tokens = &book.tokens.tokens;
-            writer.add_book(
-                tokens,
-                &book.tokens.sentence_lengths,
-                &book.tokens.paragraph_lengths,
-            )?;
+            writer.add_book(tokens, &book.tokens.sentence_lengths, &book.tokens.paragraph_lengths)?;
             counts.books += 1;
             counts.paragraphs += book.tokens.n_paragraphs() as u64;
             counts.sentences += book.tokens.n_sentences() as u64;
@@ -255,11 +225,7 @@ pub fn ingest(
         format_version: CORPUS_FORMAT_VERSION,
         created_by: CreatedBy::now(request.command.clone()),
         config: request.config.clone(),
-        inputs: CorpusInputs {
-            books_dir: request.books_dir.display().to_string(),
-            catalogue,
-            files,
-        },
+        inputs: CorpusInputs { books_dir: request.books_dir.display().to_string(), catalogue, files },
         vocabulary: VocabularyInfo {
             file: TOKENIZER_FILE.into(),
             size: vocabulary.len(),
@@ -289,39 +255,20 @@ pub fn ingest(
     })
 }
 
-fn read_book(
-    source: BookSource,
-    lowercase: bool,
-    progress: &dyn Progress,
-) -> Result<ReadBook, Skipped> {
-    let skip = |reason: String| Skipped {
-        file: source.file.clone(),
-        reason,
-    };
-    let bytes =
-        std::fs::read(&source.path).map_err(|error| skip(format!("cannot be read: {error}")))?;
+fn read_book(source: BookSource, lowercase: bool, progress: &dyn Progress) -> Result<ReadBook, Skipped> {
+    let skip = |reason: String| Skipped { file: source.file.clone(), reason };
+    let bytes = std::fs::read(&source.path).map_err(|error| skip(format!("cannot be read: {error}")))?;
     progress.advance(bytes.len() as u64);
-    let input = InputFile {
-        path: source.file.clone(),
-        bytes: bytes.len() as u64,
-        blake3: hash::content_hash(&bytes),
-    };
+    let input = InputFile { path: source.file.clone(), bytes: bytes.len() as u64, blake3: hash::content_hash(&bytes) };
     let (text, encoding) = decode(bytes).map_err(|reason| match reason {
         NotText::Empty => skip("empty".into()),
         NotText::Binary => skip("binary, not text".into()),
     })?;
     let tokens = tokenize_book(&text, lowercase);
     if tokens.n_sentences() == 0 {
-        return Err(skip(
-            "no prose left after removing headers, headings and licence text".into(),
-        ));
+        return Err(skip("no prose left after removing headers, headings and licence text".into()));
     }
-    Ok(ReadBook {
-        source,
-        input,
-        encoding,
-        tokens,
-    })
+    Ok(ReadBook { source, input, encoding, tokens })
 }
 
 /// Marks `count` books (at most half) as validation books: those with the smallest content hashes, so the
@@ -338,12 +285,7 @@ fn choose_validation_books(books: &[ReadBook], count: usize) -> Vec<bool> {
 }
 
 /// The vocabulary of the training books.
-fn build_vocabulary(
-    books: &[ReadBook],
-    valid: &[bool],
-    size: usize,
-    lowercase: bool,
-) -> Vocabulary {
+fn build_vocabulary(books: &[ReadBook], valid: &[bool], size: usize, lowercase: bool) -> Vocabulary {
     let mut counts: FxHashMap<&str, u64> = FxHashMap::default();
     for (book, _) in books.iter().zip(valid).filter(|(_, valid)| !**valid) {
         for (word, &count) in book.tokens.words.words().zip(&book.tokens.counts) {
@@ -390,31 +332,17 @@ mod tests {
             cancel: CancelFlag::new(),
         };
         request.cancel.cancel();
-        assert!(matches!(
-            ingest(&request, &NoProgress),
-            Err(IngestError::Interrupted(_))
-        ));
-        let names: Vec<_> = std::fs::read_dir(root.path())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name())
-            .collect();
+        assert!(matches!(ingest(&request, &NoProgress), Err(IngestError::Interrupted(_))));
+        let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
         assert_eq!(names, ["books"], "no corpus and no staging folder is left");
 
-        let request = IngestRequest {
-            cancel: CancelFlag::new(),
-            ..request
-        };
+        let request = IngestRequest { cancel: CancelFlag::new(), ..request };
         let report = ingest(&request, &NoProgress).unwrap();
         assert_eq!(report.total.books, 1);
     }
 }
 
-type Summary = (
-    BTreeMap<String, SummaryRow>,
-    BTreeMap<String, SummaryRow>,
-    SummaryRow,
-    Vec<String>,
-);
+type Summary = (BTreeMap<String, SummaryRow>, BTreeMap<String, SummaryRow>, SummaryRow, Vec<String>);
 
 fn summarise(records: &[BookRecord], genres: &GenreIndex) -> Summary {
     let add = |row: &mut SummaryRow, book: &BookRecord| {
@@ -436,19 +364,11 @@ fn summarise(records: &[BookRecord], genres: &GenreIndex) -> Summary {
     let mut by_genre = BTreeMap::new();
     let mut unused_tags = Vec::new();
     for (genre, members) in &genres.genres {
-        let row = by_genre
-            .entry(genre.clone())
-            .or_insert_with(SummaryRow::default);
+        let row = by_genre.entry(genre.clone()).or_insert_with(SummaryRow::default);
         for &id in &members.books {
             add(row, &records[id]);
         }
-        unused_tags.extend(
-            members
-                .tags
-                .iter()
-                .filter(|tag| !genres.tags.contains_key(*tag))
-                .cloned(),
-        );
+        unused_tags.extend(members.tags.iter().filter(|tag| !genres.tags.contains_key(*tag)).cloned());
     }
     unused_tags.sort();
     unused_tags.dedup();

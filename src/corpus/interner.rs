@@ -22,11 +22,7 @@ impl Interner {
     /// The id of `word`, adding it when new.
     pub fn intern(&mut self, word: &str) -> u32 {
         let hash = FxBuildHasher.hash_one(word);
-        let Interner {
-            arena,
-            spans,
-            table,
-        } = self;
+        let Interner { arena, spans, table } = self;
         let text = |id: u32| {
             let (start, end) = spans[id as usize];
             &arena[start as usize..end as usize]
@@ -82,10 +78,7 @@ mod tests {
         let words = ["the", "cat", "the", "sat", "cat", "é"];
         let ids: Vec<u32> = words.iter().map(|word| interner.intern(word)).collect();
         assert_eq!(ids, [0, 1, 0, 2, 1, 3]);
-        assert_eq!(
-            interner.words().collect::<Vec<_>>(),
-            ["the", "cat", "sat", "é"]
-        );
+        assert_eq!(interner.words().collect::<Vec<_>>(), ["the", "cat", "sat", "é"]);
         for index in 0..10_000 {
             interner.intern(&format!("w{index}"));
         }

@@ -117,11 +117,7 @@ pub struct BookRecord {
 
 impl BookRecord {
     pub fn unknown_rate(&self) -> f64 {
-        if self.tokens == 0 {
-            0.0
-        } else {
-            self.unknown_tokens as f64 / self.tokens as f64
-        }
+        if self.tokens == 0 { 0.0 } else { self.unknown_tokens as f64 / self.tokens as f64 }
     }
 }
 
@@ -156,9 +152,7 @@ impl GenreIndex {
                 .filter(|book| book.tags.iter().any(|tag| tags.contains(tag)))
                 .map(|book| book.id)
                 .collect();
-            index
-                .genres
-                .insert(genre.clone(), GenreBooks { tags, books });
+            index.genres.insert(genre.clone(), GenreBooks { tags, books });
         }
         index
     }

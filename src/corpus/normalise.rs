@@ -16,9 +16,7 @@ pub fn push_normalised(out: &mut String, text: &str) {
         let ordinary = match byte {
             // A space is copied with its run unless more whitespace follows or one was just written.
             b' ' => {
-                !bytes
-                    .get(position + 1)
-                    .is_some_and(|next| is_ascii_space(*next))
+                !bytes.get(position + 1).is_some_and(|next| is_ascii_space(*next))
                     && (position > run_start || !out.ends_with(' '))
             }
             b'-' | b'_' | b'`' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C => false,
@@ -47,20 +45,14 @@ pub fn push_normalised(out: &mut String, text: &str) {
                     position += 1;
                 }
                 _ => {
-                    while bytes
-                        .get(position)
-                        .is_some_and(|byte| is_ascii_space(*byte))
-                    {
+                    while bytes.get(position).is_some_and(|byte| is_ascii_space(*byte)) {
                         position += 1;
                     }
                     push_space(out);
                 }
             }
         } else {
-            let char = text[position..]
-                .chars()
-                .next()
-                .expect("position is on a char boundary");
+            let char = text[position..].chars().next().expect("position is on a char boundary");
             position += char.len_utf8();
             match char {
                 '“' | '”' | '„' | '‟' | '«' | '»' | '″' => out.push('"'),
@@ -109,10 +101,7 @@ mod tests {
 
     #[test]
     fn whitespace_runs_become_one_space() {
-        assert_eq!(
-            normalise_typography("a  b\t\tc \u{A0} d\u{2003}e"),
-            "a b c d e"
-        );
+        assert_eq!(normalise_typography("a  b\t\tc \u{A0} d\u{2003}e"), "a b c d e");
         let mut out = String::from("end ");
         push_normalised(&mut out, " \u{A0}start");
         assert_eq!(out, "end start");

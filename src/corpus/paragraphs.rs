@@ -40,16 +40,12 @@ static CHAPTER: LazyLock<Regex> = LazyLock::new(|| {
     )
     .unwrap()
 });
-static NUMBERED_HEADING: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\W*([IVXLCDM]+|\d+)\.(\s+\S.*)?$").unwrap());
+static NUMBERED_HEADING: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\W*([IVXLCDM]+|\d+)\.(\s+\S.*)?$").unwrap());
 static PAGE_NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\s|\.)\d{1,4}$").unwrap());
 static NUMBER_WITH_PERIOD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\W*(([IVXLCDM]+|\d+)\.?\W*$|([IVXLCDM]+|\d+)\.\s)").unwrap());
 static EDITORIAL_OPENING: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)^\[\s*(illustration|footnote|sidenote|transcriber|note|frontispiece|decoration)",
-    )
-    .unwrap()
+    Regex::new(r"(?i)^\[\s*(illustration|footnote|sidenote|transcriber|note|frontispiece|decoration)").unwrap()
 });
 static EDITORIAL_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?is)\[\s*(illustration|footnote|sidenote|transcriber|note|frontispiece|decoration)[^\]]*\]").unwrap()
@@ -62,12 +58,7 @@ pub fn prose_paragraphs(body: &str) -> Vec<String> {
     let mut lines: Vec<&str> = Vec::new();
     for (index, block) in blocks(body).enumerate() {
         lines.clear();
-        lines.extend(
-            block
-                .split('\n')
-                .map(str::trim)
-                .filter(|line| !line.is_empty()),
-        );
+        lines.extend(block.split('\n').map(str::trim).filter(|line| !line.is_empty()));
         // An editorial note (`[Transcriber's note: ...`) that runs over several blocks, up to its `]`.
         if open_note_blocks > 0 {
             open_note_blocks -= 1;
@@ -76,9 +67,7 @@ pub fn prose_paragraphs(body: &str) -> Vec<String> {
             }
             continue;
         }
-        if block.trim_start().starts_with('[')
-            && EDITORIAL_OPENING.is_match(block.trim_start())
-            && !block.contains(']')
+        if block.trim_start().starts_with('[') && EDITORIAL_OPENING.is_match(block.trim_start()) && !block.contains(']')
         {
             open_note_blocks = MAX_NOTE_BLOCKS;
             continue;
@@ -87,11 +76,7 @@ pub fn prose_paragraphs(body: &str) -> Vec<String> {
             continue;
         }
         // A heading line glued to the first line of prose (`CHAPTER SEVEN` then `Mrs. Gould was...`).
-        let first_prose_line = lines
-            .iter()
-            .take(lines.len() - 1)
-            .take_while(|line| is_heading_line(line))
-            .count();
+        let first_prose_line = lines.iter().take(lines.len() - 1).take_while(|line| is_heading_line(line)).count();
         let mut text = join_lines(&lines[first_prose_line..]);
         remove_editorial_blocks(&mut text);
         if text.is_empty() || (index < CREDIT_WINDOW && gutenberg::is_production_credit(&text)) {
@@ -113,15 +98,9 @@ pub fn prose_paragraphs(body: &str) -> Vec<String> {
 /// Whether the book's long paragraphs end in punctuation. Some copies circulate with their punctuation
 /// stripped; in those, a short paragraph without a final stop is dialogue, not a heading.
 fn is_punctuated(paragraphs: &[String]) -> bool {
-    let long = paragraphs
-        .iter()
-        .filter(|text| word_count_exceeds(text, HEADING_MAX_WORDS));
-    let (n_long, n_punctuated) = long.fold((0, 0), |(n_long, n_punctuated), text| {
-        (
-            n_long + 1,
-            n_punctuated + ends_in_punctuation(text) as usize,
-        )
-    });
+    let long = paragraphs.iter().filter(|text| word_count_exceeds(text, HEADING_MAX_WORDS));
+    let (n_long, n_punctuated) = long
+        .fold((0, 0), |(n_long, n_punctuated), text| (n_long + 1, n_punctuated + ends_in_punctuation(text) as usize));
     n_long == 0 || n_punctuated * 2 >= n_long
 }
 
@@ -159,9 +138,7 @@ fn blocks(body: &str) -> impl Iterator<Item = &str> {
         }
         let mut end = 0;
         while end < rest.len() {
-            let line_end = rest[end..]
-                .find('\n')
-                .map_or(rest.len(), |newline| end + newline + 1);
+            let line_end = rest[end..].find('\n').map_or(rest.len(), |newline| end + newline + 1);
             if rest[end..line_end].trim().is_empty() {
                 break;
             }
@@ -214,8 +191,7 @@ fn is_heading_in(text: &str, punctuated: bool) -> bool {
     }
     (punctuated && !ends_in_punctuation(text))
         || is_shouting(text)
-        || (may_be_numbered_or_chapter(text)
-            && (CHAPTER.is_match(text) || NUMBER_WITH_PERIOD.is_match(text)))
+        || (may_be_numbered_or_chapter(text) && (CHAPTER.is_match(text) || NUMBER_WITH_PERIOD.is_match(text)))
 }
 
 /// A cheap test that must hold before the chapter and numbering regexes can match: the first word is a
@@ -247,14 +223,10 @@ fn may_be_numbered_or_chapter(line: &str) -> bool {
         "footnotes",
     ];
     let start = line.trim_start_matches(|char: char| !char.is_alphanumeric());
-    let word = &start[..start
-        .find(|char: char| !char.is_alphanumeric())
-        .unwrap_or(start.len())];
+    let word = &start[..start.find(|char: char| !char.is_alphanumeric()).unwrap_or(start.len())];
     word.bytes().all(|byte| byte.is_ascii_digit())
         || word.bytes().all(|byte| b"IVXLCDM".contains(&byte))
-        || KEYWORDS
-            .iter()
-            .any(|keyword| word.eq_ignore_ascii_case(keyword))
+        || KEYWORDS.iter().any(|keyword| word.eq_ignore_ascii_case(keyword))
 }
 
 /// Letters, none of them lower-case.
@@ -268,8 +240,7 @@ fn is_shouting(text: &str) -> bool {
 fn is_heading_line(line: &str) -> bool {
     !word_count_exceeds(line, HEADING_MAX_WORDS)
         && (is_shouting(line)
-            || (may_be_numbered_or_chapter(line)
-                && (CHAPTER.is_match(line) || NUMBERED_HEADING.is_match(line))))
+            || (may_be_numbered_or_chapter(line) && (CHAPTER.is_match(line) || NUMBERED_HEADING.is_match(line))))
 }
 
 /// True when at least 60% of a block's lines are headings or end in page numbers: a table of contents.
@@ -293,12 +264,8 @@ fn is_table_of_contents(lines: &[&str]) -> bool {
 
 /// Prose ends in punctuation, perhaps followed by closing quotes or brackets.
 fn ends_in_punctuation(text: &str) -> bool {
-    let last = text.trim_end_matches(|char: char| {
-        matches!(char, '"' | '\'' | ')' | ']' | '*') || char.is_whitespace()
-    });
-    last.chars()
-        .next_back()
-        .is_some_and(|char| !char.is_alphanumeric())
+    let last = text.trim_end_matches(|char: char| matches!(char, '"' | '\'' | ')' | ']' | '*') || char.is_whitespace());
+    last.chars().next_back().is_some_and(|char| !char.is_alphanumeric())
 }
 
 #[cfg(test)]
@@ -310,10 +277,7 @@ mod tests {
         let body = "It was a dark and stormy\nnight;  the rain fell in\ntorrents.\n\nTo-\nmorrow he would go.\n";
         assert_eq!(
             prose_paragraphs(body),
-            vec![
-                "It was a dark and stormy night; the rain fell in torrents.",
-                "To-morrow he would go."
-            ]
+            vec!["It was a dark and stormy night; the rain fell in torrents.", "To-morrow he would go."]
         );
     }
 
@@ -333,64 +297,41 @@ mod tests {
             "Preface.",
             "12",
         ] {
-            assert!(
-                prose_paragraphs(heading).is_empty(),
-                "kept heading {heading:?}"
-            );
+            assert!(prose_paragraphs(heading).is_empty(), "kept heading {heading:?}");
         }
     }
 
     #[test]
     fn heading_lines_glued_to_prose_are_removed() {
         assert_eq!(
-            prose_paragraphs(
-                "CHAPTER SEVEN\nMrs. Gould was too\nsympathetic not to share that feeling."
-            ),
+            prose_paragraphs("CHAPTER SEVEN\nMrs. Gould was too\nsympathetic not to share that feeling."),
             vec!["Mrs. Gould was too sympathetic not to share that feeling."]
         );
         assert_eq!(prose_paragraphs("I saw\nhim go."), vec!["I saw him go."]);
         let wrapped = "It was I who saw\nhim go, and I\nwho stayed behind\nin 1850.";
-        assert_eq!(
-            prose_paragraphs(wrapped),
-            vec!["It was I who saw him go, and I who stayed behind in 1850."]
-        );
+        assert_eq!(prose_paragraphs(wrapped), vec!["It was I who saw him go, and I who stayed behind in 1850."]);
     }
 
     #[test]
     fn books_without_punctuation_keep_their_short_paragraphs() {
         let long = "It is Porlock s writing said he thoughtfully I can hardly doubt that it is Porlock s writing";
         let body = format!("CHAPTER I\n\n{long}\n\nWho then is Porlock I asked\n\n{long}");
-        assert_eq!(
-            prose_paragraphs(&body),
-            vec![long, "Who then is Porlock I asked", long]
-        );
+        assert_eq!(prose_paragraphs(&body), vec![long, "Who then is Porlock I asked", long]);
     }
 
     #[test]
     fn short_prose_is_kept() {
-        for prose in [
-            "\"Come here!\"",
-            "Part of me wanted to go.",
-            "I went home.",
-            "\"But—\"",
-            "Yes, sir.",
-            "My dear Emma,",
-        ] {
-            assert_eq!(
-                prose_paragraphs(prose),
-                vec![prose.to_string()],
-                "dropped prose {prose:?}"
-            );
+        for prose in
+            ["\"Come here!\"", "Part of me wanted to go.", "I went home.", "\"But—\"", "Yes, sir.", "My dear Emma,"]
+        {
+            assert_eq!(prose_paragraphs(prose), vec![prose.to_string()], "dropped prose {prose:?}");
         }
     }
 
     #[test]
     fn tables_of_contents_are_dropped() {
         let contents = "CONTENTS\n\nCHAPTER\n\n    I.  \"THERE ARE HEROISMS ALL ROUND US\"\n   II.  \"TRY YOUR LUCK\"\n  III.  \"HE IS A PERFECTLY IMPOSSIBLE PERSON\"\n   IV.  WHO COULD HAVE FORESEEN IT?\n\nChapter 1. Down the Rabbit-Hole\nChapter 2. The Pool of Tears\nChapter 3. A Caucus-Race and a Long Tale\n\nThe Storm ....... 12\nThe Calm ....... 30\nHome ..... 45\n\nMr. Hungerton was the most tactless person upon earth.";
-        assert_eq!(
-            prose_paragraphs(contents),
-            vec!["Mr. Hungerton was the most tactless person upon earth."]
-        );
+        assert_eq!(prose_paragraphs(contents), vec!["Mr. Hungerton was the most tactless person upon earth."]);
     }
 
     #[test]

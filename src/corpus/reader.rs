@@ -21,11 +21,7 @@ pub enum CorpusError {
     #[error(
         "corpus `{dir}` has vocabulary hash {found}, but its manifest records {expected}\n\nhint: run `storytool ingest` again"
     )]
-    VocabularyMismatch {
-        dir: PathBuf,
-        expected: String,
-        found: String,
-    },
+    VocabularyMismatch { dir: PathBuf, expected: String, found: String },
 }
 
 /// An opened corpus: its manifest, vocabulary, book table and memory-mapped splits.
@@ -84,8 +80,6 @@ impl Corpus {
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CorpusError> {
     let bytes = std::fs::read(path).path_context("read", path)?;
-    serde_json::from_slice(&bytes).map_err(|error| CorpusError::Format {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    })
+    serde_json::from_slice(&bytes)
+        .map_err(|error| CorpusError::Format { path: path.to_path_buf(), message: error.to_string() })
 }

@@ -9,12 +9,11 @@
 
 /// Abbreviations whose period does not end a sentence. Compared case-sensitively, without the period.
 const ABBREVIATIONS: &[&str] = &[
-    "Mr", "Mrs", "Ms", "Messrs", "Mme", "Mlle", "Dr", "St", "Ste", "Jr", "Sr", "Mt", "Ft", "Rev",
-    "Revd", "Col", "Gen", "Capt", "Cpt", "Lt", "Sgt", "Maj", "Adm", "Cmdr", "Prof", "Hon", "Gov",
-    "Pres", "Esq", "Bros", "Co", "Corp", "Inc", "Ltd", "vs", "viz", "cf", "al", "Vol", "vol", "Ch",
-    "ch", "No", "no", "pp", "Fig", "fig", "Sq", "Ave", "Rd", "Jan", "Feb", "Mar", "Apr", "Jun",
-    "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec", "i.e", "e.g", "ie", "eg", "p", "ibid", "op",
-    "ca", "approx",
+    "Mr", "Mrs", "Ms", "Messrs", "Mme", "Mlle", "Dr", "St", "Ste", "Jr", "Sr", "Mt", "Ft", "Rev", "Revd", "Col", "Gen",
+    "Capt", "Cpt", "Lt", "Sgt", "Maj", "Adm", "Cmdr", "Prof", "Hon", "Gov", "Pres", "Esq", "Bros", "Co", "Corp", "Inc",
+    "Ltd", "vs", "viz", "cf", "al", "Vol", "vol", "Ch", "ch", "No", "no", "pp", "Fig", "fig", "Sq", "Ave", "Rd", "Jan",
+    "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec", "i.e", "e.g", "ie", "eg", "p",
+    "ibid", "op", "ca", "approx",
 ];
 
 /// Splits one paragraph into trimmed sentences.
@@ -62,10 +61,7 @@ fn push_trimmed<'a>(sentences: &mut Vec<&'a str>, sentence: &'a str) {
 
 /// A capital or digit, possibly behind opening quotes or brackets.
 fn starts_sentence(text: &str) -> bool {
-    let first = text
-        .trim_start_matches(['"', '\'', '(', '['])
-        .chars()
-        .next();
+    let first = text.trim_start_matches(['"', '\'', '(', '[']).chars().next();
     first.is_some_and(|char| char.is_uppercase() || char.is_ascii_digit())
 }
 
@@ -90,19 +86,12 @@ mod tests {
     use super::*;
 
     fn check(paragraph: &str, expected: &[&str]) {
-        assert_eq!(
-            split_sentences(paragraph),
-            expected,
-            "splitting {paragraph:?}"
-        );
+        assert_eq!(split_sentences(paragraph), expected, "splitting {paragraph:?}");
     }
 
     #[test]
     fn plain_sentences() {
-        check(
-            "It rained. We stayed in! Did you? Yes.",
-            &["It rained.", "We stayed in!", "Did you?", "Yes."],
-        );
+        check("It rained. We stayed in! Did you? Yes.", &["It rained.", "We stayed in!", "Did you?", "Yes."]);
     }
 
     #[test]
@@ -121,12 +110,7 @@ mod tests {
     fn quotes_close_sentences_and_lowercase_continues_them() {
         check(
             "\"Who is it?\" said he. \"I know!\" She smiled. 'Stop!' cried Tom.",
-            &[
-                "\"Who is it?\" said he.",
-                "\"I know!\"",
-                "She smiled.",
-                "'Stop!' cried Tom.",
-            ],
+            &["\"Who is it?\" said he.", "\"I know!\"", "She smiled.", "'Stop!' cried Tom."],
         );
     }
 
@@ -134,14 +118,7 @@ mod tests {
     fn ellipses_and_runs_of_marks() {
         check(
             "Well... perhaps. I wonder... No! What?! Really?!? Fine.",
-            &[
-                "Well... perhaps.",
-                "I wonder...",
-                "No!",
-                "What?!",
-                "Really?!?",
-                "Fine.",
-            ],
+            &["Well... perhaps.", "I wonder...", "No!", "What?!", "Really?!?", "Fine."],
         );
     }
 
@@ -149,29 +126,17 @@ mod tests {
     fn dashes_and_decimals_do_not_split() {
         check(
             "He said—Then stopped. It cost 3.50 dollars. Stop!—he cried.",
-            &[
-                "He said—Then stopped.",
-                "It cost 3.50 dollars.",
-                "Stop!—he cried.",
-            ],
+            &["He said—Then stopped.", "It cost 3.50 dollars.", "Stop!—he cried."],
         );
         check(
             "Every body was concerned.—Colonel Brandon rose. Café—Él. Yes—tomorrow.",
-            &[
-                "Every body was concerned.",
-                "Colonel Brandon rose.",
-                "Café—Él.",
-                "Yes—tomorrow.",
-            ],
+            &["Every body was concerned.", "Colonel Brandon rose.", "Café—Él.", "Yes—tomorrow."],
         );
     }
 
     #[test]
     fn brackets_and_digits_start_sentences() {
-        check(
-            "It ended. (Nobody cared.) 1850 came.",
-            &["It ended.", "(Nobody cared.)", "1850 came."],
-        );
+        check("It ended. (Nobody cared.) 1850 came.", &["It ended.", "(Nobody cared.)", "1850 came."]);
     }
 
     #[test]

@@ -20,10 +20,7 @@ pub enum StatsError {
 
 impl StatsError {
     fn polars(path: &Path) -> impl Fn(PolarsError) -> StatsError + '_ {
-        move |error| StatsError::Polars {
-            path: path.display().to_string(),
-            message: error.to_string(),
-        }
+        move |error| StatsError::Polars { path: path.display().to_string(), message: error.to_string() }
     }
 }
 
@@ -56,9 +53,7 @@ pub fn write_stats(path: &Path, books: &[BookRecord]) -> Result<(), StatsError> 
     ];
     let mut frame = DataFrame::new(books.len(), columns).map_err(StatsError::polars(path))?;
     let mut file = std::fs::File::create(path).path_context("create", path)?;
-    ParquetWriter::new(&mut file)
-        .finish(&mut frame)
-        .map_err(StatsError::polars(path))?;
+    ParquetWriter::new(&mut file).finish(&mut frame).map_err(StatsError::polars(path))?;
     file.sync_all().path_context("sync", path)?;
     Ok(())
 }
@@ -66,15 +61,7 @@ pub fn write_stats(path: &Path, books: &[BookRecord]) -> Result<(), StatsError> 
 /// Reads the `file` column back (for tests and tools).
 pub fn read_stats_files(path: &Path) -> Result<Vec<String>, StatsError> {
     let file = std::fs::File::open(path).path_context("open", path)?;
-    let frame = ParquetReader::new(file)
-        .finish()
-        .map_err(StatsError::polars(path))?;
-    let files = frame
-        .column("file")
-        .and_then(|column| column.str())
-        .map_err(StatsError::polars(path))?;
-    Ok(files
-        .iter()
-        .map(|file| file.unwrap_or_default().to_string())
-        .collect())
+    let frame = ParquetReader::new(file).finish().map_err(StatsError::polars(path))?;
+    let files = frame.column("file").and_then(|column| column.str()).map_err(StatsError::polars(path))?;
+    Ok(files.iter().map(|file| file.unwrap_or_default().to_string()).collect())
 }

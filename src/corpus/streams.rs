@@ -71,9 +71,7 @@ impl SplitWriter {
         sentence_lengths: &[u32],
         paragraph_lengths: &[u32],
     ) -> Result<(), PathError> {
-        self.tokens
-            .write_all(bytemuck::cast_slice(tokens))
-            .path_context("write", &self.dir.join(TOKENS_FILE))?;
+        self.tokens.write_all(bytemuck::cast_slice(tokens)).path_context("write", &self.dir.join(TOKENS_FILE))?;
         for &length in sentence_lengths {
             self.n_tokens += u64::from(length);
             self.write_offset(SENTENCES_FILE, self.n_tokens)?;
@@ -92,9 +90,7 @@ impl SplitWriter {
             PARAGRAPHS_FILE => &mut self.paragraphs,
             _ => &mut self.books,
         };
-        writer
-            .write_all(&offset.to_le_bytes())
-            .path_context("write", &self.dir.join(name))
+        writer.write_all(&offset.to_le_bytes()).path_context("write", &self.dir.join(name))
     }
 
     /// Flushes and syncs every file.
@@ -106,9 +102,7 @@ impl SplitWriter {
             (BOOKS_FILE, self.books),
         ] {
             let path = self.dir.join(name);
-            let file = writer
-                .into_inner()
-                .map_err(|error| PathError::new("flush", &path, error.into_error()))?;
+            let file = writer.into_inner().map_err(|error| PathError::new("flush", &path, error.into_error()))?;
             file.sync_all().path_context("sync", &path)?;
         }
         Ok(())
@@ -149,10 +143,7 @@ impl SplitStreams {
             paragraphs: map(PARAGRAPHS_FILE)?,
             books: map(BOOKS_FILE)?,
         };
-        let damaged = |name: &str, message: String| StreamError::Damaged {
-            path: dir.join(name),
-            message,
-        };
+        let damaged = |name: &str, message: String| StreamError::Damaged { path: dir.join(name), message };
         for (name, bytes, width) in [
             (TOKENS_FILE, &streams.tokens, 4),
             (SENTENCES_FILE, &streams.sentences, 8),
@@ -162,34 +153,17 @@ impl SplitStreams {
             if bytes.len() % width != 0 || (width == 8 && bytes.is_empty()) {
                 return Err(damaged(
                     name,
-                    format!(
-                        "its size, {} bytes, is not a whole number of entries",
-                        bytes.len()
-                    ),
+                    format!("its size, {} bytes, is not a whole number of entries", bytes.len()),
                 ));
             }
         }
         let checks = [
-            (
-                SENTENCES_FILE,
-                streams.sentence_offsets(),
-                streams.tokens().len() as u64,
-            ),
-            (
-                PARAGRAPHS_FILE,
-                streams.paragraph_offsets(),
-                streams.n_sentences() as u64,
-            ),
-            (
-                BOOKS_FILE,
-                streams.book_offsets(),
-                streams.n_paragraphs() as u64,
-            ),
+            (SENTENCES_FILE, streams.sentence_offsets(), streams.tokens().len() as u64),
+            (PARAGRAPHS_FILE, streams.paragraph_offsets(), streams.n_sentences() as u64),
+            (BOOKS_FILE, streams.book_offsets(), streams.n_paragraphs() as u64),
         ];
         for (name, offsets, end) in checks {
-            if offsets[0] != 0
-                || offsets[offsets.len() - 1] != end
-                || offsets.windows(2).any(|pair| pair[0] > pair[1])
+            if offsets[0] != 0 || offsets[offsets.len() - 1] != end || offsets.windows(2).any(|pair| pair[0] > pair[1])
             {
                 return Err(damaged(name, format!("offsets must rise from 0 to {end}")));
             }
@@ -266,14 +240,7 @@ mod tests {
         writer.finish().unwrap();
 
         let streams = SplitStreams::open(&split).unwrap();
-        assert_eq!(
-            (
-                streams.n_books(),
-                streams.n_paragraphs(),
-                streams.n_sentences()
-            ),
-            (2, 3, 3)
-        );
+        assert_eq!((streams.n_books(), streams.n_paragraphs(), streams.n_sentences()), (2, 3, 3));
         assert_eq!(streams.sentence(1), [7, 8, 9]);
         assert_eq!(streams.book_sentences(0), 0..2);
         assert_eq!(streams.book_sentences(1), 2..3);
@@ -289,9 +256,6 @@ mod tests {
         writer.finish().unwrap();
         std::fs::write(dir.path().join(TOKENS_FILE), [1u8, 0, 0, 0]).unwrap();
         let error = SplitStreams::open(dir.path()).unwrap_err().to_string();
-        assert!(
-            error.contains("sentences.u64") && error.contains("rise from 0 to 1"),
-            "{error}"
-        );
+        assert!(error.contains("sentences.u64") && error.contains("rise from 0 to 1"), "{error}");
     }
 }

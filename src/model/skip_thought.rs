@@ -2,15 +2,17 @@
 //! reads a sentence; two GRU decoders, started from the encoder's final state, reconstruct the previous
 //! and the next sentence. The encoder's state is the sentence vector.
 //!
-//! This is the uni-skip model with the released code's conditioning (the decoders' initial state) and a
-//! softmax over the whole vocabulary shared by both decoders. Bi-skip, per-step conditioning and a sampled
-//! softmax are left for `storytool train-encoder`.
+//! This is the uni-skip model with the released code's conditioning (the decoders' initial state) and an
+//! output layer shared by both decoders. Training can use the full softmax over the vocabulary or a sampled
+//! one (Jean et al. 2015): each batch scores only its own target words plus uniformly drawn others, which
+//! removes most of the work at a 10k-20k vocabulary. Bi-skip and per-step conditioning are not built yet.
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Gru, GruConfig, Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::Rng;
 
 use crate::train::batches::PaddedBatch;
 
@@ -41,6 +43,8 @@ pub struct TripleTensors {
     pub current_last: Tensor<3, Int>,
     pub previous: DecoderTargets,
     pub next: DecoderTargets,
+    /// With a sampled softmax: the `[candidates]` word ids scored for this batch.
+    pub candidates: Option<Tensor<1, Int>>,
 }
 
 /// Sentences a decoder must write, with the mask that hides padding from the loss.
@@ -50,6 +54,8 @@ pub struct DecoderTargets {
     pub ids: Tensor<2, Int>,
     /// `[batch, len]`: 1.0 on real positions, 0.0 on padding.
     pub mask: Tensor<2>,
+    /// With a sampled softmax: each target's position among the batch's candidates, `[batch, len]`.
+    pub candidate_positions: Option<Tensor<2, Int>>,
 }
 
 impl SkipThoughtConfig {
@@ -74,20 +80,54 @@ impl TripleTensors {
         hidden_dim: usize,
         device: &Device,
     ) -> TripleTensors {
-        let last: Vec<i64> = current
-            .lengths
-            .iter()
-            .flat_map(|&length| std::iter::repeat_n(length as i64 - 1, hidden_dim))
-            .collect();
+        let last: Vec<i64> =
+            current.lengths.iter().flat_map(|&length| std::iter::repeat_n(length as i64 - 1, hidden_dim)).collect();
         TripleTensors {
             current: ids_tensor(current, device),
-            current_last: Tensor::from_data(
-                TensorData::new(last, [current.rows, 1, hidden_dim]),
-                device,
-            ),
+            current_last: Tensor::from_data(TensorData::new(last, [current.rows, 1, hidden_dim]), device),
             previous: DecoderTargets::new(previous, device),
             next: DecoderTargets::new(next, device),
+            candidates: None,
         }
+    }
+
+    /// Switches this batch to a sampled softmax over `n_candidates` words of a `vocab_size` vocabulary: every
+    /// target word of the batch plus words drawn uniformly from `rng` (more when the targets alone exceed
+    /// `n_candidates`). Uniform draws make the correction term of sampled softmax a constant, so it is omitted.
+    pub fn with_sampled_softmax(
+        mut self,
+        previous: &PaddedBatch,
+        next: &PaddedBatch,
+        vocab_size: usize,
+        n_candidates: usize,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> TripleTensors {
+        let mut position = vec![u32::MAX; vocab_size];
+        let mut candidates: Vec<i64> = Vec::with_capacity(n_candidates);
+        for &id in previous.ids.iter().chain(&next.ids) {
+            if position[id as usize] == u32::MAX {
+                position[id as usize] = candidates.len() as u32;
+                candidates.push(i64::from(id));
+            }
+        }
+        let wanted = n_candidates.min(vocab_size);
+        while candidates.len() < wanted {
+            let id = rng.random_range(0..vocab_size);
+            if position[id] == u32::MAX {
+                position[id] = candidates.len() as u32;
+                candidates.push(id as i64);
+            }
+        }
+        let positions = |batch: &PaddedBatch| {
+            let data: Vec<i64> = batch.ids.iter().map(|&id| i64::from(position[id as usize])).collect();
+            Tensor::from_data(TensorData::new(data, [batch.rows, batch.width]), device)
+        };
+        self.previous.candidate_positions = Some(positions(previous));
+        self.next.candidate_positions = Some(positions(next));
+        let n = candidates.len();
+        self.candidates = Some(Tensor::from_data(TensorData::new(candidates, [n]), device));
+        self
     }
 }
 
@@ -95,10 +135,8 @@ impl DecoderTargets {
     pub fn new(batch: &PaddedBatch, device: &Device) -> DecoderTargets {
         DecoderTargets {
             ids: ids_tensor(batch, device),
-            mask: Tensor::from_data(
-                TensorData::new(batch.mask(), [batch.rows, batch.width]),
-                device,
-            ),
+            mask: Tensor::from_data(TensorData::new(batch.mask(), [batch.rows, batch.width]), device),
+            candidate_positions: None,
         }
     }
 }
@@ -121,34 +159,45 @@ impl SkipThought {
     /// Mean negative log-likelihood per real target token of both neighbours.
     pub fn loss(&self, batch: &TripleTensors) -> Tensor<1> {
         let thought = self.encode(batch.current.clone(), batch.current_last.clone());
+        let candidates = batch.candidates.as_ref();
         let (previous_nll, previous_count) =
-            self.decoder_nll(&self.decoder_previous, &batch.previous, &thought);
-        let (next_nll, next_count) = self.decoder_nll(&self.decoder_next, &batch.next, &thought);
+            self.decoder_nll(&self.decoder_previous, &batch.previous, &thought, candidates);
+        let (next_nll, next_count) = self.decoder_nll(&self.decoder_next, &batch.next, &thought, candidates);
         (previous_nll + next_nll) / (previous_count + next_count)
     }
 
     /// Summed negative log-likelihood of `targets` written by `decoder` from `thought`, and the token count.
     ///
-    /// Teacher forcing: the input at step `t` is the embedding of target `t - 1` (zeros at `t = 0`).
+    /// Teacher forcing: the input at step `t` is the embedding of target `t - 1` (zeros at `t = 0`). With
+    /// `candidates`, the softmax runs over those words only.
     fn decoder_nll(
         &self,
         decoder: &Gru,
         targets: &DecoderTargets,
         thought: &Tensor<2>,
+        candidates: Option<&Tensor<1, Int>>,
     ) -> (Tensor<1>, Tensor<1>) {
         let [batch, len] = targets.ids.shape().dims();
         let embedded = self.embedding.forward(targets.ids.clone()); // [batch, len, word]
         let [_, _, word_dim] = embedded.shape().dims();
         let start = Tensor::zeros([batch, 1, word_dim], &embedded.device());
-        let inputs = Tensor::cat(
-            vec![start, embedded.slice([0..batch, 0..len - 1, 0..word_dim])],
-            1,
-        );
+        let inputs = Tensor::cat(vec![start, embedded.slice([0..batch, 0..len - 1, 0..word_dim])], 1);
         let states = decoder.forward(inputs, Some(thought.clone())); // [batch, len, hidden]
-        let log_probs = log_softmax(self.output.forward(states), 2); // [batch, len, vocab]
-        let picked: Tensor<2> = log_probs
-            .gather(2, targets.ids.clone().unsqueeze_dim(2))
-            .squeeze_dim(2);
+        let (logits, picked_ids) = match (candidates, &targets.candidate_positions) {
+            (Some(candidates), Some(positions)) => {
+                let weight = self.output.weight.val().select(1, candidates.clone()); // [hidden, candidates]
+                let [_, _, hidden] = states.shape().dims();
+                let [n_candidates] = candidates.shape().dims();
+                let mut logits = states.reshape([batch * len, hidden]).matmul(weight);
+                if let Some(bias) = &self.output.bias {
+                    logits = logits + bias.val().select(0, candidates.clone()).unsqueeze_dim(0);
+                }
+                (logits.reshape([batch, len, n_candidates]), positions.clone())
+            }
+            _ => (self.output.forward(states), targets.ids.clone()),
+        };
+        let log_probs = log_softmax(logits, 2); // [batch, len, vocab or candidates]
+        let picked: Tensor<2> = log_probs.gather(2, picked_ids.unsqueeze_dim(2)).squeeze_dim(2);
         let nll = (picked * targets.mask.clone()).sum().neg();
         (nll, targets.mask.clone().sum())
     }
@@ -194,6 +243,29 @@ mod tests {
     }
 
     #[test]
+    fn sampled_softmax_over_every_word_equals_the_full_softmax() {
+        use rand::SeedableRng;
+        let device = Device::flex();
+        let model = SkipThoughtConfig::new(12, 8, 16).init(&device);
+        let current = PaddedBatch::new([&[2, 3, 4][..], &[5, 6][..]], 10);
+        let previous = PaddedBatch::new([&[11, 2][..], &[4, 4, 4][..]], 10);
+        let next = PaddedBatch::new([&[6, 7][..], &[2, 11, 9][..]], 10);
+        let full = TripleTensors::new(&current, &previous, &next, 16, &device);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let sampled = full.clone().with_sampled_softmax(&previous, &next, 12, 12, &mut rng, &device);
+        let full_loss: f32 = model.loss(&full).into_scalar();
+        let sampled_loss: f32 = model.loss(&sampled).into_scalar();
+        assert!((full_loss - sampled_loss).abs() < 1e-5, "{full_loss} vs {sampled_loss}");
+
+        // Fewer candidates: a softmax over a subset, so each target is likelier and the loss lower.
+        let few = full.with_sampled_softmax(&previous, &next, 12, 4, &mut rng, &device);
+        // The targets are 11, 2, 4, 6, 7, 9 and the closing `<eos>` (0).
+        assert_eq!(few.candidates.as_ref().unwrap().shape().dims::<1>(), [7], "every target word is kept");
+        let few_loss: f32 = model.loss(&few).into_scalar();
+        assert!(few_loss < full_loss, "{few_loss} vs {full_loss}");
+    }
+
+    #[test]
     fn encoding_ignores_padding_after_the_last_token() {
         let device = Device::flex();
         let model = SkipThoughtConfig::new(12, 8, 16).init(&device);
@@ -201,11 +273,7 @@ mod tests {
         let padded = PaddedBatch::new([&[2, 3][..], &[4, 5, 6, 7, 8, 9][..]], 10);
         let encode = |batch: &PaddedBatch| {
             let tensors = TripleTensors::new(batch, batch, batch, 16, &device);
-            model
-                .encode(tensors.current, tensors.current_last)
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap()
+            model.encode(tensors.current, tensors.current_last).into_data().try_to_vec::<f32>().unwrap()
         };
         let alone = encode(&alone);
         let padded = encode(&padded);

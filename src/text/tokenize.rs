@@ -10,12 +10,7 @@ pub const WORD_PATTERN: &str = r"\w+(?:'\w+)*|\.\.\.|[^\w\s]";
 /// Calls `visit` with each word of `text`, lowercased first when `lowercase` is set.
 ///
 /// `buffer` is scratch space reused between calls to avoid allocating per sentence.
-pub fn for_each_word(
-    text: &str,
-    lowercase: bool,
-    buffer: &mut String,
-    mut visit: impl FnMut(&str),
-) {
+pub fn for_each_word(text: &str, lowercase: bool, buffer: &mut String, mut visit: impl FnMut(&str)) {
     let text = if lowercase {
         buffer.clear();
         if text.is_ascii() {
@@ -48,11 +43,7 @@ pub fn for_each_word(
                 visit(&text[start..position]);
             }
             CharClass::Other => {
-                let width = if bytes[position..].starts_with(b"...") {
-                    3
-                } else {
-                    width
-                };
+                let width = if bytes[position..].starts_with(b"...") { 3 } else { width };
                 visit(&text[position..position + width]);
                 position += width;
             }
@@ -63,9 +54,7 @@ pub fn for_each_word(
 /// Collects the words of `text`; a convenience over [`for_each_word`] for short inputs.
 pub fn words(text: &str, lowercase: bool) -> Vec<String> {
     let mut words = Vec::new();
-    for_each_word(text, lowercase, &mut String::new(), |word| {
-        words.push(word.to_string())
-    });
+    for_each_word(text, lowercase, &mut String::new(), |word| words.push(word.to_string()));
     words
 }
 
@@ -90,10 +79,7 @@ fn classify(text: &str, position: usize) -> (CharClass, usize) {
         };
         return (class, 1);
     }
-    let char = text[position..]
-        .chars()
-        .next()
-        .expect("position is on a char boundary");
+    let char = text[position..].chars().next().expect("position is on a char boundary");
     let class = if char.is_whitespace() {
         CharClass::Space
     } else if regex_syntax::is_word_character(char) {
@@ -127,10 +113,7 @@ mod tests {
     #[test]
     fn words_apostrophes_ellipses_and_punctuation() {
         assert_eq!(
-            words(
-                "\"Don't,\" said O'Brien... at 5 o'clock—rock'n'roll! 'Tis x'",
-                true
-            ),
+            words("\"Don't,\" said O'Brien... at 5 o'clock—rock'n'roll! 'Tis x'", true),
             [
                 "\"",
                 "don't",
@@ -155,10 +138,7 @@ mod tests {
 
     #[test]
     fn unicode_words_and_case() {
-        assert_eq!(
-            words("Café NAÏVE straße ÉTÉ", true),
-            ["café", "naïve", "straße", "été"]
-        );
+        assert_eq!(words("Café NAÏVE straße ÉTÉ", true), ["café", "naïve", "straße", "été"]);
         assert_eq!(words("Café", false), ["Café"]);
         assert_eq!(words("a....b", true), ["a", "...", ".", "b"]);
     }

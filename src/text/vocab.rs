@@ -47,35 +47,18 @@ pub struct Vocabulary {
 
 impl Vocabulary {
     /// The `max_size - 2` most frequent words after the two reserved ones.
-    pub fn from_counts<'a>(
-        counts: impl IntoIterator<Item = (&'a str, u64)>,
-        max_size: usize,
-        lowercase: bool,
-    ) -> Self {
-        let mut ranked: Vec<(&str, u64)> = counts
-            .into_iter()
-            .filter(|(word, _)| *word != EOS && *word != UNK)
-            .collect();
+    pub fn from_counts<'a>(counts: impl IntoIterator<Item = (&'a str, u64)>, max_size: usize, lowercase: bool) -> Self {
+        let mut ranked: Vec<(&str, u64)> =
+            counts.into_iter().filter(|(word, _)| *word != EOS && *word != UNK).collect();
         ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         ranked.truncate(max_size.saturating_sub(2));
-        let words = [EOS, UNK]
-            .into_iter()
-            .chain(ranked.into_iter().map(|(word, _)| word))
-            .map(String::from);
+        let words = [EOS, UNK].into_iter().chain(ranked.into_iter().map(|(word, _)| word)).map(String::from);
         Vocabulary::from_words(words.collect(), lowercase)
     }
 
     fn from_words(words: Vec<String>, lowercase: bool) -> Self {
-        let ids = words
-            .iter()
-            .enumerate()
-            .map(|(id, word)| (word.clone(), id as u32))
-            .collect();
-        Vocabulary {
-            words,
-            ids,
-            lowercase,
-        }
+        let ids = words.iter().enumerate().map(|(id, word)| (word.clone(), id as u32)).collect();
+        Vocabulary { words, ids, lowercase }
     }
 
     /// Number of ids, reserved ones included.
@@ -115,27 +98,18 @@ impl Vocabulary {
     /// Ids of the words of `text` (no `<eos>` appended).
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut ids = Vec::new();
-        for_each_word(text, self.lowercase, &mut String::new(), |word| {
-            ids.push(self.id(word))
-        });
+        for_each_word(text, self.lowercase, &mut String::new(), |word| ids.push(self.id(word)));
         ids
     }
 
     /// Words of `ids` joined by spaces; ids past the end show as `<unk>`.
     pub fn decode(&self, ids: &[u32]) -> String {
-        ids.iter()
-            .map(|&id| self.word(id).unwrap_or(UNK))
-            .collect::<Vec<_>>()
-            .join(" ")
+        ids.iter().map(|&id| self.word(id).unwrap_or(UNK)).collect::<Vec<_>>().join(" ")
     }
 
     /// A hash of the words in id order and the casing rule: artifacts built on different vocabularies differ.
     pub fn content_hash(&self) -> String {
-        let mut text = String::from(if self.lowercase {
-            "lowercase\n"
-        } else {
-            "cased\n"
-        });
+        let mut text = String::from(if self.lowercase { "lowercase\n" } else { "cased\n" });
         for word in &self.words {
             text.push_str(word);
             text.push('\n');
@@ -146,12 +120,7 @@ impl Vocabulary {
     /// The equivalent `tokenizers` pipeline.
     pub fn to_tokenizer(&self) -> Tokenizer {
         let model = WordLevel::builder()
-            .vocab(
-                self.ids
-                    .iter()
-                    .map(|(word, &id)| (word.clone(), id))
-                    .collect(),
-            )
+            .vocab(self.ids.iter().map(|(word, &id)| (word.clone(), id)).collect())
             .unk_token(UNK.to_string())
             .build()
             .expect("an in-memory WordLevel vocabulary always builds");
@@ -168,40 +137,24 @@ impl Vocabulary {
         let json = self
             .to_tokenizer()
             .to_string(true)
-            .map_err(|error| VocabularyError::Read {
-                path: path.to_path_buf(),
-                message: error.to_string(),
-            })?;
+            .map_err(|error| VocabularyError::Read { path: path.to_path_buf(), message: error.to_string() })?;
         atomic::write_file(path, json.as_bytes())?;
         Ok(())
     }
 
     /// Reads a vocabulary written by [`Vocabulary::save`]; other tokenizer files are refused with the reason.
     pub fn load(path: &Path) -> Result<Self, VocabularyError> {
-        let tokenizer = Tokenizer::from_file(path).map_err(|error| VocabularyError::Read {
-            path: path.to_path_buf(),
-            message: error.to_string(),
-        })?;
-        let unsupported = |reason: String| VocabularyError::Unsupported {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let tokenizer = Tokenizer::from_file(path)
+            .map_err(|error| VocabularyError::Read { path: path.to_path_buf(), message: error.to_string() })?;
+        let unsupported = |reason: String| VocabularyError::Unsupported { path: path.to_path_buf(), reason };
         let expected = serde_json::to_value(pre_tokenizer()).expect("pre-tokenizer serializes");
-        let found =
-            serde_json::to_value(tokenizer.get_pre_tokenizer()).expect("pre-tokenizer serializes");
+        let found = serde_json::to_value(tokenizer.get_pre_tokenizer()).expect("pre-tokenizer serializes");
         if found != expected {
-            return Err(unsupported(format!(
-                "its pre-tokenizer is {found}, expected {expected}"
-            )));
+            return Err(unsupported(format!("its pre-tokenizer is {found}, expected {expected}")));
         }
         let lowercase = match tokenizer.get_normalizer() {
             None => false,
-            Some(normalizer)
-                if serde_json::to_value(normalizer).ok()
-                    == serde_json::to_value(Lowercase).ok() =>
-            {
-                true
-            }
+            Some(normalizer) if serde_json::to_value(normalizer).ok() == serde_json::to_value(Lowercase).ok() => true,
             Some(_) => return Err(unsupported("its normalizer is not `Lowercase`".into())),
         };
         let vocab = tokenizer.get_vocab(false);
@@ -210,34 +163,23 @@ impl Vocabulary {
             match words.get_mut(id as usize) {
                 Some(slot) => *slot = Some(word),
                 None => {
-                    return Err(unsupported(format!(
-                        "id {id} of `{word}` leaves a gap in the ids"
-                    )));
+                    return Err(unsupported(format!("id {id} of `{word}` leaves a gap in the ids")));
                 }
             }
         }
-        let words: Vec<String> = words
-            .into_iter()
-            .map(|word| word.expect("ids are dense"))
-            .collect();
+        let words: Vec<String> = words.into_iter().map(|word| word.expect("ids are dense")).collect();
         if words.get(EOS_ID as usize).map(String::as_str) != Some(EOS)
             || words.get(UNK_ID as usize).map(String::as_str) != Some(UNK)
         {
-            return Err(unsupported(format!(
-                "ids 0 and 1 must be `{EOS}` and `{UNK}`"
-            )));
+            return Err(unsupported(format!("ids 0 and 1 must be `{EOS}` and `{UNK}`")));
         }
         Ok(Vocabulary::from_words(words, lowercase))
     }
 }
 
 fn pre_tokenizer() -> PreTokenizerWrapper {
-    let split = Split::new(
-        SplitPattern::Regex(WORD_PATTERN.to_string()),
-        SplitDelimiterBehavior::Isolated,
-        false,
-    )
-    .expect("the word pattern is a valid regex");
+    let split = Split::new(SplitPattern::Regex(WORD_PATTERN.to_string()), SplitDelimiterBehavior::Isolated, false)
+        .expect("the word pattern is a valid regex");
     PreTokenizerWrapper::Sequence(Sequence::new(vec![WhitespaceSplit.into(), split.into()]))
 }
 
@@ -246,21 +188,14 @@ mod tests {
     use super::*;
 
     fn sample() -> Vocabulary {
-        Vocabulary::from_counts(
-            [("the", 10), ("cat", 3), ("sat", 3), ("'", 1), ("mat", 1)],
-            5,
-            true,
-        )
+        Vocabulary::from_counts([("the", 10), ("cat", 3), ("sat", 3), ("'", 1), ("mat", 1)], 5, true)
     }
 
     #[test]
     fn most_frequent_first_ties_by_spelling_and_reserved_ids() {
         let vocab = sample();
         assert_eq!(vocab.words(), ["<eos>", "<unk>", "the", "cat", "sat"]);
-        assert_eq!(
-            vocab.encode("The cat sat on the mat."),
-            [2, 3, 4, UNK_ID, 2, UNK_ID, UNK_ID]
-        );
+        assert_eq!(vocab.encode("The cat sat on the mat."), [2, 3, 4, UNK_ID, 2, UNK_ID, UNK_ID]);
         assert_eq!(vocab.decode(&[2, 3, 99]), "the cat <unk>");
     }
 
@@ -275,16 +210,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokenizer.json");
         let vocab = Vocabulary::from_counts(
-            [
-                ("don't", 5),
-                ("o'brien", 4),
-                ("...", 4),
-                ("\"", 3),
-                ("café", 2),
-                ("—", 2),
-                ("said", 2),
-                ("!", 1),
-            ],
+            [("don't", 5), ("o'brien", 4), ("...", 4), ("\"", 3), ("café", 2), ("—", 2), ("said", 2), ("!", 1)],
             100,
             true,
         );
@@ -294,11 +220,9 @@ mod tests {
         assert_eq!(loaded.content_hash(), vocab.content_hash());
 
         let tokenizer = Tokenizer::from_file(&path).unwrap();
-        for text in [
-            "\"Don't!\" said O'Brien... CAFÉ—x'y'",
-            "  tabs\tand\nnewlines  ",
-            "a....b 'tis 3.50 naïve_word ¿qué? ²",
-        ] {
+        for text in
+            ["\"Don't!\" said O'Brien... CAFÉ—x'y'", "  tabs\tand\nnewlines  ", "a....b 'tis 3.50 naïve_word ¿qué? ²"]
+        {
             let expected = tokenizer.encode(text, false).unwrap().get_ids().to_vec();
             assert_eq!(vocab.encode(text), expected, "tokenizing {text:?}");
         }

@@ -46,29 +46,16 @@ pub struct PaddedBatch {
 
 impl PaddedBatch {
     /// Pads `sentences`, each cut to `max_tokens` tokens before its `<eos>` is appended.
-    pub fn new<'a>(
-        sentences: impl IntoIterator<Item = &'a [u32]>,
-        max_tokens: usize,
-    ) -> PaddedBatch {
-        let sentences: Vec<&[u32]> = sentences
-            .into_iter()
-            .map(|sentence| &sentence[..sentence.len().min(max_tokens)])
-            .collect();
-        let lengths: Vec<usize> = sentences
-            .iter()
-            .map(|sentence| sentence.len() + 1)
-            .collect();
+    pub fn new<'a>(sentences: impl IntoIterator<Item = &'a [u32]>, max_tokens: usize) -> PaddedBatch {
+        let sentences: Vec<&[u32]> =
+            sentences.into_iter().map(|sentence| &sentence[..sentence.len().min(max_tokens)]).collect();
+        let lengths: Vec<usize> = sentences.iter().map(|sentence| sentence.len() + 1).collect();
         let width = lengths.iter().copied().max().unwrap_or(0);
         let mut ids = vec![EOS_ID; sentences.len() * width];
         for (row, sentence) in sentences.iter().enumerate() {
             ids[row * width..row * width + sentence.len()].copy_from_slice(sentence);
         }
-        PaddedBatch {
-            ids,
-            lengths,
-            rows: sentences.len(),
-            width,
-        }
+        PaddedBatch { ids, lengths, rows: sentences.len(), width }
     }
 
     /// 1.0 where a position holds a real token (or the closing `<eos>`), 0.0 on padding; row-major.
@@ -96,16 +83,12 @@ mod tests {
         let mut seen: Vec<usize> = plan.iter().flatten().copied().collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
-        assert!(
-            plan.iter()
-                .all(|batch| !batch.is_empty() && batch.len() <= 16)
-        );
+        assert!(plan.iter().all(|batch| !batch.is_empty() && batch.len() <= 16));
         // 1000 examples over 40 lengths: a bucket of 320 spans about 13 lengths, a batch fewer.
         let spread: usize = plan
             .iter()
             .map(|batch| {
-                batch.iter().map(|&i| lengths[i]).max().unwrap()
-                    - batch.iter().map(|&i| lengths[i]).min().unwrap()
+                batch.iter().map(|&i| lengths[i]).max().unwrap() - batch.iter().map(|&i| lengths[i]).min().unwrap()
             })
             .max()
             .unwrap();
@@ -115,18 +98,9 @@ mod tests {
     #[test]
     fn plans_are_reproducible_and_change_each_epoch() {
         let lengths = lengths();
-        assert_eq!(
-            plan_epoch(&lengths, 16, 7, 3),
-            plan_epoch(&lengths, 16, 7, 3)
-        );
-        assert_ne!(
-            plan_epoch(&lengths, 16, 7, 3),
-            plan_epoch(&lengths, 16, 7, 4)
-        );
-        assert_ne!(
-            plan_epoch(&lengths, 16, 7, 3),
-            plan_epoch(&lengths, 16, 8, 3)
-        );
+        assert_eq!(plan_epoch(&lengths, 16, 7, 3), plan_epoch(&lengths, 16, 7, 3));
+        assert_ne!(plan_epoch(&lengths, 16, 7, 3), plan_epoch(&lengths, 16, 7, 4));
+        assert_ne!(plan_epoch(&lengths, 16, 7, 3), plan_epoch(&lengths, 16, 8, 3));
     }
 
     #[test]

@@ -17,6 +17,8 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batches::{PaddedBatch, plan_epoch};
@@ -66,9 +68,7 @@ pub enum TrainError {
     Staging(#[from] StagingError),
     #[error("cannot save or load `{path}`: {message}")]
     Store { path: PathBuf, message: String },
-    #[error(
-        "`{0}` already holds a training run\n\nhint: pass `--resume` to continue it or `--force` to start over"
-    )]
+    #[error("`{0}` already holds a training run\n\nhint: pass `--resume` to continue it or `--force` to start over")]
     RunExists(PathBuf),
     #[error("`{0}` has no checkpoint to resume from")]
     NoCheckpoint(PathBuf),
@@ -76,18 +76,12 @@ pub enum TrainError {
         "the checkpoint in `{dir}` was made with other settings ({what} differs)\n\nhint: resume with the settings it was started with, or start over with `--force`"
     )]
     SettingsChanged { dir: PathBuf, what: String },
-    #[error(
-        "the {split} split of the corpus has no book with three or more sentences to make triples from"
-    )]
+    #[error("the {split} split of the corpus has no book with three or more sentences to make triples from")]
     NoTriples { split: &'static str },
     #[error(
         "the loss became {loss} at step {step}; training stopped and the last checkpoint (step {checkpoint_step}) is kept\n\nhint: lower `encoder.learning_rate`"
     )]
-    NonFinite {
-        step: u64,
-        loss: f32,
-        checkpoint_step: u64,
-    },
+    NonFinite { step: u64, loss: f32, checkpoint_step: u64 },
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
 }
@@ -149,55 +143,56 @@ pub struct EncoderTrainReport {
 /// Examples of one split, with the lengths their batches are bucketed by.
 struct TripleSet<'a> {
     split: &'a SplitStreams,
+    vocab_size: usize,
     triples: Vec<Triple>,
     lengths: Vec<usize>,
 }
 
 impl<'a> TripleSet<'a> {
-    fn new(split: &'a SplitStreams, max_tokens: usize) -> TripleSet<'a> {
+    fn new(split: &'a SplitStreams, vocab_size: usize, max_tokens: usize) -> TripleSet<'a> {
         let triples = sentence_triples(split);
-        let lengths = triples
-            .iter()
-            .map(|triple| split.sentence(triple.current).len().min(max_tokens))
-            .collect();
-        TripleSet {
-            split,
-            triples,
-            lengths,
-        }
+        let lengths = triples.iter().map(|triple| split.sentence(triple.current).len().min(max_tokens)).collect();
+        TripleSet { split, vocab_size, triples, lengths }
     }
 
+    /// The tensors of one batch and its number of tokens. In training (`step` given) with
+    /// `sampled_softmax` set, the batch scores a sample of words drawn from a generator seeded by the step,
+    /// so that a resumed run draws the same words.
     fn tensors(
         &self,
         batch: &[usize],
         config: &EncoderConfig,
         device: &Device,
+        step: impl Into<Option<u64>>,
     ) -> (TripleTensors, usize) {
         let pad = |pick: fn(&Triple) -> usize| {
             PaddedBatch::new(
-                batch
-                    .iter()
-                    .map(|&index| self.split.sentence(pick(&self.triples[index]))),
+                batch.iter().map(|&index| self.split.sentence(pick(&self.triples[index]))),
                 config.max_tokens,
             )
         };
         let (current, previous, next) = (pad(|t| t.current), pad(|t| t.previous), pad(|t| t.next));
-        let tokens = [&current, &previous, &next]
-            .iter()
-            .map(|padded| padded.lengths.iter().sum::<usize>())
-            .sum();
-        (
-            TripleTensors::new(&current, &previous, &next, config.hidden_dim, device),
-            tokens,
-        )
+        let tokens = [&current, &previous, &next].iter().map(|padded| padded.lengths.iter().sum::<usize>()).sum();
+        let mut tensors = TripleTensors::new(&current, &previous, &next, config.hidden_dim, device);
+        if let Some(step) = step.into()
+            && config.sampled_softmax > 0
+        {
+            let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            tensors = tensors.with_sampled_softmax(
+                &previous,
+                &next,
+                self.vocab_size,
+                config.sampled_softmax,
+                &mut rng,
+                device,
+            );
+        }
+        (tensors, tokens)
     }
 }
 
 /// Trains (or resumes training) a skip-thought encoder on `request.corpus_dir`.
-pub fn train_encoder(
-    request: &EncoderTrainRequest,
-    progress: &dyn Progress,
-) -> Result<EncoderTrainReport, TrainError> {
+pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> Result<EncoderTrainReport, TrainError> {
     let config = &request.config.encoder;
     let checkpoint_dir = request.out.join(CHECKPOINT_DIR);
     if request.resume {
@@ -213,8 +208,8 @@ pub fn train_encoder(
     std::fs::create_dir_all(&request.out).path_context("create folder", &request.out)?;
 
     let corpus = Corpus::open(&request.corpus_dir)?;
-    let train = TripleSet::new(&corpus.train, config.max_tokens);
-    let valid = TripleSet::new(&corpus.valid, config.max_tokens);
+    let train = TripleSet::new(&corpus.train, corpus.vocabulary.len(), config.max_tokens);
+    let valid = TripleSet::new(&corpus.valid, corpus.vocabulary.len(), config.max_tokens);
     if train.triples.is_empty() {
         return Err(TrainError::NoTriples { split: "train" });
     }
@@ -222,12 +217,10 @@ pub fn train_encoder(
     let device = Device::flex().autodiff();
     // burn's generator is per backend and process-wide: one training per process is reproducible.
     device.seed(config.seed);
-    let model_config =
-        SkipThoughtConfig::new(corpus.vocabulary.len(), config.word_dim, config.hidden_dim);
+    let model_config = SkipThoughtConfig::new(corpus.vocabulary.len(), config.word_dim, config.hidden_dim);
     let mut model = model_config.init(&device);
-    let mut optimizer = AdamConfig::new()
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm)))
-        .init();
+    let mut optimizer =
+        AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
     let mut state = TrainState {
         step: 0,
         epoch: 0,
@@ -241,8 +234,7 @@ pub fn train_encoder(
         check_same_settings(&saved, &state, &request.out)?;
         model = load_model(model, &checkpoint_dir.join(MODEL_FILE))?;
         let optimizer_path = checkpoint_dir.join(OPTIMIZER_FILE);
-        let record = OptimizerRecord::load(&optimizer_path)
-            .map_err(|error| store_error(&optimizer_path, error))?;
+        let record = OptimizerRecord::load(&optimizer_path).map_err(|error| store_error(&optimizer_path, error))?;
         optimizer = optimizer.load_record(record);
         resumed_from = Some(saved.step);
         state = saved;
@@ -273,15 +265,11 @@ pub fn train_encoder(
             state.batch_in_epoch = 0;
             plan = plan_epoch(&train.lengths, config.batch_size, config.seed, state.epoch);
         }
-        let (batch, tokens) = train.tensors(&plan[state.batch_in_epoch], config, &device);
+        let (batch, tokens) = train.tensors(&plan[state.batch_in_epoch], config, &device, state.step);
         let loss = model.loss(&batch);
         let loss_value: f32 = loss.clone().into_scalar();
         if !loss_value.is_finite() {
-            return Err(TrainError::NonFinite {
-                step: state.step + 1,
-                loss: loss_value,
-                checkpoint_step,
-            });
+            return Err(TrainError::NonFinite { step: state.step + 1, loss: loss_value, checkpoint_step });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(config.learning_rate, model, grads);
@@ -295,9 +283,7 @@ pub fn train_encoder(
         if log {
             let train_loss = window.mean();
             last_train_loss = Some(train_loss);
-            let valid_loss = validate
-                .then(|| validation_loss(&model, &valid, config))
-                .flatten();
+            let valid_loss = validate.then(|| validation_loss(&model, &valid, config)).flatten();
             if valid_loss.is_some() {
                 last_valid_loss = valid_loss;
             }
@@ -314,31 +300,20 @@ pub fn train_encoder(
                 line.train_loss,
                 line.train_perplexity,
                 line.tokens_per_second,
-                last_valid_loss
-                    .map(|loss| format!(" valid {loss:.3}"))
-                    .unwrap_or_default()
+                last_valid_loss.map(|loss| format!(" valid {loss:.3}")).unwrap_or_default()
             ));
             let json = serde_json::to_string(&line).expect("metrics serialize");
             writeln!(metrics, "{json}").path_context("write", &request.out.join(METRICS_FILE))?;
             window = LossWindow::default();
         }
         if state.step % config.checkpoint_every == 0 || state.step == config.steps {
-            metrics
-                .flush()
-                .path_context("write", &request.out.join(METRICS_FILE))?;
+            metrics.flush().path_context("write", &request.out.join(METRICS_FILE))?;
             save_checkpoint(&checkpoint_dir, &model, &optimizer, &state)?;
             checkpoint_step = state.step;
         }
     }
     progress.finish();
-    export_encoder(
-        request,
-        &corpus,
-        &model,
-        &state,
-        last_train_loss,
-        last_valid_loss,
-    )?;
+    export_encoder(request, &corpus, &model, &state, last_train_loss, last_valid_loss)?;
     Ok(EncoderTrainReport {
         out: request.out.clone(),
         steps: state.step,
@@ -361,12 +336,7 @@ struct LossWindow {
 
 impl Default for LossWindow {
     fn default() -> Self {
-        LossWindow {
-            sum: 0.0,
-            count: 0,
-            tokens: 0,
-            started: Instant::now(),
-        }
+        LossWindow { sum: 0.0, count: 0, tokens: 0, started: Instant::now() }
     }
 }
 
@@ -397,20 +367,13 @@ fn validation_loss(model: &SkipThought, valid: &TripleSet, config: &EncoderConfi
     let losses: Vec<f32> = plan
         .iter()
         .take(config.valid_batches)
-        .map(|batch| {
-            inference
-                .loss(&valid.tensors(batch, config, &device).0)
-                .into_scalar()
-        })
+        .map(|batch| inference.loss(&valid.tensors(batch, config, &device, None).0).into_scalar())
         .collect();
     Some(losses.iter().sum::<f32>() / losses.len() as f32)
 }
 
 fn check_same_settings(saved: &TrainState, now: &TrainState, dir: &Path) -> Result<(), TrainError> {
-    let changed = |what: &str| TrainError::SettingsChanged {
-        dir: dir.to_path_buf(),
-        what: what.to_string(),
-    };
+    let changed = |what: &str| TrainError::SettingsChanged { dir: dir.to_path_buf(), what: what.to_string() };
     if saved.vocabulary_hash != now.vocabulary_hash {
         return Err(changed("the corpus vocabulary"));
     }
@@ -421,6 +384,7 @@ fn check_same_settings(saved: &TrainState, now: &TrainState, dir: &Path) -> Resu
         ("encoder.max_tokens", a.max_tokens == b.max_tokens),
         ("encoder.batch_size", a.batch_size == b.batch_size),
         ("encoder.seed", a.seed == b.seed),
+        ("encoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
     ] {
         if !same {
             return Err(changed(what));
@@ -438,14 +402,9 @@ fn save_checkpoint(
     let staging = StagingDir::new(dir, true)?;
     let model_path = staging.path().join(MODEL_FILE);
     let mut store = BurnpackStore::from_file(&model_path).overwrite(true);
-    model
-        .save_into(&mut store)
-        .map_err(|error| store_error(&model_path, error))?;
+    model.save_into(&mut store).map_err(|error| store_error(&model_path, error))?;
     let optimizer_path = staging.path().join(OPTIMIZER_FILE);
-    optimizer
-        .to_record()
-        .save(&optimizer_path)
-        .map_err(|error| store_error(&optimizer_path, error))?;
+    optimizer.to_record().save(&optimizer_path).map_err(|error| store_error(&optimizer_path, error))?;
     write_json(&staging.path().join(STATE_FILE), state)?;
     staging.commit()?;
     Ok(())
@@ -453,9 +412,7 @@ fn save_checkpoint(
 
 fn load_model(mut model: SkipThought, path: &Path) -> Result<SkipThought, TrainError> {
     let mut store = BurnpackStore::from_file(path);
-    model
-        .load_from(&mut store)
-        .map_err(|error| store_error(path, error))?;
+    model.load_from(&mut store).map_err(|error| store_error(path, error))?;
     Ok(model)
 }
 
@@ -470,17 +427,10 @@ fn export_encoder(
 ) -> Result<(), TrainError> {
     let path = request.out.join(ENCODER_FILE);
     let partial = request.out.join(format!("{ENCODER_FILE}.partial"));
-    let mut store = SafetensorsStore::from_file(&partial)
-        .with_regex(r"^(embedding|encoder)\.")
-        .overwrite(true);
-    model
-        .save_into(&mut store)
-        .map_err(|error| store_error(&partial, error))?;
+    let mut store = SafetensorsStore::from_file(&partial).with_regex(r"^(embedding|encoder)\.").overwrite(true);
+    model.save_into(&mut store).map_err(|error| store_error(&partial, error))?;
     std::fs::rename(&partial, &path).path_context("move into place", &path)?;
-    corpus
-        .vocabulary
-        .save(&request.out.join(TOKENIZER_FILE))
-        .map_err(|error| store_error(&request.out, error))?;
+    corpus.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
     let config = &request.config.encoder;
     let manifest = EncoderManifest {
         format: "storytool-skip-thought-encoder".into(),
@@ -507,9 +457,7 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
     };
     let kept: String = text
         .lines()
-        .filter(|line| {
-            serde_json::from_str::<MetricsLine>(line).is_ok_and(|metrics| metrics.step <= step)
-        })
+        .filter(|line| serde_json::from_str::<MetricsLine>(line).is_ok_and(|metrics| metrics.step <= step))
         .map(|line| format!("{line}\n"))
         .collect();
     write_file(path, kept.as_bytes())?;
@@ -517,17 +465,11 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
 }
 
 fn store_error(path: &Path, error: impl std::fmt::Display) -> TrainError {
-    TrainError::Store {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    }
+    TrainError::Store { path: path.to_path_buf(), message: error.to_string() }
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), PathError> {
-    write_file(
-        path,
-        &serde_json::to_vec_pretty(value).expect("state serializes"),
-    )
+    write_file(path, &serde_json::to_vec_pretty(value).expect("state serializes"))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {

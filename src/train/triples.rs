@@ -22,13 +22,11 @@ pub fn sentence_triples(split: &SplitStreams) -> Vec<Triple> {
         if sentences.len() < 3 {
             continue;
         }
-        triples.extend(
-            (sentences.start + 1..sentences.end - 1).map(|current| Triple {
-                previous: current - 1,
-                current,
-                next: current + 1,
-            }),
-        );
+        triples.extend((sentences.start + 1..sentences.end - 1).map(|current| Triple {
+            previous: current - 1,
+            current,
+            next: current + 1,
+        }));
     }
     triples
 }
@@ -43,18 +41,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = SplitWriter::create(dir.path()).unwrap();
         // Book 0: 4 sentences in 2 paragraphs; book 1: 2 sentences (too short); book 2: 3 sentences.
-        writer
-            .add_book(&[1, 2, 3, 4], &[1, 1, 1, 1], &[2, 2])
-            .unwrap();
+        writer.add_book(&[1, 2, 3, 4], &[1, 1, 1, 1], &[2, 2]).unwrap();
         writer.add_book(&[5, 6], &[1, 1], &[2]).unwrap();
         writer.add_book(&[7, 8, 9], &[1, 1, 1], &[3]).unwrap();
         writer.finish().unwrap();
         let split = SplitStreams::open(dir.path()).unwrap();
         let triples = sentence_triples(&split);
-        let as_tuples: Vec<(usize, usize, usize)> = triples
-            .iter()
-            .map(|triple| (triple.previous, triple.current, triple.next))
-            .collect();
+        let as_tuples: Vec<(usize, usize, usize)> =
+            triples.iter().map(|triple| (triple.previous, triple.current, triple.next)).collect();
         assert_eq!(as_tuples, [(0, 1, 2), (1, 2, 3), (6, 7, 8)]);
     }
 }

@@ -12,15 +12,11 @@ use super::{IoContext, PathError};
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PathError> {
     let parent = parent_of(path);
-    let mut file = shared_builder(".storytool-", 0o644)
-        .tempfile_in(parent)
-        .path_context("create a temporary file in", parent)?;
+    let mut file =
+        shared_builder(".storytool-", 0o644).tempfile_in(parent).path_context("create a temporary file in", parent)?;
     file.write_all(bytes).path_context("write", file.path())?;
-    file.as_file()
-        .sync_all()
-        .path_context("flush", file.path())?;
-    file.persist(path)
-        .map_err(|error| PathError::new("replace", path, error.error))?;
+    file.as_file().sync_all().path_context("flush", file.path())?;
+    file.persist(path).map_err(|error| PathError::new("replace", path, error.error))?;
     Ok(())
 }
 
@@ -48,25 +44,17 @@ impl StagingDir {
         }
         let parent = parent_of(target);
         std::fs::create_dir_all(parent).path_context("create folder", parent)?;
-        let name = target
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = target.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
         let staging = shared_builder(&format!(".{name}.partial-"), 0o755)
             .tempdir_in(parent)
             .path_context("create a staging folder in", parent)?
             .keep();
-        Ok(StagingDir {
-            staging: Some(staging),
-            target: target.to_path_buf(),
-        })
+        Ok(StagingDir { staging: Some(staging), target: target.to_path_buf() })
     }
 
     /// Where to write the artifact's files until it is committed.
     pub fn path(&self) -> &Path {
-        self.staging
-            .as_deref()
-            .expect("staging folder exists until commit")
+        self.staging.as_deref().expect("staging folder exists until commit")
     }
 
     /// Moves the finished folder into place, replacing an older one (only reachable with `force`).
@@ -81,12 +69,10 @@ impl StagingDir {
                 .keep();
             let old = trash.join("old");
             std::fs::rename(&self.target, &old).path_context("move aside", &self.target)?;
-            std::fs::rename(&staging, &self.target)
-                .path_context("move into place", &self.target)?;
+            std::fs::rename(&staging, &self.target).path_context("move into place", &self.target)?;
             std::fs::remove_dir_all(&trash).path_context("remove", &trash)?;
         } else {
-            std::fs::rename(&staging, &self.target)
-                .path_context("move into place", &self.target)?;
+            std::fs::rename(&staging, &self.target).path_context("move into place", &self.target)?;
         }
         Ok(self.target.clone())
     }
@@ -135,30 +121,19 @@ mod tests {
             std::fs::write(staging.path().join("a"), b"1").unwrap();
             assert!(!target.exists());
         }
-        assert_eq!(
-            std::fs::read_dir(root.path()).unwrap().count(),
-            0,
-            "dropped staging folder is removed"
-        );
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0, "dropped staging folder is removed");
 
         let staging = StagingDir::new(&target, false).unwrap();
         std::fs::write(staging.path().join("a"), b"1").unwrap();
         staging.commit().unwrap();
         assert_eq!(std::fs::read(target.join("a")).unwrap(), b"1");
 
-        assert!(matches!(
-            StagingDir::new(&target, false),
-            Err(StagingError::Exists(_))
-        ));
+        assert!(matches!(StagingDir::new(&target, false), Err(StagingError::Exists(_))));
         let staging = StagingDir::new(&target, true).unwrap();
         std::fs::write(staging.path().join("b"), b"2").unwrap();
         staging.commit().unwrap();
         assert!(!target.join("a").exists() && target.join("b").exists());
-        assert_eq!(
-            std::fs::read_dir(root.path()).unwrap().count(),
-            1,
-            "no leftovers beside the target"
-        );
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1, "no leftovers beside the target");
     }
 
     #[test]

@@ -34,10 +34,6 @@ pub struct Interrupted;
 impl CancelFlag {
     /// `Err(Interrupted)` once stopping was asked for.
     pub fn check(&self) -> Result<(), Interrupted> {
-        if self.is_cancelled() {
-            Err(Interrupted)
-        } else {
-            Ok(())
-        }
+        if self.is_cancelled() { Err(Interrupted) } else { Ok(()) }
     }
 }

@@ -19,11 +19,7 @@ pub struct PathError {
 
 impl PathError {
     pub fn new(action: &'static str, path: &Path, source: std::io::Error) -> PathError {
-        PathError {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        PathError { action, path: path.to_path_buf(), source }
     }
 }
 
