@@ -75,7 +75,7 @@ impl Default for EncoderConfig {
             batch_size: 64,
             learning_rate: 1e-3,
             clip_norm: 5.0,
-            sampled_softmax: 0,
+            sampled_softmax: 1024,
             seed: 42,
             steps: 3000,
             validate_every: 250,

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod corpus;
+pub mod encoder;
 pub mod model;
 pub mod progress;
 pub mod text;

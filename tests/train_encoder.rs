@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use storytool::config::Config;
 use storytool::corpus::{IngestRequest, ingest};
+use storytool::encoder::SentenceEncoder;
 use storytool::progress::{NoProgress, Progress};
 use storytool::train::encoder::{EncoderTrainRequest, METRICS_FILE, MetricsLine, TrainError, train_encoder};
 use storytool::util::cancel::CancelFlag;
@@ -117,6 +118,40 @@ fn training_lowers_the_loss_and_exports_the_encoder() {
 
     let again = train_encoder(&request(&corpus, &out, 60), &NoProgress).unwrap_err();
     assert!(matches!(again, TrainError::RunExists(_)), "{again}");
+
+    // The exported folder encodes sentences on its own.
+    let encoder = SentenceEncoder::load(&out).unwrap();
+    let encoded = encoder.encode(&["The captain watched the sea.", "The zorblax watched the sea."]);
+    assert_eq!(encoded.len(), 2);
+    assert_eq!(encoded[0].vector.len(), 16);
+    assert!(encoded[0].unknown_words.is_empty());
+    assert_eq!(encoded[1].unknown_words, ["zorblax"]);
+    assert_eq!(encoder.encode(&["The captain watched the sea."])[0], encoded[0], "encoding is deterministic");
+
+    // Through the CLI, as JSON lines.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_storytool"))
+        .args(["encode", "--encoder"])
+        .arg(&out)
+        .arg("--file")
+        .arg({
+            let input = out.join("input.txt");
+            std::fs::write(&input, "The sea was calm.\n\nNobody was lost.\n").unwrap();
+            input
+        })
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["sentence"], "Nobody was lost.");
+    assert_eq!(lines[1]["vector"].as_array().unwrap().len(), 16);
+
+    // A vocabulary that is not the one it was trained on is refused.
+    let other = storytool::text::Vocabulary::from_counts([("other", 1)], 10, true);
+    other.save(&out.join("tokenizer.json")).unwrap();
+    let error = SentenceEncoder::load(&out).unwrap_err().to_string();
+    assert!(error.contains("was trained on"), "{error}");
 }
 
 #[test]

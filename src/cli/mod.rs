@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch: one file per subcommand. Only this layer prints.
 
+mod encode;
 mod ingest;
 mod progress_bar;
 mod train_encoder;
@@ -25,6 +26,8 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// Train the skip-thought sentence encoder on a corpus
     TrainEncoder(train_encoder::TrainEncoderArgs),
+    /// Turn sentences into skip-thought vectors, or find their nearest corpus sentences
+    Encode(encode::EncodeArgs),
 }
 
 /// Settings shared by every command: the config file and single-key overrides.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(args) => ingest::run(args),
         Command::TrainEncoder(args) => train_encoder::run(args),
+        Command::Encode(args) => encode::run(args),
     }
 }
 

@@ -1,0 +1,147 @@
+//! `storytool encode`: sentences in, skip-thought vectors out, optionally with their nearest corpus sentences.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use storytool::corpus::Corpus;
+use storytool::encoder::{SentenceEncoder, cosine};
+
+/// Encode sentences (one per line, from `--file` or standard input) into skip-thought vectors with an
+/// encoder trained by `storytool train-encoder`.
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// Encoder folder written by `storytool train-encoder`
+    #[arg(long, value_name = "DIR")]
+    encoder: PathBuf,
+
+    /// Read sentences from this file, one per line (default: standard input)
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    format: Format,
+
+    /// Write vectors here (required for `--format safetensors`; default: standard output)
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Print each sentence's N nearest sentences of `--corpus` instead of vectors
+    #[arg(long, value_name = "N", requires = "corpus")]
+    neighbours: Option<usize>,
+
+    /// Corpus to search with `--neighbours` (its training books)
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+
+    /// How many corpus sentences to search, spread evenly over the corpus
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    search_sentences: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// One JSON object per line: `{"sentence": ..., "vector": [...], "unknown_words": [...]}`
+    Jsonl,
+    /// One `vectors` tensor, `[sentences, dim]` f32
+    Safetensors,
+}
+
+pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
+    if args.format == Format::Safetensors && args.output.is_none() {
+        bail!("`--format safetensors` writes a binary file: give it a path with `--output FILE`");
+    }
+    let encoder = SentenceEncoder::load(&args.encoder)
+        .with_context(|| format!("cannot load the encoder in `{}`", args.encoder.display()))?;
+    let sentences = read_sentences(args.file.as_ref())?;
+    if sentences.is_empty() {
+        bail!("no sentences to encode: give one per line");
+    }
+    let encoded = encoder.encode(&sentences);
+
+    if let (Some(n), Some(corpus)) = (args.neighbours, &args.corpus) {
+        let corpus = Corpus::open(corpus).with_context(|| format!("cannot open corpus `{}`", corpus.display()))?;
+        if corpus.manifest.vocabulary.hash != encoder.manifest().vocabulary_hash {
+            bail!(
+                "corpus `{}` has vocabulary {}, but the encoder was trained on {}",
+                corpus.dir.display(),
+                corpus.manifest.vocabulary.hash,
+                encoder.manifest().vocabulary_hash
+            );
+        }
+        let split = &corpus.train;
+        let stride = (split.n_sentences() / args.search_sentences.max(1)).max(1);
+        let indices: Vec<usize> = (0..split.n_sentences()).step_by(stride).take(args.search_sentences).collect();
+        eprintln!("encoding {} corpus sentences to search...", indices.len());
+        let corpus_vectors = encoder.encode_ids(indices.iter().map(|&index| split.sentence(index)));
+        let mut out = std::io::stdout().lock();
+        for (sentence, encoded) in sentences.iter().zip(&encoded) {
+            let mut scored: Vec<(f32, usize)> = corpus_vectors
+                .iter()
+                .zip(&indices)
+                .map(|(vector, &index)| (cosine(&encoded.vector, vector), index))
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            writeln!(out, "{sentence}")?;
+            for (score, index) in scored.into_iter().take(n) {
+                writeln!(out, "  {score:.3}  {}", corpus.vocabulary.decode(split.sentence(index)))?;
+            }
+        }
+        return Ok(());
+    }
+
+    match args.format {
+        Format::Jsonl => {
+            let mut out: Box<dyn Write> = match &args.output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?,
+                )),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            for (sentence, encoded) in sentences.iter().zip(&encoded) {
+                let line = serde_json::json!({
+                    "sentence": sentence,
+                    "vector": encoded.vector,
+                    "unknown_words": encoded.unknown_words,
+                });
+                writeln!(out, "{line}")?;
+            }
+            out.flush()?;
+        }
+        Format::Safetensors => {
+            let path = args.output.as_ref().expect("checked above");
+            let flat: Vec<f32> = encoded.iter().flat_map(|encoded| encoded.vector.iter().copied()).collect();
+            let bytes: Vec<u8> = flat.iter().flat_map(|value| value.to_le_bytes()).collect();
+            let view = safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                vec![encoded.len(), encoder.dim()],
+                &bytes,
+            )
+            .context("cannot build the vectors tensor")?;
+            let metadata = HashMap::from([
+                ("vocabulary_hash".to_string(), encoder.manifest().vocabulary_hash.clone()),
+                ("format".to_string(), "storytool-sentence-vectors".to_string()),
+            ]);
+            let serialized = safetensors::tensor::serialize([("vectors", view)], Some(metadata))
+                .context("cannot serialize the vectors")?;
+            storytool::util::atomic::write_file(path, &serialized)?;
+            eprintln!("wrote {} vectors of {} dimensions to `{}`", encoded.len(), encoder.dim(), path.display());
+        }
+    }
+    Ok(())
+}
+
+fn read_sentences(file: Option<&PathBuf>) -> anyhow::Result<Vec<String>> {
+    let lines: Vec<String> = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?
+            .lines()
+            .map(String::from)
+            .collect(),
+        None => std::io::stdin().lock().lines().collect::<Result<_, _>>().context("cannot read standard input")?,
+    };
+    Ok(lines.into_iter().map(|line| line.trim().to_string()).filter(|line| !line.is_empty()).collect())
+}
