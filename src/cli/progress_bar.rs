@@ -1,11 +1,22 @@
-//! An indicatif progress bar behind the library's `Progress` hook; invisible when stderr is not a terminal.
+//! An indicatif progress bar behind the library's `Progress` hook. When stderr is not a terminal (CI logs,
+//! `nohup`) the bar is invisible, so status messages are printed as plain lines instead, at most one every
+//! [`LOG_INTERVAL`].
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use storytool::progress::Progress;
 
+/// The least time between two plain status lines when stderr is not a terminal.
+const LOG_INTERVAL: Duration = Duration::from_secs(30);
+
 /// A bar counting bytes or steps.
 pub struct Bar {
     bar: ProgressBar,
+    /// When the last plain status line was printed; `None` on a terminal, where the bar shows instead.
+    last_line: Option<Mutex<Option<Instant>>>,
 }
 
 impl Bar {
@@ -22,7 +33,8 @@ impl Bar {
     fn with_template(template: &str) -> Bar {
         let bar = ProgressBar::new(0);
         bar.set_style(ProgressStyle::with_template(template).expect("the template is valid").progress_chars("=> "));
-        Bar { bar }
+        let last_line = (!std::io::stderr().is_terminal()).then(|| Mutex::new(None));
+        Bar { bar, last_line }
     }
 }
 
@@ -37,6 +49,14 @@ impl Progress for Bar {
 
     fn set_message(&self, message: &str) {
         self.bar.set_message(message.to_string());
+        if let Some(last_line) = &self.last_line {
+            let mut last_line = last_line.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last_line.is_none_or(|last| last.elapsed() >= LOG_INTERVAL) {
+                let total = self.bar.length().map_or(String::new(), |total| format!("/{total}"));
+                eprintln!("[{}{total}] {message}", self.bar.position());
+                *last_line = Some(Instant::now());
+            }
+        }
     }
 
     fn finish(&self) {
