@@ -12,6 +12,7 @@ pub mod progress;
 pub mod text;
 pub mod train;
 pub mod util;
+pub mod vectors;
 
 /// The version of this build, recorded in every artifact manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

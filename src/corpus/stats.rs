@@ -1,6 +1,7 @@
 //! Per-book statistics as a Parquet table, for anyone who wants to look at the corpus with a dataframe.
 //!
-//! This is the one module that uses polars (a large dependency): keep it that way.
+//! This is the one module that uses polars (a large dependency): keep it that way. It also reads the text
+//! column of Parquet word lists for `crate::vectors`.
 
 use std::path::Path;
 
@@ -56,6 +57,19 @@ pub fn write_stats(path: &Path, books: &[BookRecord]) -> Result<(), StatsError> 
     ParquetWriter::new(&mut file).finish(&mut frame).map_err(StatsError::polars(path))?;
     file.sync_all().path_context("sync", path)?;
     Ok(())
+}
+
+/// The first text column of a Parquet file, in row order (word lists that ship as Parquet).
+pub fn read_string_column(path: &Path) -> Result<Vec<String>, StatsError> {
+    let file = std::fs::File::open(path).path_context("open", path)?;
+    let frame = ParquetReader::new(file).finish().map_err(StatsError::polars(path))?;
+    let column = frame
+        .columns()
+        .iter()
+        .find(|column| column.dtype() == &DataType::String)
+        .ok_or_else(|| StatsError::Polars { path: path.display().to_string(), message: "no text column".into() })?;
+    let values = column.str().map_err(StatsError::polars(path))?;
+    Ok(values.iter().map(|value| value.unwrap_or_default().to_string()).collect())
 }
 
 /// Reads the `file` column back (for tests and tools).
