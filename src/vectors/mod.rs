@@ -2,5 +2,6 @@
 //! that multi-gigabyte files never have to fit in memory. Used by `storytool expand-vocab`.
 
 pub mod readers;
+pub mod regression;
 
 pub use readers::{VectorFormat, VectorsError, WordVectorReader, open_vectors};
