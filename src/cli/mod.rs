@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch: one file per subcommand. Only this layer prints.
 
 mod encode;
+mod expand_vocab;
 mod ingest;
 mod progress_bar;
 mod train_encoder;
@@ -28,6 +29,8 @@ enum Command {
     TrainEncoder(train_encoder::TrainEncoderArgs),
     /// Turn sentences into skip-thought vectors, or find their nearest corpus sentences
     Encode(encode::EncodeArgs),
+    /// Give every word of a word-vector file an encoder embedding (vocabulary expansion)
+    ExpandVocab(expand_vocab::ExpandVocabArgs),
 }
 
 /// Settings shared by every command: the config file and single-key overrides.
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::run(args),
         Command::TrainEncoder(args) => train_encoder::run(args),
         Command::Encode(args) => encode::run(args),
+        Command::ExpandVocab(args) => expand_vocab::run(args),
     }
 }
 
