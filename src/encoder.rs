@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::corpus::normalise::normalise_typography;
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
@@ -17,6 +17,8 @@ use crate::text::{UNK_ID, Vocabulary, VocabularyError};
 use crate::train::batches::PaddedBatch;
 use crate::train::encoder::{ENCODER_FILE, EncoderManifest, MANIFEST_FILE, TOKENIZER_FILE};
 use crate::util::{IoContext, PathError};
+use crate::vectors::expand::load_encoder;
+use crate::vectors::expanded::{ExpandedError, ExpandedVocab};
 
 /// Sentences encoded per forward pass.
 const BATCH: usize = 256;
@@ -34,6 +36,12 @@ pub enum EncoderError {
     VocabularyMismatch { dir: PathBuf, expected: String, found: String },
     #[error("cannot load the weights `{path}`: {message}")]
     Weights { path: PathBuf, message: String },
+    #[error(transparent)]
+    Expanded(#[from] ExpandedError),
+    #[error(
+        "the expanded vocabulary in `{dir}` was made for an encoder with vocabulary {found} and {found_dim}-d words, but this encoder has {expected} and {expected_dim}-d words"
+    )]
+    ExpandedMismatch { dir: PathBuf, expected: String, found: String, expected_dim: usize, found_dim: usize },
 }
 
 /// A loaded encoder, ready for inference on the CPU.
@@ -43,6 +51,8 @@ pub struct SentenceEncoder {
     vocabulary: Vocabulary,
     manifest: EncoderManifest,
     device: Device,
+    /// Words beyond the vocabulary, and the model's own word table to mix with them.
+    expanded: Option<(ExpandedVocab, Vec<f32>)>,
 }
 
 /// One sentence's vector and the words the vocabulary did not know.
@@ -86,7 +96,30 @@ impl SentenceEncoder {
                 applied.applied, applied.errors
             )));
         }
-        Ok(SentenceEncoder { model: model.valid(), vocabulary, manifest, device })
+        Ok(SentenceEncoder { model: model.valid(), vocabulary, manifest, device, expanded: None })
+    }
+
+    /// Uses the expanded vocabulary in `dir` (from `storytool expand-vocab`) for words outside the
+    /// vocabulary; it must have been made for this encoder.
+    pub fn with_expanded_vocab(mut self, dir: &Path, encoder_dir: &Path) -> Result<SentenceEncoder, EncoderError> {
+        let expanded = ExpandedVocab::open(dir)?;
+        if expanded.manifest.encoder_vocabulary_hash != self.manifest.vocabulary_hash
+            || expanded.manifest.dim != self.manifest.word_dim
+        {
+            return Err(EncoderError::ExpandedMismatch {
+                dir: dir.to_path_buf(),
+                expected: self.manifest.vocabulary_hash.clone(),
+                found: expanded.manifest.encoder_vocabulary_hash.clone(),
+                expected_dim: self.manifest.word_dim,
+                found_dim: expanded.manifest.dim,
+            });
+        }
+        let (_, _, table) = load_encoder(encoder_dir).map_err(|error| EncoderError::Weights {
+            path: encoder_dir.join(ENCODER_FILE),
+            message: error.to_string(),
+        })?;
+        self.expanded = Some((expanded, table));
+        Ok(self)
     }
 
     /// Size of a sentence vector.
@@ -106,7 +139,7 @@ impl SentenceEncoder {
     pub fn encode(&self, sentences: &[impl AsRef<str>]) -> Vec<Encoded> {
         let mut encoded = Vec::with_capacity(sentences.len());
         for chunk in sentences.chunks(BATCH) {
-            let mut unknown = Vec::with_capacity(chunk.len());
+            let mut unknown: Vec<Vec<String>> = Vec::with_capacity(chunk.len());
             let ids: Vec<Vec<u32>> = chunk
                 .iter()
                 .map(|sentence| {
@@ -119,12 +152,63 @@ impl SentenceEncoder {
                     ids
                 })
                 .collect();
-            let vectors = self.encode_ids(ids.iter().map(Vec::as_slice));
+            let vectors = match &self.expanded {
+                None => self.encode_ids(ids.iter().map(Vec::as_slice)),
+                Some((expanded, table)) => {
+                    for unknown_words in &mut unknown {
+                        unknown_words.retain(|word| expanded.embedding(word).is_none());
+                    }
+                    self.encode_with_expanded(chunk, expanded, table)
+                }
+            };
             encoded.extend(
                 vectors.into_iter().zip(unknown).map(|(vector, unknown_words)| Encoded { vector, unknown_words }),
             );
         }
         encoded
+    }
+
+    /// Vectors of one batch of sentences whose words outside the vocabulary are looked up in `expanded`.
+    fn encode_with_expanded(
+        &self,
+        sentences: &[impl AsRef<str>],
+        expanded: &ExpandedVocab,
+        table: &[f32],
+    ) -> Vec<Vec<f32>> {
+        let word_dim = self.manifest.word_dim;
+        let rows: Vec<Vec<Vec<f32>>> = sentences
+            .iter()
+            .map(|sentence| {
+                let text = normalise_typography(sentence.as_ref());
+                let mut words = crate::text::tokenize::words(&text, self.vocabulary.lowercase());
+                words.truncate(self.manifest.max_tokens);
+                let row = |id: u32| table[id as usize * word_dim..(id as usize + 1) * word_dim].to_vec();
+                let mut embedded: Vec<Vec<f32>> = words
+                    .iter()
+                    .map(|word| match self.vocabulary.id(word) {
+                        UNK_ID => expanded.embedding(word).unwrap_or_else(|| row(UNK_ID)),
+                        id => row(id),
+                    })
+                    .collect();
+                embedded.push(row(crate::text::EOS_ID));
+                embedded
+            })
+            .collect();
+        let width = rows.iter().map(Vec::len).max().unwrap_or(1);
+        let mut flat = vec![0f32; rows.len() * width * word_dim];
+        let mut last = Vec::with_capacity(rows.len() * self.dim());
+        for (index, row) in rows.iter().enumerate() {
+            for (position, values) in row.iter().enumerate() {
+                let at = (index * width + position) * word_dim;
+                flat[at..at + word_dim].copy_from_slice(values);
+            }
+            last.extend(std::iter::repeat_n(row.len() as i64 - 1, self.dim()));
+        }
+        let embedded = Tensor::from_data(TensorData::new(flat, [rows.len(), width, word_dim]), &self.device);
+        let last = Tensor::from_data(TensorData::new(last, [rows.len(), 1, self.dim()]), &self.device);
+        let values: Vec<f32> =
+            self.model.encode_embedded(embedded, last).into_data().try_to_vec().expect("encoder output is f32");
+        values.chunks(self.dim()).map(<[f32]>::to_vec).collect()
     }
 
     /// Vectors of sentences already given as token ids (corpus sentences), in order.

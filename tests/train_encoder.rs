@@ -11,6 +11,9 @@ use storytool::encoder::SentenceEncoder;
 use storytool::progress::{NoProgress, Progress};
 use storytool::train::encoder::{EncoderTrainRequest, METRICS_FILE, MetricsLine, TrainError, train_encoder};
 use storytool::util::cancel::CancelFlag;
+use storytool::vectors::expand::{ExpandRequest, expand_vocab};
+use storytool::vectors::expanded::TableType;
+use storytool::vectors::readers::VectorFormat;
 
 const STORY: &str = "The ship left the harbour at dawn. The captain watched the grey sea. \
 The wind rose in the afternoon. The sailors pulled down the sails. Night fell over the water. \
@@ -146,6 +149,34 @@ fn training_lowers_the_loss_and_exports_the_encoder() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["sentence"], "Nobody was lost.");
     assert_eq!(lines[1]["vector"].as_array().unwrap().len(), 16);
+
+    // With an expanded vocabulary, a word outside the vocabulary gets its own embedding; known words encode
+    // exactly as before.
+    let mut glove = String::new();
+    for (index, word) in encoder.vocabulary().words().iter().enumerate().skip(2).chain([(99, &"zorblax".to_string())]) {
+        glove.push_str(&format!("{word} {} {} {}\n", index % 7, (index * 3) % 5, index as f32 * 0.1));
+    }
+    std::fs::write(root.path().join("glove.txt"), glove).unwrap();
+    let expand = ExpandRequest {
+        encoder_dir: out.clone(),
+        vectors: root.path().join("glove.txt"),
+        format: VectorFormat::Glove,
+        words: None,
+        out: root.path().join("expanded"),
+        dtype: TableType::F32,
+        force: false,
+        command: Vec::new(),
+        cancel: CancelFlag::new(),
+    };
+    expand_vocab(&expand, &NoProgress).unwrap();
+    let expanded =
+        SentenceEncoder::load(&out).unwrap().with_expanded_vocab(&root.path().join("expanded"), &out).unwrap();
+    let with = expanded.encode(&["The captain watched the sea.", "The zorblax watched the sea."]);
+    assert!(with[1].unknown_words.is_empty(), "{:?}", with[1].unknown_words);
+    assert_ne!(with[1].vector, encoded[1].vector, "zorblax no longer reads as <unk>");
+    for (a, b) in with[0].vector.iter().zip(&encoded[0].vector) {
+        assert!((a - b).abs() < 1e-5, "known words encode the same: {a} vs {b}");
+    }
 
     // A vocabulary that is not the one it was trained on is refused.
     let other = storytool::text::Vocabulary::from_counts([("other", 1)], 10, true);

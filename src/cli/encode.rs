@@ -17,6 +17,10 @@ pub struct EncodeArgs {
     #[arg(long, value_name = "DIR")]
     encoder: PathBuf,
 
+    /// Expanded vocabulary from `storytool expand-vocab`, for words outside the encoder's vocabulary
+    #[arg(long, value_name = "DIR")]
+    expanded_vocab: Option<PathBuf>,
+
     /// Read sentences from this file, one per line (default: standard input)
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
@@ -54,8 +58,13 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
     if args.format == Format::Safetensors && args.output.is_none() {
         bail!("`--format safetensors` writes a binary file: give it a path with `--output FILE`");
     }
-    let encoder = SentenceEncoder::load(&args.encoder)
+    let mut encoder = SentenceEncoder::load(&args.encoder)
         .with_context(|| format!("cannot load the encoder in `{}`", args.encoder.display()))?;
+    if let Some(expanded) = &args.expanded_vocab {
+        encoder = encoder
+            .with_expanded_vocab(expanded, &args.encoder)
+            .with_context(|| format!("cannot use the expanded vocabulary in `{}`", expanded.display()))?;
+    }
     let sentences = read_sentences(args.file.as_ref())?;
     if sentences.is_empty() {
         bail!("no sentences to encode: give one per line");

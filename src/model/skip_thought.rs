@@ -156,6 +156,12 @@ impl SkipThought {
         states.gather(1, last).squeeze_dim(1)
     }
 
+    /// [`encode`](Self::encode) from word embeddings given directly, `[batch, len, word]`: how words from an
+    /// expanded vocabulary, which have no row in this model's table, are encoded.
+    pub fn encode_embedded(&self, embedded: Tensor<3>, last: Tensor<3, Int>) -> Tensor<2> {
+        self.encoder.forward(embedded, None).gather(1, last).squeeze_dim(1)
+    }
+
     /// Mean negative log-likelihood per real target token of both neighbours.
     pub fn loss(&self, batch: &TripleTensors) -> Tensor<1> {
         let thought = self.encode(batch.current.clone(), batch.current_last.clone());
