@@ -51,6 +51,8 @@ pub struct EncoderConfig {
     pub learning_rate: f64,
     /// Gradients are clipped to this norm, per parameter tensor (paper: 5, over all parameters).
     pub clip_norm: f32,
+    /// Give the decoders the sentence vector at every step, not only as their initial state.
+    pub per_step_context: bool,
     /// Words scored per batch by a sampled softmax in training (the batch's targets plus random others);
     /// 0 scores the whole vocabulary. Validation always uses the whole vocabulary.
     pub sampled_softmax: usize,
@@ -75,6 +77,7 @@ impl Default for EncoderConfig {
             batch_size: 64,
             learning_rate: 1e-3,
             clip_norm: 5.0,
+            per_step_context: false,
             sampled_softmax: 1024,
             seed: 42,
             steps: 3000,

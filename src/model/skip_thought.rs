@@ -5,7 +5,8 @@
 //! This is the uni-skip model with the released code's conditioning (the decoders' initial state) and an
 //! output layer shared by both decoders. Training can use the full softmax over the vocabulary or a sampled
 //! one (Jean et al. 2015): each batch scores only its own target words plus uniformly drawn others, which
-//! removes most of the work at a 10k-20k vocabulary. Bi-skip and per-step conditioning are not built yet.
+//! removes most of the work at a 10k-20k vocabulary. The decoders may also see the sentence vector at every
+//! step (`per_step_context`). Bi-skip and combine-skip are not built yet.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -22,6 +23,10 @@ pub struct SkipThoughtConfig {
     pub vocab_size: usize,
     pub word_dim: usize,
     pub hidden_dim: usize,
+    /// Feed the sentence vector to the decoders at every step, beside the previous word (the released
+    /// code's conditional GRU), instead of only as their initial state.
+    #[config(default = false)]
+    pub per_step_context: bool,
 }
 
 /// Embedding, encoder, two decoders and the shared output layer.
@@ -60,7 +65,8 @@ pub struct DecoderTargets {
 
 impl SkipThoughtConfig {
     pub fn init(&self, device: &Device) -> SkipThought {
-        let decoder = || GruConfig::new(self.word_dim, self.hidden_dim, true).init(device);
+        let decoder_input = self.word_dim + if self.per_step_context { self.hidden_dim } else { 0 };
+        let decoder = || GruConfig::new(decoder_input, self.hidden_dim, true).init(device);
         SkipThought {
             embedding: EmbeddingConfig::new(self.vocab_size, self.word_dim).init(device),
             encoder: GruConfig::new(self.word_dim, self.hidden_dim, true).init(device),
@@ -187,7 +193,13 @@ impl SkipThought {
         let embedded = self.embedding.forward(targets.ids.clone()); // [batch, len, word]
         let [_, _, word_dim] = embedded.shape().dims();
         let start = Tensor::zeros([batch, 1, word_dim], &embedded.device());
-        let inputs = Tensor::cat(vec![start, embedded.slice([0..batch, 0..len - 1, 0..word_dim])], 1);
+        let mut inputs = Tensor::cat(vec![start, embedded.slice([0..batch, 0..len - 1, 0..word_dim])], 1);
+        // Per-step context shows in the decoder's input size: word_dim + hidden_dim instead of word_dim.
+        let [decoder_input, _] = decoder.update_gate.input_transform.weight.dims();
+        if decoder_input > word_dim {
+            let context = thought.clone().unsqueeze_dim::<3>(1).repeat_dim(1, len); // [batch, len, hidden]
+            inputs = Tensor::cat(vec![inputs, context], 2);
+        }
         let states = decoder.forward(inputs, Some(thought.clone())); // [batch, len, hidden]
         let (logits, picked_ids) = match (candidates, &targets.candidate_positions) {
             (Some(candidates), Some(positions)) => {
@@ -269,6 +281,23 @@ mod tests {
         assert_eq!(few.candidates.as_ref().unwrap().shape().dims::<1>(), [7], "every target word is kept");
         let few_loss: f32 = model.loss(&few).into_scalar();
         assert!(few_loss < full_loss, "{few_loss} vs {full_loss}");
+    }
+
+    #[test]
+    fn per_step_context_trains_too() {
+        let device = Device::flex().autodiff();
+        let mut model = SkipThoughtConfig::new(12, 8, 16).with_per_step_context(true).init(&device);
+        let mut optimizer = AdamConfig::new().init();
+        let batch = batch(&device);
+        let first: f32 = model.loss(&batch).into_scalar();
+        let mut last = first;
+        for _ in 0..150 {
+            let loss = model.loss(&batch);
+            last = loss.clone().into_scalar();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(1e-2, model, grads);
+        }
+        assert!(last < 0.1, "loss fell only from {first} to {last}");
     }
 
     #[test]

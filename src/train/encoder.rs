@@ -217,7 +217,8 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
     let device = Device::flex().autodiff();
     // burn's generator is per backend and process-wide: one training per process is reproducible.
     device.seed(config.seed);
-    let model_config = SkipThoughtConfig::new(corpus.vocabulary.len(), config.word_dim, config.hidden_dim);
+    let model_config = SkipThoughtConfig::new(corpus.vocabulary.len(), config.word_dim, config.hidden_dim)
+        .with_per_step_context(config.per_step_context);
     let mut model = model_config.init(&device);
     let mut optimizer =
         AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
@@ -385,6 +386,7 @@ fn check_same_settings(saved: &TrainState, now: &TrainState, dir: &Path) -> Resu
         ("encoder.batch_size", a.batch_size == b.batch_size),
         ("encoder.seed", a.seed == b.seed),
         ("encoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
+        ("encoder.per_step_context", a.per_step_context == b.per_step_context),
     ] {
         if !same {
             return Err(changed(what));
