@@ -10,7 +10,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, Gru, GruConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Gru, GruConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
@@ -68,7 +68,12 @@ impl SkipThoughtConfig {
         let decoder_input = self.word_dim + if self.per_step_context { self.hidden_dim } else { 0 };
         let decoder = || GruConfig::new(decoder_input, self.hidden_dim, true).init(device);
         SkipThought {
-            embedding: EmbeddingConfig::new(self.vocab_size, self.word_dim).init(device),
+            // N(0, 0.1²) like the released code's `norm_weight`: burn's default N(0, 1) is so large that
+            // training barely moves it, leaving word embeddings nearly random (vocabulary expansion then has
+            // nothing to fit: R² 0.006 on the first demo encoder).
+            embedding: EmbeddingConfig::new(self.vocab_size, self.word_dim)
+                .with_initializer(Initializer::Normal { mean: 0.0, std: 0.1 })
+                .init(device),
             encoder: GruConfig::new(self.word_dim, self.hidden_dim, true).init(device),
             decoder_previous: decoder(),
             decoder_next: decoder(),
