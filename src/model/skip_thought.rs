@@ -240,16 +240,12 @@ mod tests {
         TripleTensors::new(&current, &previous, &next, 16, device)
     }
 
-    #[test]
-    fn a_tiny_model_memorises_a_tiny_batch() {
-        let device = Device::flex().autodiff();
-        let config = SkipThoughtConfig::new(12, 8, 16);
-        let mut model = config.init(&device);
+    /// Trains `config`'s model on the tiny batch for 150 Adam steps; returns the model, first and last loss.
+    fn memorise(config: SkipThoughtConfig, device: &Device) -> (SkipThought, f32, f32) {
+        let mut model = config.init(device);
         let mut optimizer = AdamConfig::new().init();
-        let batch = batch(&device);
+        let batch = batch(device);
         let first: f32 = model.loss(&batch).into_scalar();
-        // A uniform guess over 12 words costs ln 12 = 2.48 per token.
-        assert!((1.5..4.0).contains(&first), "initial loss {first}");
         let mut last = first;
         for _ in 0..150 {
             let loss = model.loss(&batch);
@@ -257,11 +253,20 @@ mod tests {
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(1e-2, model, grads);
         }
+        (model, first, last)
+    }
+
+    #[test]
+    fn a_tiny_model_memorises_a_tiny_batch() {
+        let device = Device::flex().autodiff();
+        let (model, first, last) = memorise(SkipThoughtConfig::new(12, 8, 16), &device);
+        // A uniform guess over 12 words costs ln 12 = 2.48 per token.
+        assert!((1.5..4.0).contains(&first), "initial loss {first}");
         assert!(last < 0.1, "loss fell only from {first} to {last}");
 
         // Vectors come out of the inference copy, one per sentence.
-        let inference = model.valid();
-        let vectors = inference.encode(batch.current.clone(), batch.current_last.clone());
+        let batch = batch(&device);
+        let vectors = model.valid().encode(batch.current.clone(), batch.current_last.clone());
         assert_eq!(vectors.shape().dims::<2>(), [3, 16]);
     }
 
@@ -291,17 +296,7 @@ mod tests {
     #[test]
     fn per_step_context_trains_too() {
         let device = Device::flex().autodiff();
-        let mut model = SkipThoughtConfig::new(12, 8, 16).with_per_step_context(true).init(&device);
-        let mut optimizer = AdamConfig::new().init();
-        let batch = batch(&device);
-        let first: f32 = model.loss(&batch).into_scalar();
-        let mut last = first;
-        for _ in 0..150 {
-            let loss = model.loss(&batch);
-            last = loss.clone().into_scalar();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(1e-2, model, grads);
-        }
+        let (_, first, last) = memorise(SkipThoughtConfig::new(12, 8, 16).with_per_step_context(true), &device);
         assert!(last < 0.1, "loss fell only from {first} to {last}");
     }
 
