@@ -228,3 +228,22 @@ fn an_interrupted_run_resumes_exactly() {
     let error = train_encoder(&changed, &NoProgress).unwrap_err().to_string();
     assert!(error.contains("encoder.hidden_dim"), "{error}");
 }
+
+#[test]
+fn a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_its_checkpoint() {
+    let _serial = ONE_TRAINING_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let root = tempfile::tempdir().unwrap();
+    let corpus = tiny_corpus(root.path());
+    let out = root.path().join("run");
+    let mut request = request(&corpus, &out, 50);
+    request.config.encoder.checkpoint_every = 1;
+    // Steps of 1e38 overflow f32 within two steps.
+    request.config.encoder.learning_rate = 1e38;
+    let error = train_encoder(&request, &NoProgress).unwrap_err();
+    let TrainError::NonFinite { step, checkpoint_step, .. } = error else { panic!("{error}") };
+    assert_eq!(checkpoint_step, Some(step - 1), "the checkpoint before the bad step is kept");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], step - 1);
+    assert!(!out.join("encoder.safetensors").exists(), "a diverged run exports nothing");
+}

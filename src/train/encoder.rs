@@ -79,9 +79,10 @@ pub enum TrainError {
     #[error("the {split} split of the corpus has no book with three or more sentences to make triples from")]
     NoTriples { split: &'static str },
     #[error(
-        "the loss became {loss} at step {step}; training stopped and the last checkpoint (step {checkpoint_step}) is kept\n\nhint: lower `encoder.learning_rate`"
+        "the loss became {loss} at step {step}; training stopped before applying it{}\n\nhint: lower `encoder.learning_rate`",
+        checkpoint_step.map_or(String::from(" (no checkpoint had been written yet)"), |kept| format!(" and the checkpoint of step {kept} is kept"))
     )]
-    NonFinite { step: u64, loss: f32, checkpoint_step: u64 },
+    NonFinite { step: u64, loss: f32, checkpoint_step: Option<u64> },
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
 }
@@ -254,7 +255,7 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
     let mut last_train_loss = None;
     let mut last_valid_loss = None;
     let mut plan = plan_epoch(&train.lengths, config.batch_size, config.seed, state.epoch);
-    let mut checkpoint_step = resumed_from.unwrap_or(0);
+    let mut checkpoint_step = resumed_from;
 
     while state.step < config.steps {
         if request.cancel.is_cancelled() {
@@ -310,7 +311,7 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
         if state.step % config.checkpoint_every == 0 || state.step == config.steps {
             metrics.flush().path_context("write", &request.out.join(METRICS_FILE))?;
             save_checkpoint(&checkpoint_dir, &model, &optimizer, &state)?;
-            checkpoint_step = state.step;
+            checkpoint_step = Some(state.step);
         }
     }
     progress.finish();
