@@ -65,18 +65,7 @@ pub struct Encoded {
 impl SentenceEncoder {
     /// Loads the encoder in `dir`, checking that its vocabulary is the one it was trained on.
     pub fn load(dir: &Path) -> Result<SentenceEncoder, EncoderError> {
-        let manifest_path = dir.join(MANIFEST_FILE);
-        let bytes = std::fs::read(&manifest_path).path_context("read", &manifest_path)?;
-        let manifest: EncoderManifest = serde_json::from_slice(&bytes)
-            .map_err(|error| EncoderError::Manifest { path: manifest_path.clone(), message: error.to_string() })?;
-        let vocabulary = Vocabulary::load(&dir.join(TOKENIZER_FILE))?;
-        if vocabulary.content_hash() != manifest.vocabulary_hash {
-            return Err(EncoderError::VocabularyMismatch {
-                dir: dir.to_path_buf(),
-                expected: manifest.vocabulary_hash.clone(),
-                found: vocabulary.content_hash(),
-            });
-        }
+        let (manifest, vocabulary) = read_manifest_and_vocabulary(dir)?;
         let device = Device::flex();
         let config = SkipThoughtConfig::new(manifest.vocabulary_size, manifest.word_dim, manifest.hidden_dim);
         let mut model = config.init(&device);
@@ -228,6 +217,23 @@ impl SentenceEncoder {
         }
         vectors
     }
+}
+
+/// An encoder folder's manifest and vocabulary, refusing a vocabulary whose hash is not the manifest's.
+pub fn read_manifest_and_vocabulary(dir: &Path) -> Result<(EncoderManifest, Vocabulary), EncoderError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let bytes = std::fs::read(&manifest_path).path_context("read", &manifest_path)?;
+    let manifest: EncoderManifest = serde_json::from_slice(&bytes)
+        .map_err(|error| EncoderError::Manifest { path: manifest_path.clone(), message: error.to_string() })?;
+    let vocabulary = Vocabulary::load(&dir.join(TOKENIZER_FILE))?;
+    if vocabulary.content_hash() != manifest.vocabulary_hash {
+        return Err(EncoderError::VocabularyMismatch {
+            dir: dir.to_path_buf(),
+            expected: manifest.vocabulary_hash.clone(),
+            found: vocabulary.content_hash(),
+        });
+    }
+    Ok((manifest, vocabulary))
 }
 
 /// Cosine similarity of two vectors (0 when either is zero).

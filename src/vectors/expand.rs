@@ -15,9 +15,10 @@ use super::expanded::{ExpandedManifest, MANIFEST_FILE, TableType, WORDS_FILE};
 use super::readers::{VectorFormat, VectorsError, open_vectors};
 use super::regression::{FitQuality, NormalEquations, RegressionError};
 use crate::corpus::manifest::CreatedBy;
+use crate::encoder::read_manifest_and_vocabulary;
 use crate::progress::Progress;
 use crate::text::Vocabulary;
-use crate::train::encoder::{ENCODER_FILE, EncoderManifest, MANIFEST_FILE as ENCODER_MANIFEST, TOKENIZER_FILE};
+use crate::train::encoder::{ENCODER_FILE, EncoderManifest};
 use crate::util::atomic::{StagingDir, StagingError, write_file};
 use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::{IoContext, PathError};
@@ -211,13 +212,7 @@ fn embedding_row(embeddings: &[f32], id: u32, word_dim: usize) -> &[f32] {
 /// The encoder's manifest, vocabulary and word-embedding table (`vocabulary x word_dim`, row-major).
 pub fn load_encoder(dir: &Path) -> Result<(EncoderManifest, Vocabulary, Vec<f32>), ExpandError> {
     let error = |message: String| ExpandError::Encoder { dir: dir.to_path_buf(), message };
-    let manifest_path = dir.join(ENCODER_MANIFEST);
-    let bytes = std::fs::read(&manifest_path).path_context("read", &manifest_path)?;
-    let manifest: EncoderManifest = serde_json::from_slice(&bytes).map_err(|e| error(e.to_string()))?;
-    let vocabulary = Vocabulary::load(&dir.join(TOKENIZER_FILE)).map_err(|e| error(e.to_string()))?;
-    if vocabulary.content_hash() != manifest.vocabulary_hash {
-        return Err(error("its tokenizer.json is not the vocabulary it was trained on".into()));
-    }
+    let (manifest, vocabulary) = read_manifest_and_vocabulary(dir).map_err(|e| error(e.to_string()))?;
     let weights_path = dir.join(ENCODER_FILE);
     let bytes = std::fs::read(&weights_path).path_context("read", &weights_path)?;
     let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| error(e.to_string()))?;
