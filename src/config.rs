@@ -53,6 +53,8 @@ pub struct EncoderConfig {
     pub clip_norm: f32,
     /// Give the decoders the sentence vector at every step, not only as their initial state.
     pub per_step_context: bool,
+    /// Bi-skip: half the vector from a forward GRU, half from a backward one (`hidden_dim` must be even).
+    pub bidirectional: bool,
     /// Words scored per batch by a sampled softmax in training (the batch's targets plus random others);
     /// 0 scores the whole vocabulary. Validation always uses the whole vocabulary.
     pub sampled_softmax: usize,
@@ -78,6 +80,7 @@ impl Default for EncoderConfig {
             learning_rate: 1e-3,
             clip_norm: 5.0,
             per_step_context: false,
+            bidirectional: false,
             sampled_softmax: 1024,
             seed: 42,
             steps: 3000,
@@ -236,6 +239,12 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::Invalid { key: key.into(), message: "must be at least 1".into() });
             }
+        }
+        if encoder.bidirectional && encoder.hidden_dim % 2 != 0 {
+            return Err(ConfigError::Invalid {
+                key: "encoder.hidden_dim".into(),
+                message: format!("{} is odd; bi-skip (`encoder.bidirectional`) splits it in two", encoder.hidden_dim),
+            });
         }
         if !(encoder.learning_rate > 0.0 && encoder.learning_rate.is_finite()) {
             return Err(ConfigError::Invalid {

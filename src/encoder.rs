@@ -67,7 +67,8 @@ impl SentenceEncoder {
     pub fn load(dir: &Path) -> Result<SentenceEncoder, EncoderError> {
         let (manifest, vocabulary) = read_manifest_and_vocabulary(dir)?;
         let device = Device::flex();
-        let config = SkipThoughtConfig::new(manifest.vocabulary_size, manifest.word_dim, manifest.hidden_dim);
+        let config = SkipThoughtConfig::new(manifest.vocabulary_size, manifest.word_dim, manifest.hidden_dim)
+            .with_bidirectional(manifest.config.bidirectional);
         let mut model = config.init(&device);
         let weights = dir.join(ENCODER_FILE);
         let weights_error = |message: String| EncoderError::Weights { path: weights.clone(), message };
@@ -77,7 +78,9 @@ impl SentenceEncoder {
         // The file holds the encoder half only: the decoders are not needed to encode.
         let mut store = SafetensorsStore::from_file(&weights).allow_partial(true);
         let applied = model.load_from(&mut store).map_err(|error| weights_error(error.to_string()))?;
-        let loaded_encoder = applied.applied.iter().any(|path| path.starts_with("encoder."));
+        let loaded_encoder = applied.applied.iter().any(|path| path.starts_with("encoder."))
+            && (!manifest.config.bidirectional
+                || applied.applied.iter().any(|path| path.starts_with("encoder_backward.")));
         let loaded_embedding = applied.applied.iter().any(|path| path.starts_with("embedding."));
         if !applied.errors.is_empty() || !loaded_encoder || !loaded_embedding {
             return Err(weights_error(format!(

@@ -247,3 +247,19 @@ fn a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_its_checkpoint()
     assert_eq!(state["step"], step - 1);
     assert!(!out.join("encoder.safetensors").exists(), "a diverged run exports nothing");
 }
+
+#[test]
+fn a_bi_skip_encoder_exports_both_directions() {
+    let _serial = ONE_TRAINING_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let root = tempfile::tempdir().unwrap();
+    let corpus = tiny_corpus(root.path());
+    let out = root.path().join("run");
+    let mut request = request(&corpus, &out, 20);
+    request.config.encoder.bidirectional = true;
+    train_encoder(&request, &NoProgress).unwrap();
+    let encoder = SentenceEncoder::load(&out).unwrap();
+    let first = encoder.encode(&["The captain watched the sea."]);
+    assert_eq!(first[0].vector.len(), 16);
+    let again = SentenceEncoder::load(&out).unwrap().encode(&["The captain watched the sea."]);
+    assert_eq!(first, again, "the backward encoder's weights were exported and loaded, not re-initialised");
+}

@@ -6,7 +6,9 @@
 //! output layer shared by both decoders. Training can use the full softmax over the vocabulary or a sampled
 //! one (Jean et al. 2015): each batch scores only its own target words plus uniformly drawn others, which
 //! removes most of the work at a 10k-20k vocabulary. The decoders may also see the sentence vector at every
-//! step (`per_step_context`). Bi-skip and combine-skip are not built yet.
+//! step (`per_step_context`). Bi-skip (`bidirectional`) splits the vector between a forward and a backward
+//! encoder GRU. Combine-skip, the paper's concatenation of separately trained uni- and bi-skip encoders, is
+//! not built.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -27,13 +29,19 @@ pub struct SkipThoughtConfig {
     /// code's conditional GRU), instead of only as their initial state.
     #[config(default = false)]
     pub per_step_context: bool,
+    /// Bi-skip: a forward and a backward encoder of `hidden_dim / 2` each, their final states concatenated.
+    #[config(default = false)]
+    pub bidirectional: bool,
 }
 
 /// Embedding, encoder, two decoders and the shared output layer.
 #[derive(Module, Debug)]
 pub struct SkipThought {
     embedding: Embedding,
+    /// The forward encoder: the whole sentence vector (uni-skip) or its first half (bi-skip).
     encoder: Gru,
+    /// Bi-skip only: reads the sentence backwards; its final state is the vector's second half.
+    encoder_backward: Option<Gru>,
     decoder_previous: Gru,
     decoder_next: Gru,
     output: Linear,
@@ -64,7 +72,13 @@ pub struct DecoderTargets {
 }
 
 impl SkipThoughtConfig {
+    /// State size of each encoder GRU.
+    fn encoder_dim(&self) -> usize {
+        if self.bidirectional { self.hidden_dim / 2 } else { self.hidden_dim }
+    }
+
     pub fn init(&self, device: &Device) -> SkipThought {
+        assert!(!self.bidirectional || self.hidden_dim % 2 == 0, "bi-skip needs an even hidden_dim");
         let decoder_input = self.word_dim + if self.per_step_context { self.hidden_dim } else { 0 };
         let decoder = || GruConfig::new(decoder_input, self.hidden_dim, true).init(device);
         SkipThought {
@@ -74,7 +88,10 @@ impl SkipThoughtConfig {
             embedding: EmbeddingConfig::new(self.vocab_size, self.word_dim)
                 .with_initializer(Initializer::Normal { mean: 0.0, std: 0.1 })
                 .init(device),
-            encoder: GruConfig::new(self.word_dim, self.hidden_dim, true).init(device),
+            encoder: GruConfig::new(self.word_dim, self.encoder_dim(), true).init(device),
+            encoder_backward: self
+                .bidirectional
+                .then(|| GruConfig::new(self.word_dim, self.encoder_dim(), true).init(device)),
             decoder_previous: decoder(),
             decoder_next: decoder(),
             output: LinearConfig::new(self.hidden_dim, self.vocab_size).init(device),
@@ -152,6 +169,18 @@ impl DecoderTargets {
     }
 }
 
+/// Each row of `embedded` (`[batch, len, word]`) with its first `last + 1` positions in reverse order and its
+/// padding left in place, so a GRU reading it starts at the sentence's last word and ends at its first.
+fn reverse_within_lengths(embedded: Tensor<3>, last: &Tensor<3, Int>) -> Tensor<3> {
+    let [batch, len, word] = embedded.shape().dims();
+    let device = embedded.device();
+    let ends: Tensor<2, Int> = last.clone().slice([0..batch, 0..1, 0..1]).reshape([batch, 1]).repeat_dim(1, len);
+    let positions: Tensor<2, Int> = Tensor::arange(0..len as i64, &device).reshape([1, len]).repeat_dim(0, batch);
+    let inside = positions.clone().lower_equal(ends.clone());
+    let index = positions.clone().mask_where(inside, ends - positions); // [batch, len]
+    embedded.gather(1, index.unsqueeze_dim::<3>(2).repeat_dim(2, word))
+}
+
 fn ids_tensor(batch: &PaddedBatch, device: &Device) -> Tensor<2, Int> {
     let ids: Vec<i64> = batch.ids.iter().map(|&id| i64::from(id)).collect();
     Tensor::from_data(TensorData::new(ids, [batch.rows, batch.width]), device)
@@ -163,14 +192,23 @@ impl SkipThought {
     /// `ids`: `[batch, len]`; `last`: `[batch, 1, hidden]` holding that position. Returns `[batch, hidden]`.
     /// burn's GRU has no length masking, so the state is read at the true end instead of after padding.
     pub fn encode(&self, ids: Tensor<2, Int>, last: Tensor<3, Int>) -> Tensor<2> {
-        let states = self.encoder.forward(self.embedding.forward(ids), None); // [batch, len, hidden]
-        states.gather(1, last).squeeze_dim(1)
+        self.encode_embedded(self.embedding.forward(ids), last)
     }
 
     /// [`encode`](Self::encode) from word embeddings given directly, `[batch, len, word]`: how words from an
     /// expanded vocabulary, which have no row in this model's table, are encoded.
     pub fn encode_embedded(&self, embedded: Tensor<3>, last: Tensor<3, Int>) -> Tensor<2> {
-        self.encoder.forward(embedded, None).gather(1, last).squeeze_dim(1)
+        let [batch, _, hidden] = last.shape().dims();
+        let Some(backward) = &self.encoder_backward else {
+            return self.encoder.forward(embedded, None).gather(1, last).squeeze_dim(1);
+        };
+        let half = hidden / 2;
+        let last_half = last.clone().slice([0..batch, 0..1, 0..half]);
+        let forward: Tensor<2> =
+            self.encoder.forward(embedded.clone(), None).gather(1, last_half.clone()).squeeze_dim(1);
+        let reversed = reverse_within_lengths(embedded, &last);
+        let backward: Tensor<2> = backward.forward(reversed, None).gather(1, last_half).squeeze_dim(1);
+        Tensor::cat(vec![forward, backward], 1)
     }
 
     /// Mean negative log-likelihood per real target token of both neighbours.
@@ -298,6 +336,41 @@ mod tests {
         let device = Device::flex().autodiff();
         let (_, first, last) = memorise(SkipThoughtConfig::new(12, 8, 16).with_per_step_context(true), &device);
         assert!(last < 0.1, "loss fell only from {first} to {last}");
+    }
+
+    #[test]
+    fn bi_skip_trains_and_reads_each_sentence_backwards_within_its_length() {
+        let device = Device::flex().autodiff();
+        let (_, first, last) = memorise(SkipThoughtConfig::new(12, 8, 16).with_bidirectional(true), &device);
+        assert!(last < 0.1, "loss fell only from {first} to {last}");
+
+        let device = Device::flex();
+        let model = SkipThoughtConfig::new(12, 8, 16).with_bidirectional(true).init(&device);
+        let encode = |batch: &PaddedBatch| -> Vec<f32> {
+            let tensors = TripleTensors::new(batch, batch, batch, 16, &device);
+            model.encode(tensors.current, tensors.current_last).into_data().try_to_vec().unwrap()
+        };
+        let alone = encode(&PaddedBatch::new([&[2, 3, 4][..]], 10));
+        let padded = encode(&PaddedBatch::new([&[2, 3, 4][..], &[5, 6, 7, 8, 9, 10][..]], 10));
+        for (a, b) in alone.iter().zip(&padded[..16]) {
+            assert!((a - b).abs() < 1e-5, "padding changed a bi-skip vector: {a} vs {b}");
+        }
+        // The backward half: `[2, 3, 4, <eos>]` reversed within its length is `[<eos>, 4, 3, 2]`, and the
+        // backward GRU's state after reading it is what `encode` returns.
+        let embedded =
+            model.embedding.forward(Tensor::from_data(TensorData::new(vec![0i64, 4, 3, 2], [1, 4]), &device));
+        let expected: Vec<f32> = model
+            .encoder_backward
+            .as_ref()
+            .unwrap()
+            .forward(embedded, None)
+            .slice([0..1, 3..4, 0..8])
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        for (a, b) in alone[8..].iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-5, "backward half {a} vs {b}");
+        }
     }
 
     #[test]

@@ -219,7 +219,8 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
     // burn's generator is per backend and process-wide: one training per process is reproducible.
     device.seed(config.seed);
     let model_config = SkipThoughtConfig::new(corpus.vocabulary.len(), config.word_dim, config.hidden_dim)
-        .with_per_step_context(config.per_step_context);
+        .with_per_step_context(config.per_step_context)
+        .with_bidirectional(config.bidirectional);
     let mut model = model_config.init(&device);
     let mut optimizer =
         AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
@@ -388,6 +389,7 @@ fn check_same_settings(saved: &TrainState, now: &TrainState, dir: &Path) -> Resu
         ("encoder.seed", a.seed == b.seed),
         ("encoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
         ("encoder.per_step_context", a.per_step_context == b.per_step_context),
+        ("encoder.bidirectional", a.bidirectional == b.bidirectional),
     ] {
         if !same {
             return Err(changed(what));
@@ -430,7 +432,8 @@ fn export_encoder(
 ) -> Result<(), TrainError> {
     let path = request.out.join(ENCODER_FILE);
     let partial = request.out.join(format!("{ENCODER_FILE}.partial"));
-    let mut store = SafetensorsStore::from_file(&partial).with_regex(r"^(embedding|encoder)\.").overwrite(true);
+    let mut store =
+        SafetensorsStore::from_file(&partial).with_regex(r"^(embedding|encoder|encoder_backward)\.").overwrite(true);
     model.save_into(&mut store).map_err(|error| store_error(&partial, error))?;
     std::fs::rename(&partial, &path).path_context("move into place", &path)?;
     corpus.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
