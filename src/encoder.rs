@@ -42,6 +42,8 @@ pub enum EncoderError {
         "the expanded vocabulary in `{dir}` was made for an encoder with vocabulary {found} and {found_dim}-d words, but this encoder has {expected} and {expected_dim}-d words"
     )]
     ExpandedMismatch { dir: PathBuf, expected: String, found: String, expected_dim: usize, found_dim: usize },
+    #[error("encoders trained on different vocabularies ({first} and {other}) cannot be combined")]
+    CombineMismatch { first: String, other: String },
 }
 
 /// A loaded encoder, ready for inference on the CPU.
@@ -245,4 +247,60 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     let denominator = norm(a) * norm(b);
     if denominator == 0.0 { 0.0 } else { dot / denominator }
+}
+
+/// Combine-skip (Kiros et al. 2015): the concatenated vectors of several encoders trained on the same
+/// vocabulary, typically a uni-skip and a bi-skip one.
+#[derive(Debug)]
+pub struct CombinedEncoder {
+    parts: Vec<SentenceEncoder>,
+}
+
+impl CombinedEncoder {
+    /// Combines `parts`; they must share one vocabulary, since corpus token ids are fed to each.
+    pub fn new(parts: Vec<SentenceEncoder>) -> Result<CombinedEncoder, EncoderError> {
+        if let Some(first) = parts.first()
+            && let Some(other) =
+                parts.iter().find(|part| part.manifest.vocabulary_hash != first.manifest.vocabulary_hash)
+        {
+            return Err(EncoderError::CombineMismatch {
+                first: first.manifest.vocabulary_hash.clone(),
+                other: other.manifest.vocabulary_hash.clone(),
+            });
+        }
+        Ok(CombinedEncoder { parts })
+    }
+
+    /// The first part, whose vocabulary and manifest stand for all.
+    pub fn first(&self) -> &SentenceEncoder {
+        &self.parts[0]
+    }
+
+    /// Size of a combined vector: the sum of the parts'.
+    pub fn dim(&self) -> usize {
+        self.parts.iter().map(SentenceEncoder::dim).sum()
+    }
+
+    /// Combined vectors of `sentences`; unknown words are those of the first part.
+    pub fn encode(&self, sentences: &[impl AsRef<str>]) -> Vec<Encoded> {
+        let mut encoded = self.parts[0].encode(sentences);
+        for part in &self.parts[1..] {
+            for (combined, more) in encoded.iter_mut().zip(part.encode(sentences)) {
+                combined.vector.extend(more.vector);
+            }
+        }
+        encoded
+    }
+
+    /// Combined vectors of sentences given as token ids.
+    pub fn encode_ids<'a>(&self, sentences: impl IntoIterator<Item = &'a [u32]>) -> Vec<Vec<f32>> {
+        let sentences: Vec<&[u32]> = sentences.into_iter().collect();
+        let mut vectors = self.parts[0].encode_ids(sentences.iter().copied());
+        for part in &self.parts[1..] {
+            for (combined, more) in vectors.iter_mut().zip(part.encode_ids(sentences.iter().copied())) {
+                combined.extend(more);
+            }
+        }
+        vectors
+    }
 }

@@ -254,12 +254,35 @@ fn a_bi_skip_encoder_exports_both_directions() {
     let root = tempfile::tempdir().unwrap();
     let corpus = tiny_corpus(root.path());
     let out = root.path().join("run");
-    let mut request = request(&corpus, &out, 20);
-    request.config.encoder.bidirectional = true;
-    train_encoder(&request, &NoProgress).unwrap();
+    let mut bi = request(&corpus, &out, 20);
+    bi.config.encoder.bidirectional = true;
+    train_encoder(&bi, &NoProgress).unwrap();
     let encoder = SentenceEncoder::load(&out).unwrap();
     let first = encoder.encode(&["The captain watched the sea."]);
     assert_eq!(first[0].vector.len(), 16);
     let again = SentenceEncoder::load(&out).unwrap().encode(&["The captain watched the sea."]);
     assert_eq!(first, again, "the backward encoder's weights were exported and loaded, not re-initialised");
+
+    // Combine-skip: a uni-skip encoder of the same vocabulary beside it, vectors concatenated.
+    let uni = root.path().join("uni");
+    train_encoder(&request(&corpus, &uni, 10), &NoProgress).unwrap();
+    let input = root.path().join("input.txt");
+    std::fs::write(&input, "The captain watched the sea.\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_storytool"))
+        .args(["encode", "--encoder"])
+        .arg(&uni)
+        .arg("--encoder")
+        .arg(&out)
+        .arg("--file")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let vector: Vec<f32> = serde_json::from_value(line["vector"].clone()).unwrap();
+    assert_eq!(vector.len(), 32);
+    let uni_vector = SentenceEncoder::load(&uni).unwrap().encode(&["The captain watched the sea."]).remove(0).vector;
+    for (a, b) in vector[..16].iter().zip(&uni_vector).chain(vector[16..].iter().zip(&first[0].vector)) {
+        assert!((a - b).abs() < 1e-6, "combined vector is uni ++ bi: {a} vs {b}");
+    }
 }

@@ -7,15 +7,16 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use storytool::corpus::Corpus;
-use storytool::encoder::{SentenceEncoder, cosine};
+use storytool::encoder::{CombinedEncoder, SentenceEncoder, cosine};
 
 /// Encode sentences (one per line, from `--file` or standard input) into skip-thought vectors with an
-/// encoder trained by `storytool train-encoder`.
+/// encoder trained by `storytool train-encoder`. Given twice (a uni-skip and a bi-skip encoder of one
+/// vocabulary), `--encoder` gives combine-skip vectors: the two concatenated.
 #[derive(Debug, Args)]
 pub struct EncodeArgs {
-    /// Encoder folder written by `storytool train-encoder`
-    #[arg(long, value_name = "DIR")]
-    encoder: PathBuf,
+    /// Encoder folder written by `storytool train-encoder` (repeat to concatenate encoders: combine-skip)
+    #[arg(long, value_name = "DIR", required = true)]
+    encoder: Vec<PathBuf>,
 
     /// Expanded vocabulary from `storytool expand-vocab`, for words outside the encoder's vocabulary
     #[arg(long, value_name = "DIR")]
@@ -58,13 +59,21 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
     if args.format == Format::Safetensors && args.output.is_none() {
         bail!("`--format safetensors` writes a binary file: give it a path with `--output FILE`");
     }
-    let mut encoder = SentenceEncoder::load(&args.encoder)
-        .with_context(|| format!("cannot load the encoder in `{}`", args.encoder.display()))?;
-    if let Some(expanded) = &args.expanded_vocab {
-        encoder = encoder
-            .with_expanded_vocab(expanded, &args.encoder)
-            .with_context(|| format!("cannot use the expanded vocabulary in `{}`", expanded.display()))?;
+    if args.expanded_vocab.is_some() && args.encoder.len() > 1 {
+        bail!("`--expanded-vocab` maps into one encoder's word space: use it with a single `--encoder`");
     }
+    let mut parts = Vec::new();
+    for dir in &args.encoder {
+        let mut encoder =
+            SentenceEncoder::load(dir).with_context(|| format!("cannot load the encoder in `{}`", dir.display()))?;
+        if let Some(expanded) = &args.expanded_vocab {
+            encoder = encoder
+                .with_expanded_vocab(expanded, dir)
+                .with_context(|| format!("cannot use the expanded vocabulary in `{}`", expanded.display()))?;
+        }
+        parts.push(encoder);
+    }
+    let encoder = CombinedEncoder::new(parts)?;
     let sentences = read_sentences(args.file.as_ref())?;
     if sentences.is_empty() {
         bail!("no sentences to encode: give one per line");
@@ -73,12 +82,12 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
 
     if let (Some(n), Some(corpus)) = (args.neighbours, &args.corpus) {
         let corpus = Corpus::open(corpus).with_context(|| format!("cannot open corpus `{}`", corpus.display()))?;
-        if corpus.manifest.vocabulary.hash != encoder.manifest().vocabulary_hash {
+        if corpus.manifest.vocabulary.hash != encoder.first().manifest().vocabulary_hash {
             bail!(
                 "corpus `{}` has vocabulary {}, but the encoder was trained on {}",
                 corpus.dir.display(),
                 corpus.manifest.vocabulary.hash,
-                encoder.manifest().vocabulary_hash
+                encoder.first().manifest().vocabulary_hash
             );
         }
         let split = &corpus.train;
@@ -131,7 +140,7 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
             )
             .context("cannot build the vectors tensor")?;
             let metadata = HashMap::from([
-                ("vocabulary_hash".to_string(), encoder.manifest().vocabulary_hash.clone()),
+                ("vocabulary_hash".to_string(), encoder.first().manifest().vocabulary_hash.clone()),
                 ("format".to_string(), "storytool-sentence-vectors".to_string()),
             ]);
             let serialized = safetensors::tensor::serialize([("vectors", view)], Some(metadata))
