@@ -6,7 +6,7 @@
 //! place at the end, so an interrupted run leaves nothing that looks like a corpus.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -21,7 +21,7 @@ use super::streams::SplitWriter;
 use crate::config::Config;
 use crate::progress::Progress;
 use crate::text::{UNK_ID, Vocabulary, VocabularyError};
-use crate::util::atomic::{StagingDir, StagingError, write_file};
+use crate::util::atomic::{StagingDir, StagingError, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::{IoContext, PathError, hash};
 
@@ -304,11 +304,6 @@ fn remap_to_vocabulary(book: &mut BookTokens, vocabulary: &Vocabulary) -> u64 {
         unknown += u64::from(*token == UNK_ID);
     }
     unknown
-}
-
-fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), PathError> {
-    let json = serde_json::to_vec_pretty(value).expect("manifests serialize");
-    write_file(path, &json)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::corpus::streams::SplitStreams;
 use crate::corpus::{Corpus, CorpusError};
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::progress::Progress;
-use crate::util::atomic::{StagingDir, StagingError, write_file};
+use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::{IoContext, PathError};
 
@@ -472,10 +472,6 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
 
 fn store_error(path: &Path, error: impl std::fmt::Display) -> TrainError {
     TrainError::Store { path: path.to_path_buf(), message: error.to_string() }
-}
-
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), PathError> {
-    write_file(path, &serde_json::to_vec_pretty(value).expect("state serializes"))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {

@@ -20,6 +20,11 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PathError> {
     Ok(())
 }
 
+/// Writes `value` as pretty JSON to `path`, atomically (manifests, indexes, training state).
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), PathError> {
+    write_file(path, &serde_json::to_vec_pretty(value).expect("artifact metadata always serializes"))
+}
+
 /// A folder being built next to its final place; removed on drop unless [`StagingDir::commit`] ran.
 #[derive(Debug)]
 pub struct StagingDir {

@@ -19,7 +19,7 @@ use crate::encoder::read_manifest_and_vocabulary;
 use crate::progress::Progress;
 use crate::text::Vocabulary;
 use crate::train::encoder::{ENCODER_FILE, EncoderManifest};
-use crate::util::atomic::{StagingDir, StagingError, write_file};
+use crate::util::atomic::{StagingDir, StagingError, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::{IoContext, PathError};
 
@@ -196,10 +196,7 @@ pub fn expand_vocab(request: &ExpandRequest, progress: &dyn Progress) -> Result<
         heldout_cosine: heldout_quality.mean_cosine(),
         skipped_words,
     };
-    write_file(
-        &staging.path().join(MANIFEST_FILE),
-        &serde_json::to_vec_pretty(&manifest).expect("manifest serializes"),
-    )?;
+    write_json(&staging.path().join(MANIFEST_FILE), &manifest)?;
     request.cancel.check()?;
     let out = staging.commit()?;
     Ok(ExpandReport { out, manifest, elapsed: started.elapsed() })
