@@ -13,6 +13,7 @@ pub mod text;
 pub mod train;
 pub mod util;
 pub mod vectors;
+pub mod vision;
 
 /// The version of this build, recorded in every artifact manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
