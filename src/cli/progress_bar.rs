@@ -30,6 +30,11 @@ impl Bar {
         Bar::with_template("[{bar:32}] {pos}/{len} steps, eta {eta} {msg}")
     }
 
+    /// A bar counting items (images, captions): done, total, rate.
+    pub fn items(unit: &str) -> Bar {
+        Bar::with_template(&format!("[{{bar:32}}] {{pos}}/{{len}} {unit}, {{per_sec}}, eta {{eta}} {{msg}}"))
+    }
+
     fn with_template(template: &str) -> Bar {
         let bar = ProgressBar::new(0);
         bar.set_style(ProgressStyle::with_template(template).expect("the template is valid").progress_chars("=> "));

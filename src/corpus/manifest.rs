@@ -51,6 +51,18 @@ pub struct InputFile {
     pub blake3: String,
 }
 
+impl InputFile {
+    /// Reads `path` and records its size and hash.
+    pub fn of(path: &std::path::Path) -> Result<InputFile, crate::util::PathError> {
+        let bytes = std::fs::read(path).map_err(|error| crate::util::PathError::new("read", path, error))?;
+        Ok(InputFile {
+            path: path.display().to_string(),
+            bytes: bytes.len() as u64,
+            blake3: crate::util::hash::content_hash(&bytes),
+        })
+    }
+}
+
 /// `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CorpusManifest {

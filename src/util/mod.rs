@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod cancel;
 pub mod hash;
+pub mod tensor_file;
 
 use std::path::{Path, PathBuf};
 

@@ -47,7 +47,15 @@ impl EfficientNetSpec {
     /// EfficientNet-Lite0 (4.7 M parameters, 224 px).
     pub fn lite0() -> EfficientNetSpec {
         // (kernel, stride, expansion, output channels, repeats)
-        let stages = [(3, 1, 16, 1), (3, 6, 24, 2), (5, 6, 40, 2), (3, 6, 80, 3), (5, 6, 112, 3), (5, 6, 192, 4), (3, 6, 320, 1)];
+        let stages = [
+            (3, 1, 16, 1),
+            (3, 6, 24, 2),
+            (5, 6, 40, 2),
+            (3, 6, 80, 3),
+            (5, 6, 112, 3),
+            (5, 6, 192, 4),
+            (3, 6, 320, 1),
+        ];
         let mut blocks = Vec::new();
         let mut input = STEM_CHANNELS;
         for (stage, &(kernel, expansion, output, repeats)) in stages.iter().enumerate() {
@@ -170,10 +178,9 @@ impl EfficientNet {
             .with_key_remapping(r"^_", "")
             .with_key_remapping(r"\._", ".")
             .allow_partial(true);
-        let result = model.load_from(&mut store).map_err(|error| ImportError::Read {
-            path: path.display().to_string(),
-            message: error.to_string(),
-        })?;
+        let result = model
+            .load_from(&mut store)
+            .map_err(|error| ImportError::Read { path: path.display().to_string(), message: error.to_string() })?;
         let missing: Vec<String> = result
             .missing
             .iter()

@@ -29,7 +29,8 @@ pub enum ImageError {
 /// Decodes an image from bytes (format sniffed from its content), applying its EXIF orientation. `name`
 /// is used in errors only.
 pub fn decode_image(bytes: &[u8], name: &str) -> Result<DynamicImage, ImageError> {
-    let decode_error = |error: image::ImageError| ImageError::Decode { path: name.to_string(), message: error.to_string() };
+    let decode_error =
+        |error: image::ImageError| ImageError::Decode { path: name.to_string(), message: error.to_string() };
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| ImageError::Io { path: name.to_string(), source })?;
@@ -49,8 +50,7 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<DynamicImage, ImageError
 
 /// Reads and decodes an image file.
 pub fn load_image(path: &Path) -> Result<DynamicImage, ImageError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| ImageError::Io { path: path.display().to_string(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ImageError::Io { path: path.display().to_string(), source })?;
     decode_image(&bytes, &path.display().to_string())
 }
 
