@@ -8,39 +8,36 @@
 //! sees the same batches in the same order as an uninterrupted one. A NaN or infinite loss stops training
 //! before the bad step is applied, keeping the last good checkpoint.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
-use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batches::{PaddedBatch, plan_epoch};
+use super::run::{
+    LossWindow, MetricsLog, load_checkpoint, load_state, prepare_run_dir, save_checkpoint, store_error,
+};
 use super::triples::{Triple, sentence_triples};
 use crate::config::{Config, EncoderConfig};
 use crate::corpus::streams::SplitStreams;
-use crate::corpus::{Corpus, CorpusError};
+use crate::corpus::Corpus;
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::progress::Progress;
-use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
+use crate::util::atomic::write_json;
 use crate::util::cancel::{CancelFlag, Interrupted};
-use crate::util::{IoContext, PathError};
+use crate::util::IoContext;
 
-pub const CHECKPOINT_DIR: &str = "checkpoint";
-pub const METRICS_FILE: &str = "metrics.jsonl";
+pub use super::run::{CHECKPOINT_DIR, MANIFEST_FILE, METRICS_FILE, TrainError};
 pub const ENCODER_FILE: &str = "encoder.safetensors";
-pub const MANIFEST_FILE: &str = "manifest.json";
 /// The corpus vocabulary, copied so that an encoder folder is all `encode` needs.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
-const MODEL_FILE: &str = "model.bpk";
-const OPTIMIZER_FILE: &str = "optimizer.bpk";
-const STATE_FILE: &str = "state.json";
 
 /// What to train and where.
 #[derive(Debug, Clone)]
@@ -55,36 +52,6 @@ pub struct EncoderTrainRequest {
     /// The command line, recorded in the manifest.
     pub command: Vec<String>,
     pub cancel: CancelFlag,
-}
-
-/// Why training stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error(transparent)]
-    Corpus(#[from] CorpusError),
-    #[error(transparent)]
-    Io(#[from] PathError),
-    #[error(transparent)]
-    Staging(#[from] StagingError),
-    #[error("cannot save or load `{path}`: {message}")]
-    Store { path: PathBuf, message: String },
-    #[error("`{0}` already holds a training run\n\nhint: pass `--resume` to continue it or `--force` to start over")]
-    RunExists(PathBuf),
-    #[error("`{0}` has no checkpoint to resume from")]
-    NoCheckpoint(PathBuf),
-    #[error(
-        "the checkpoint in `{dir}` was made with other settings ({what} differs)\n\nhint: resume with the settings it was started with, or start over with `--force`"
-    )]
-    SettingsChanged { dir: PathBuf, what: String },
-    #[error("the {split} split of the corpus has no book with three or more sentences to make triples from")]
-    NoTriples { split: &'static str },
-    #[error(
-        "the loss became {loss} at step {step}; training stopped before applying it{}\n\nhint: lower `encoder.learning_rate`",
-        checkpoint_step.map_or(String::from(" (no checkpoint had been written yet)"), |kept| format!(" and the checkpoint of step {kept} is kept"))
-    )]
-    NonFinite { step: u64, loss: f32, checkpoint_step: Option<u64> },
-    #[error(transparent)]
-    Interrupted(#[from] Interrupted),
 }
 
 /// The training position saved with each checkpoint.
@@ -195,24 +162,15 @@ impl<'a> TripleSet<'a> {
 /// Trains (or resumes training) a skip-thought encoder on `request.corpus_dir`.
 pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> Result<EncoderTrainReport, TrainError> {
     let config = &request.config.encoder;
-    let checkpoint_dir = request.out.join(CHECKPOINT_DIR);
-    if request.resume {
-        if !checkpoint_dir.join(STATE_FILE).is_file() {
-            return Err(TrainError::NoCheckpoint(request.out.clone()));
-        }
-    } else if request.out.exists() {
-        if !request.force {
-            return Err(TrainError::RunExists(request.out.clone()));
-        }
-        std::fs::remove_dir_all(&request.out).path_context("remove", &request.out)?;
-    }
-    std::fs::create_dir_all(&request.out).path_context("create folder", &request.out)?;
+    prepare_run_dir(&request.out, request.resume, request.force)?;
 
     let corpus = Corpus::open(&request.corpus_dir)?;
     let train = TripleSet::new(&corpus.train, corpus.vocabulary.len(), config.max_tokens);
     let valid = TripleSet::new(&corpus.valid, corpus.vocabulary.len(), config.max_tokens);
     if train.triples.is_empty() {
-        return Err(TrainError::NoTriples { split: "train" });
+        return Err(TrainError::NoExamples(
+            "the train split of the corpus has no book with three or more sentences to make triples from".into(),
+        ));
     }
 
     let device = Device::flex().autodiff();
@@ -233,22 +191,14 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
     };
     let mut resumed_from = None;
     if request.resume {
-        let saved: TrainState = read_json(&checkpoint_dir.join(STATE_FILE))?;
+        let saved: TrainState = load_state(&request.out)?;
         check_same_settings(&saved, &state, &request.out)?;
-        model = load_model(model, &checkpoint_dir.join(MODEL_FILE))?;
-        let optimizer_path = checkpoint_dir.join(OPTIMIZER_FILE);
-        let record = OptimizerRecord::load(&optimizer_path).map_err(|error| store_error(&optimizer_path, error))?;
-        optimizer = optimizer.load_record(record);
+        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.step)?;
         resumed_from = Some(saved.step);
         state = saved;
-        truncate_metrics(&request.out.join(METRICS_FILE), state.step)?;
     }
 
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(request.out.join(METRICS_FILE))
-        .path_context("open", &request.out.join(METRICS_FILE))?;
+    let mut metrics = MetricsLog::open(&request.out)?;
     progress.set_total(config.steps);
     progress.advance(state.step);
     let started = Instant::now();
@@ -260,7 +210,7 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
 
     while state.step < config.steps {
         if request.cancel.is_cancelled() {
-            save_checkpoint(&checkpoint_dir, &model, &optimizer, &state)?;
+            save_checkpoint(&request.out, &model, &optimizer, &state)?;
             return Err(Interrupted.into());
         }
         if state.batch_in_epoch >= plan.len() {
@@ -295,7 +245,7 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
                 train_loss,
                 train_perplexity: train_loss.exp(),
                 valid_loss,
-                tokens_per_second: window.tokens_per_second(),
+                tokens_per_second: window.items_per_second(),
                 elapsed_seconds: started.elapsed().as_secs_f32(),
             };
             progress.set_message(&format!(
@@ -305,13 +255,12 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
                 line.tokens_per_second,
                 last_valid_loss.map(|loss| format!(" valid {loss:.3}")).unwrap_or_default()
             ));
-            let json = serde_json::to_string(&line).expect("metrics serialize");
-            writeln!(metrics, "{json}").path_context("write", &request.out.join(METRICS_FILE))?;
+            metrics.write(&line)?;
             window = LossWindow::default();
         }
         if state.step % config.checkpoint_every == 0 || state.step == config.steps {
-            metrics.flush().path_context("write", &request.out.join(METRICS_FILE))?;
-            save_checkpoint(&checkpoint_dir, &model, &optimizer, &state)?;
+            metrics.flush()?;
+            save_checkpoint(&request.out, &model, &optimizer, &state)?;
             checkpoint_step = Some(state.step);
         }
     }
@@ -326,37 +275,6 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
         train_triples: train.triples.len(),
         valid_triples: valid.triples.len(),
     })
-}
-
-/// Mean training loss and throughput since the last log line.
-#[derive(Debug)]
-struct LossWindow {
-    sum: f64,
-    count: usize,
-    tokens: usize,
-    started: Instant,
-}
-
-impl Default for LossWindow {
-    fn default() -> Self {
-        LossWindow { sum: 0.0, count: 0, tokens: 0, started: Instant::now() }
-    }
-}
-
-impl LossWindow {
-    fn add(&mut self, loss: f32, tokens: usize) {
-        self.sum += f64::from(loss);
-        self.count += 1;
-        self.tokens += tokens;
-    }
-
-    fn mean(&self) -> f32 {
-        (self.sum / self.count.max(1) as f64) as f32
-    }
-
-    fn tokens_per_second(&self) -> f32 {
-        self.tokens as f32 / self.started.elapsed().as_secs_f32().max(1e-6)
-    }
 }
 
 /// Mean loss over the first `valid_batches` batches of the held-out triples (the same batches every time).
@@ -398,29 +316,6 @@ fn check_same_settings(saved: &TrainState, now: &TrainState, dir: &Path) -> Resu
     Ok(())
 }
 
-fn save_checkpoint(
-    dir: &Path,
-    model: &SkipThought,
-    optimizer: &ModuleOptimizer,
-    state: &TrainState,
-) -> Result<(), TrainError> {
-    let staging = StagingDir::new(dir, true)?;
-    let model_path = staging.path().join(MODEL_FILE);
-    let mut store = BurnpackStore::from_file(&model_path).overwrite(true);
-    model.save_into(&mut store).map_err(|error| store_error(&model_path, error))?;
-    let optimizer_path = staging.path().join(OPTIMIZER_FILE);
-    optimizer.to_record().save(&optimizer_path).map_err(|error| store_error(&optimizer_path, error))?;
-    write_json(&staging.path().join(STATE_FILE), state)?;
-    staging.commit()?;
-    Ok(())
-}
-
-fn load_model(mut model: SkipThought, path: &Path) -> Result<SkipThought, TrainError> {
-    let mut store = BurnpackStore::from_file(path);
-    model.load_from(&mut store).map_err(|error| store_error(path, error))?;
-    Ok(model)
-}
-
 /// Writes the encoder half (embedding and encoder GRU) as safetensors, the vocabulary, and the manifest.
 fn export_encoder(
     request: &EncoderTrainRequest,
@@ -456,25 +351,3 @@ fn export_encoder(
     Ok(())
 }
 
-/// Drops metric lines past `step`: they were logged after the checkpoint a resume starts from.
-fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: String = text
-        .lines()
-        .filter(|line| serde_json::from_str::<MetricsLine>(line).is_ok_and(|metrics| metrics.step <= step))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    write_file(path, kept.as_bytes())?;
-    Ok(())
-}
-
-fn store_error(path: &Path, error: impl std::fmt::Display) -> TrainError {
-    TrainError::Store { path: path.to_path_buf(), message: error.to_string() }
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
-    let bytes = std::fs::read(path).path_context("read", path)?;
-    serde_json::from_slice(&bytes).map_err(|error| store_error(path, error))
-}

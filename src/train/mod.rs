@@ -1,6 +1,8 @@
-//! Training: the data the trainers share (sentence triples, length-bucketed batches) and the trainers
-//! themselves (`encoder`: `storytool train-encoder`).
+//! Training: the data the trainers share (sentence triples, length-bucketed batches), the run machinery
+//! every trainer uses (`run`: checkpoints, resume, metrics), and the trainers themselves (`encoder`:
+//! `storytool train-encoder`, `vse`: `storytool train-vse`).
 
 pub mod batches;
 pub mod encoder;
+pub mod run;
 pub mod triples;
