@@ -17,6 +17,8 @@ pub struct Config {
     pub corpus: CorpusConfig,
     /// The skip-thought encoder and its training (`storytool train-encoder`).
     pub encoder: EncoderConfig,
+    /// The visual-semantic embedding and its training (`storytool train-vse`).
+    pub vse: VseConfig,
     /// The product's genres, each a set of catalogue tags: `thriller = ["thriller", "mystery"]`.
     pub genres: BTreeMap<String, Vec<String>>,
 }
@@ -91,6 +93,60 @@ impl Default for EncoderConfig {
     }
 }
 
+/// Settings of `storytool train-vse` (Kiros et al.'s VSE; VSE++'s max-violation loss as an option).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VseConfig {
+    /// Word embedding size; must equal the word vectors' size when `--word-vectors` initialises them
+    /// (GloVe 6B 50d: 50; paper: 300).
+    pub word_dim: usize,
+    /// Size of the joint space, also the caption GRU's state (paper: 1024).
+    pub embed_dim: usize,
+    /// Captions are cut to this many tokens.
+    pub max_tokens: usize,
+    /// Caption vocabulary size including `<eos>` and `<unk>`, counted over every caption of the inputs.
+    pub vocab_size: usize,
+    /// Image-caption pairs per batch, each from a different image (paper: 128).
+    pub batch_size: usize,
+    /// Adam learning rate (paper: 2e-4).
+    pub learning_rate: f64,
+    /// Gradient norm clip, per parameter tensor (paper: 2).
+    pub clip_norm: f32,
+    /// Hinge margin (paper: 0.2).
+    pub margin: f32,
+    /// VSE++: only the hardest negative of each pair counts, instead of the sum over all negatives.
+    pub max_violation: bool,
+    /// Percent of images held out for validation and for the test split (chosen by a hash of the image key).
+    pub valid_percent: u32,
+    pub test_percent: u32,
+    pub seed: u64,
+    pub steps: u64,
+    pub validate_every: u64,
+    pub checkpoint_every: u64,
+}
+
+impl Default for VseConfig {
+    fn default() -> Self {
+        VseConfig {
+            word_dim: 50,
+            embed_dim: 256,
+            max_tokens: 32,
+            vocab_size: 20_000,
+            batch_size: 128,
+            learning_rate: 2e-3,
+            clip_norm: 2.0,
+            margin: 0.2,
+            max_violation: false,
+            valid_percent: 10,
+            test_percent: 15,
+            seed: 42,
+            steps: 300,
+            validate_every: 50,
+            checkpoint_every: 250,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let genres = [
@@ -104,6 +160,7 @@ impl Default for Config {
         Config {
             corpus: CorpusConfig::default(),
             encoder: EncoderConfig::default(),
+            vse: VseConfig::default(),
             genres: genres
                 .iter()
                 .map(|(name, tags)| (name.to_string(), tags.iter().map(|tag| tag.to_string()).collect()))
@@ -235,6 +292,11 @@ impl Config {
             ("encoder.batch_size", encoder.batch_size as u64),
             ("encoder.validate_every", encoder.validate_every),
             ("encoder.checkpoint_every", encoder.checkpoint_every),
+            ("vse.word_dim", self.vse.word_dim as u64),
+            ("vse.embed_dim", self.vse.embed_dim as u64),
+            ("vse.max_tokens", self.vse.max_tokens as u64),
+            ("vse.validate_every", self.vse.validate_every),
+            ("vse.checkpoint_every", self.vse.checkpoint_every),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid { key: key.into(), message: "must be at least 1".into() });
@@ -251,6 +313,33 @@ impl Config {
                 key: "encoder.learning_rate".into(),
                 message: format!("{} is not a positive number", encoder.learning_rate),
             });
+        }
+        for (key, value) in [
+            ("vse.learning_rate", self.vse.learning_rate),
+            ("vse.clip_norm", f64::from(self.vse.clip_norm)),
+            ("vse.margin", f64::from(self.vse.margin)),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: format!("{value} is not a positive number"),
+                });
+            }
+        }
+        if self.vse.valid_percent + self.vse.test_percent >= 100 {
+            return Err(ConfigError::Invalid {
+                key: "vse.test_percent".into(),
+                message: "validation and test together must leave images to train on".into(),
+            });
+        }
+        if self.vse.batch_size < 2 {
+            return Err(ConfigError::Invalid {
+                key: "vse.batch_size".into(),
+                message: "must be at least 2: the other pairs of a batch are the negatives".into(),
+            });
+        }
+        if self.vse.vocab_size < 3 {
+            return Err(ConfigError::Invalid { key: "vse.vocab_size".into(), message: "must be at least 3".into() });
         }
         if !(encoder.clip_norm > 0.0 && encoder.clip_norm.is_finite()) {
             return Err(ConfigError::Invalid {

@@ -11,6 +11,7 @@ pub mod encoder;
 pub mod features;
 pub mod model;
 pub mod progress;
+pub mod retrieval;
 pub mod text;
 pub mod train;
 pub mod util;

@@ -26,7 +26,7 @@ pub struct ExpandVocabArgs {
 
     /// Its layout (default: from the extension: .bin word2vec binary, .vec word2vec text, .npy table, else GloVe)
     #[arg(long, value_enum)]
-    format: Option<Format>,
+    format: Option<VectorFormat>,
 
     /// Word list of an `npy` table: text (one word a line) or Parquet (default: `<table>.words.txt`)
     #[arg(long, value_name = "FILE")]
@@ -46,27 +46,13 @@ pub struct ExpandVocabArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Format {
-    Word2vecBin,
-    Word2vecText,
-    Glove,
-    Npy,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
 enum Dtype {
     F32,
     F16,
 }
 
 pub fn run(args: ExpandVocabArgs) -> anyhow::Result<()> {
-    let format = match args.format {
-        Some(Format::Word2vecBin) => VectorFormat::Word2vecBin,
-        Some(Format::Word2vecText) => VectorFormat::Word2vecText,
-        Some(Format::Glove) => VectorFormat::Glove,
-        Some(Format::Npy) => VectorFormat::Npy,
-        None => VectorFormat::guess(&args.vectors),
-    };
+    let format = args.format.unwrap_or_else(|| VectorFormat::guess(&args.vectors));
     let request = ExpandRequest {
         encoder_dir: args.encoder,
         vectors: args.vectors,

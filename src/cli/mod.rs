@@ -1,11 +1,15 @@
 //! Command-line parsing and dispatch: one file per subcommand. Only this layer prints.
 
+mod build_caption_bank;
+mod caption;
 mod encode;
+mod evaluate;
 mod expand_vocab;
 mod extract_features;
 mod ingest;
 mod progress_bar;
 mod train_encoder;
+mod train_vse;
 
 use std::path::PathBuf;
 
@@ -34,6 +38,14 @@ enum Command {
     ExpandVocab(expand_vocab::ExpandVocabArgs),
     /// Run every photo an annotation file (COCO or Flickr8k) names through the CNN, once
     ExtractFeatures(extract_features::ExtractFeaturesArgs),
+    /// Train the visual-semantic embedding (captions and images in one space)
+    TrainVse(train_vse::TrainVseArgs),
+    /// Embed caption corpora once with a trained VSE, for `caption` and `generate`
+    BuildCaptionBank(build_caption_bank::BuildCaptionBankArgs),
+    /// Print the bank captions nearest to a photo
+    Caption(caption::CaptionArgs),
+    /// Measure trained models on held-out data
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 /// Settings shared by every command: the config file and single-key overrides.
@@ -76,6 +88,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encode(args) => encode::run(args),
         Command::ExpandVocab(args) => expand_vocab::run(args),
         Command::ExtractFeatures(args) => extract_features::run(args),
+        Command::TrainVse(args) => train_vse::run(args),
+        Command::BuildCaptionBank(args) => build_caption_bank::run(args),
+        Command::Caption(args) => caption::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
     }
 }
 

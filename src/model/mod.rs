@@ -1,3 +1,4 @@
 //! burn modules. Models never read files: loading and saving live with the stages that own them.
 
 pub mod skip_thought;
+pub mod vse;

@@ -21,18 +21,16 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batches::{PaddedBatch, plan_epoch};
-use super::run::{
-    LossWindow, MetricsLog, load_checkpoint, load_state, prepare_run_dir, save_checkpoint, store_error,
-};
+use super::run::{LossWindow, MetricsLog, load_checkpoint, load_state, prepare_run_dir, save_checkpoint, store_error};
 use super::triples::{Triple, sentence_triples};
 use crate::config::{Config, EncoderConfig};
-use crate::corpus::streams::SplitStreams;
 use crate::corpus::Corpus;
+use crate::corpus::streams::SplitStreams;
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::progress::Progress;
+use crate::util::IoContext;
 use crate::util::atomic::write_json;
 use crate::util::cancel::{CancelFlag, Interrupted};
-use crate::util::IoContext;
 
 pub use super::run::{CHECKPOINT_DIR, MANIFEST_FILE, METRICS_FILE, TrainError};
 pub const ENCODER_FILE: &str = "encoder.safetensors";
@@ -350,4 +348,3 @@ fn export_encoder(
     write_json(&request.out.join(MANIFEST_FILE), &manifest)?;
     Ok(())
 }
-

@@ -6,3 +6,5 @@ pub mod batches;
 pub mod encoder;
 pub mod run;
 pub mod triples;
+pub mod vse;
+pub mod vse_data;

