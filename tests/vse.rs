@@ -19,7 +19,7 @@ use storytool::train::run::TrainError;
 use storytool::train::vse::{VseMetricsLine, VseTrainRequest, retrieval_scores, train_vse};
 use storytool::train::vse_data::VseData;
 use storytool::util::cancel::CancelFlag;
-use storytool::util::tensor_file::{Table, write_tables};
+use storytool::util::tensor_file::{Precision, Table, write_tables};
 
 /// burn's random generator is process-wide: one training at a time keeps runs reproducible.
 static ONE_TRAINING_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -48,7 +48,8 @@ fn planted_features(dir: &Path) -> PathBuf {
         })
         .collect();
     let features = support::values(IMAGES * DIM, 5, 1.0);
-    write_tables(&out.join("features.safetensors"), &[&Table::new("pooled", IMAGES, DIM, features)], false).unwrap();
+    write_tables(&out.join("features.safetensors"), &[&Table::new("pooled", IMAGES, DIM, features)], Precision::F32)
+        .unwrap();
     let jsonl = |rows: Vec<String>| rows.join("\n") + "\n";
     std::fs::write(out.join("images.jsonl"), jsonl(images.iter().map(|i| serde_json::to_string(i).unwrap()).collect()))
         .unwrap();

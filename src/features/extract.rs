@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::util::PathError;
 use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
-use crate::util::tensor_file::{Table, write_tables};
+use crate::util::tensor_file::{Precision, Table, write_tables};
 use crate::vision::efficientnet::FEATURE_DIM;
 use crate::vision::{EfficientNet, ImportError, load_image, preprocess};
 
@@ -115,7 +115,7 @@ pub fn extract_features(request: &ExtractRequest, progress: &dyn Progress) -> Re
     }
 
     let dir = staging.path();
-    write_tables(&dir.join(FEATURES_FILE), &[&Table::new("pooled", kept.len(), FEATURE_DIM, pooled)], false)?;
+    write_tables(&dir.join(FEATURES_FILE), &[&Table::new("pooled", kept.len(), FEATURE_DIM, pooled)], Precision::F32)?;
     write_file(&dir.join(IMAGES_FILE), &jsonl(&kept))?;
     let captions: Vec<CaptionLine> = request
         .dataset

@@ -1,5 +1,7 @@
 //! Named float tables in safetensors files: image features, caption banks, bias vectors. f32 in memory;
-//! f16 on disk where size matters more than the last digits (committed demo artifacts).
+//! on disk f32, f16, or int8 with one f32 scale per row (`<name>.scale`): a quarter of the size, for tables
+//! of unit vectors that are only compared by cosine (the committed demo caption banks), where the rounding
+//! moves a cosine by about 1e-3.
 
 use std::path::{Path, PathBuf};
 
@@ -39,32 +41,60 @@ pub enum TensorFileError {
     Missing { path: PathBuf, name: String },
 }
 
-/// Writes tables atomically, each as f16 (`half`) or f32.
-pub fn write_tables(path: &Path, tables: &[&Table], half: bool) -> Result<(), PathError> {
-    let bytes: Vec<Vec<u8>> = tables
-        .iter()
-        .map(|table| {
-            if half {
-                table.values.iter().flat_map(|&value| half::f16::from_f32(value).to_le_bytes()).collect()
-            } else {
-                table.values.iter().flat_map(|value| value.to_le_bytes()).collect()
+/// How a table's numbers are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F16,
+    /// int8 with a per-row f32 scale.
+    I8,
+}
+
+/// Writes tables atomically in `precision`.
+pub fn write_tables(path: &Path, tables: &[&Table], precision: Precision) -> Result<(), PathError> {
+    let mut entries: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for table in tables {
+        let shape = vec![table.rows, table.columns];
+        match precision {
+            Precision::F32 => entries.push((
+                table.name.clone(),
+                Dtype::F32,
+                shape,
+                table.values.iter().flat_map(|value| value.to_le_bytes()).collect(),
+            )),
+            Precision::F16 => entries.push((
+                table.name.clone(),
+                Dtype::F16,
+                shape,
+                table.values.iter().flat_map(|&value| half::f16::from_f32(value).to_le_bytes()).collect(),
+            )),
+            Precision::I8 => {
+                let mut scales = Vec::with_capacity(table.rows * 4);
+                let mut quantised = Vec::with_capacity(table.values.len());
+                for row in 0..table.rows {
+                    let values = table.row(row);
+                    let scale = values.iter().fold(0.0f32, |max, value| max.max(value.abs())) / 127.0;
+                    scales.extend(scale.to_le_bytes());
+                    let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                    quantised
+                        .extend(values.iter().map(|value| (value * inverse).round().clamp(-127.0, 127.0) as i8 as u8));
+                }
+                entries.push((table.name.clone(), Dtype::I8, shape, quantised));
+                entries.push((format!("{}.scale", table.name), Dtype::F32, vec![table.rows, 1], scales));
             }
-        })
-        .collect();
-    let dtype = if half { Dtype::F16 } else { Dtype::F32 };
-    let views: Vec<(String, TensorView)> = tables
+        }
+    }
+    let views: Vec<(String, TensorView)> = entries
         .iter()
-        .zip(&bytes)
-        .map(|(table, data)| {
-            let view = TensorView::new(dtype, vec![table.rows, table.columns], data).expect("shape matches data");
-            (table.name.clone(), view)
+        .map(|(name, dtype, shape, data)| {
+            (name.clone(), TensorView::new(*dtype, shape.clone(), data).expect("shape matches data"))
         })
         .collect();
     let serialized = safetensors::serialize(views, None).expect("in-memory safetensors serialization");
     write_file(path, &serialized)
 }
 
-/// Reads the 2-d f16 or f32 tensor `name` as f32.
+/// Reads the 2-d tensor `name` (f32, f16, or int8 with its `.scale`) as f32.
 pub fn read_table(path: &Path, name: &str) -> Result<Table, TensorFileError> {
     let bytes = std::fs::read(path).map_err(|error| PathError::new("read", path, error))?;
     let format = |message: String| TensorFileError::Format { path: path.to_path_buf(), message };
@@ -75,6 +105,19 @@ pub fn read_table(path: &Path, name: &str) -> Result<Table, TensorFileError> {
     let values: Vec<f32> = match view.dtype() {
         Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         Dtype::F16 => view.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::I8 => {
+            let scales = tensors.tensor(&format!("{name}.scale")).map_err(|_| missing())?;
+            if scales.dtype() != Dtype::F32 || scales.shape() != [rows, 1] {
+                return Err(format(format!("`{name}.scale` is not a [{rows}, 1] f32 tensor")));
+            }
+            let scales: Vec<f32> =
+                scales.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            view.data()
+                .iter()
+                .enumerate()
+                .map(|(index, &byte)| f32::from(byte as i8) * scales[index / columns.max(1)])
+                .collect()
+        }
         _ => return Err(missing()),
     };
     Ok(Table::new(name, rows, columns, values))
@@ -89,11 +132,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Table::new("a", 2, 3, vec![1.0, -2.5, 3.25, 0.0, 1e-3, 7.0]);
         let b = Table::new("b", 1, 1, vec![0.5]);
-        write_tables(&dir.path().join("t.safetensors"), &[&a, &b], false).unwrap();
+        write_tables(&dir.path().join("t.safetensors"), &[&a, &b], Precision::F32).unwrap();
         assert_eq!(read_table(&dir.path().join("t.safetensors"), "a").unwrap(), a);
-        write_tables(&dir.path().join("h.safetensors"), &[&a], true).unwrap();
+        write_tables(&dir.path().join("h.safetensors"), &[&a], Precision::F16).unwrap();
         let half = read_table(&dir.path().join("h.safetensors"), "a").unwrap();
         assert!(half.values.iter().zip(&a.values).all(|(x, y)| (x - y).abs() < 1e-3));
         assert!(read_table(&dir.path().join("h.safetensors"), "b").is_err());
+        write_tables(&dir.path().join("q.safetensors"), &[&a], Precision::I8).unwrap();
+        let quantised = read_table(&dir.path().join("q.safetensors"), "a").unwrap();
+        // Each row's error is at most half a step of its scale (max |value| / 127).
+        for row in 0..2 {
+            let step = a.row(row).iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
+            for (x, y) in quantised.row(row).iter().zip(a.row(row)) {
+                assert!((x - y).abs() <= step / 2.0 + 1e-6, "{x} vs {y}");
+            }
+        }
     }
 }
