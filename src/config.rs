@@ -19,6 +19,12 @@ pub struct Config {
     pub encoder: EncoderConfig,
     /// The visual-semantic embedding and its training (`storytool train-vse`).
     pub vse: VseConfig,
+    /// The story decoder and its training (`storytool train-decoder`).
+    pub decoder: DecoderConfig,
+    /// Style bias vectors (`storytool compute-bias`).
+    pub bias: BiasConfig,
+    /// Story generation (`storytool generate`).
+    pub generate: GenerateConfig,
     /// The product's genres, each a set of catalogue tags: `thriller = ["thriller", "mystery"]`.
     pub genres: BTreeMap<String, Vec<String>>,
 }
@@ -125,6 +131,104 @@ pub struct VseConfig {
     pub checkpoint_every: u64,
 }
 
+/// Settings of `storytool train-decoder`: a GRU that writes a passage of a novel from its skip-thought vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecoderConfig {
+    /// Consecutive sentences per training passage (Pix2Story: short passages).
+    pub passage_sentences: usize,
+    /// Passages are cut to this many tokens.
+    pub max_tokens: usize,
+    pub word_dim: usize,
+    /// GRU state size (Pix2Story: 2400).
+    pub hidden_dim: usize,
+    /// Feed the conditioning vector beside every input word, not only through the initial state.
+    pub per_step_context: bool,
+    /// Training passages, taken evenly across the corpus's training books (each is encoded once, up front).
+    pub max_passages: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub clip_norm: f32,
+    /// Words scored per batch by a sampled softmax in training; 0 = the whole vocabulary.
+    pub sampled_softmax: usize,
+    pub seed: u64,
+    pub steps: u64,
+    pub validate_every: u64,
+    pub valid_batches: usize,
+    pub checkpoint_every: u64,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            passage_sentences: 3,
+            max_tokens: 70,
+            word_dim: 128,
+            hidden_dim: 384,
+            per_step_context: false,
+            max_passages: 40_000,
+            batch_size: 32,
+            learning_rate: 2e-3,
+            clip_norm: 5.0,
+            sampled_softmax: 1024,
+            seed: 42,
+            steps: 1500,
+            validate_every: 250,
+            valid_batches: 10,
+            checkpoint_every: 250,
+        }
+    }
+}
+
+/// Settings of `storytool compute-bias`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BiasConfig {
+    /// A genre's bias is the mean vector of its books' paragraphs of at least this many tokens.
+    pub min_passage_tokens: usize,
+    /// At most this many passages per genre (and captions), taken evenly.
+    pub max_passages: usize,
+}
+
+impl Default for BiasConfig {
+    fn default() -> Self {
+        BiasConfig { min_passage_tokens: 100, max_passages: 4000 }
+    }
+}
+
+/// Settings of `storytool generate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerateConfig {
+    /// Nearest captions whose mean vector is shifted (neural-storyteller: 100).
+    pub k: usize,
+    /// Beam width; when no hypothesis finishes, the search is retried once with `fallback_beam`.
+    pub beam: usize,
+    pub fallback_beam: usize,
+    /// The story ends within this many words.
+    pub max_words: usize,
+    /// No story shorter than this (its end is forbidden until then).
+    pub min_words: usize,
+    /// No n-gram of this length may repeat within a story (0 = allowed).
+    pub no_repeat_ngram: usize,
+    /// Scores are divided by length^alpha to compare hypotheses of different lengths.
+    pub length_penalty: f32,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        GenerateConfig {
+            k: 100,
+            beam: 5,
+            fallback_beam: 50,
+            max_words: 60,
+            min_words: 15,
+            no_repeat_ngram: 3,
+            length_penalty: 1.0,
+        }
+    }
+}
+
 impl Default for VseConfig {
     fn default() -> Self {
         VseConfig {
@@ -161,6 +265,9 @@ impl Default for Config {
             corpus: CorpusConfig::default(),
             encoder: EncoderConfig::default(),
             vse: VseConfig::default(),
+            decoder: DecoderConfig::default(),
+            bias: BiasConfig::default(),
+            generate: GenerateConfig::default(),
             genres: genres
                 .iter()
                 .map(|(name, tags)| (name.to_string(), tags.iter().map(|tag| tag.to_string()).collect()))
@@ -292,6 +399,19 @@ impl Config {
             ("encoder.batch_size", encoder.batch_size as u64),
             ("encoder.validate_every", encoder.validate_every),
             ("encoder.checkpoint_every", encoder.checkpoint_every),
+            ("decoder.passage_sentences", self.decoder.passage_sentences as u64),
+            ("decoder.max_tokens", self.decoder.max_tokens as u64),
+            ("decoder.word_dim", self.decoder.word_dim as u64),
+            ("decoder.hidden_dim", self.decoder.hidden_dim as u64),
+            ("decoder.max_passages", self.decoder.max_passages as u64),
+            ("decoder.batch_size", self.decoder.batch_size as u64),
+            ("decoder.validate_every", self.decoder.validate_every),
+            ("decoder.checkpoint_every", self.decoder.checkpoint_every),
+            ("bias.max_passages", self.bias.max_passages as u64),
+            ("generate.k", self.generate.k as u64),
+            ("generate.beam", self.generate.beam as u64),
+            ("generate.fallback_beam", self.generate.fallback_beam as u64),
+            ("generate.max_words", self.generate.max_words as u64),
             ("vse.word_dim", self.vse.word_dim as u64),
             ("vse.embed_dim", self.vse.embed_dim as u64),
             ("vse.max_tokens", self.vse.max_tokens as u64),
@@ -318,6 +438,8 @@ impl Config {
             ("vse.learning_rate", self.vse.learning_rate),
             ("vse.clip_norm", f64::from(self.vse.clip_norm)),
             ("vse.margin", f64::from(self.vse.margin)),
+            ("decoder.learning_rate", self.decoder.learning_rate),
+            ("decoder.clip_norm", f64::from(self.decoder.clip_norm)),
         ] {
             if !(value > 0.0 && value.is_finite()) {
                 return Err(ConfigError::Invalid {
@@ -330,6 +452,21 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "vse.test_percent".into(),
                 message: "validation and test together must leave images to train on".into(),
+            });
+        }
+        if self.generate.min_words > self.generate.max_words {
+            return Err(ConfigError::Invalid {
+                key: "generate.min_words".into(),
+                message: format!(
+                    "{} is more than generate.max_words ({})",
+                    self.generate.min_words, self.generate.max_words
+                ),
+            });
+        }
+        if !(self.generate.length_penalty >= 0.0 && self.generate.length_penalty.is_finite()) {
+            return Err(ConfigError::Invalid {
+                key: "generate.length_penalty".into(),
+                message: "must be 0 or more".into(),
             });
         }
         if self.vse.batch_size < 2 {

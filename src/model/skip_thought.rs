@@ -121,7 +121,7 @@ impl TripleTensors {
 
     /// Switches this batch to a sampled softmax over `n_candidates` words of a `vocab_size` vocabulary: every
     /// target word of the batch plus words drawn uniformly from `rng` (more when the targets alone exceed
-    /// `n_candidates`). Uniform draws make the correction term of sampled softmax a constant, so it is omitted.
+    /// `n_candidates`); see [`sample_candidates`].
     pub fn with_sampled_softmax(
         mut self,
         previous: &PaddedBatch,
@@ -131,30 +131,12 @@ impl TripleTensors {
         rng: &mut impl Rng,
         device: &Device,
     ) -> TripleTensors {
-        let mut position = vec![u32::MAX; vocab_size];
-        let mut candidates: Vec<i64> = Vec::with_capacity(n_candidates);
-        for &id in previous.ids.iter().chain(&next.ids) {
-            if position[id as usize] == u32::MAX {
-                position[id as usize] = candidates.len() as u32;
-                candidates.push(i64::from(id));
-            }
-        }
-        let wanted = n_candidates.min(vocab_size);
-        while candidates.len() < wanted {
-            let id = rng.random_range(0..vocab_size);
-            if position[id] == u32::MAX {
-                position[id] = candidates.len() as u32;
-                candidates.push(id as i64);
-            }
-        }
-        let positions = |batch: &PaddedBatch| {
-            let data: Vec<i64> = batch.ids.iter().map(|&id| i64::from(position[id as usize])).collect();
-            Tensor::from_data(TensorData::new(data, [batch.rows, batch.width]), device)
-        };
-        self.previous.candidate_positions = Some(positions(previous));
-        self.next.candidate_positions = Some(positions(next));
-        let n = candidates.len();
-        self.candidates = Some(Tensor::from_data(TensorData::new(candidates, [n]), device));
+        let (candidates, positions) = sample_candidates(&[previous, next], vocab_size, n_candidates, rng, device);
+        let [previous_positions, next_positions]: [Tensor<2, Int>; 2] =
+            positions.try_into().expect("one position tensor per batch");
+        self.previous.candidate_positions = Some(previous_positions);
+        self.next.candidate_positions = Some(next_positions);
+        self.candidates = Some(candidates);
         self
     }
 }
@@ -222,9 +204,6 @@ impl SkipThought {
     }
 
     /// Summed negative log-likelihood of `targets` written by `decoder` from `thought`, and the token count.
-    ///
-    /// Teacher forcing: the input at step `t` is the embedding of target `t - 1` (zeros at `t = 0`). With
-    /// `candidates`, the softmax runs over those words only.
     fn decoder_nll(
         &self,
         decoder: &Gru,
@@ -232,36 +211,93 @@ impl SkipThought {
         thought: &Tensor<2>,
         candidates: Option<&Tensor<1, Int>>,
     ) -> (Tensor<1>, Tensor<1>) {
-        let [batch, len] = targets.ids.shape().dims();
-        let embedded = self.embedding.forward(targets.ids.clone()); // [batch, len, word]
-        let [_, _, word_dim] = embedded.shape().dims();
-        let start = Tensor::zeros([batch, 1, word_dim], &embedded.device());
-        let mut inputs = Tensor::cat(vec![start, embedded.slice([0..batch, 0..len - 1, 0..word_dim])], 1);
         // Per-step context shows in the decoder's input size: word_dim + hidden_dim instead of word_dim.
         let [decoder_input, _] = decoder.update_gate.input_transform.weight.dims();
-        if decoder_input > word_dim {
-            let context = thought.clone().unsqueeze_dim::<3>(1).repeat_dim(1, len); // [batch, len, hidden]
-            inputs = Tensor::cat(vec![inputs, context], 2);
-        }
-        let states = decoder.forward(inputs, Some(thought.clone())); // [batch, len, hidden]
-        let (logits, picked_ids) = match (candidates, &targets.candidate_positions) {
-            (Some(candidates), Some(positions)) => {
-                let weight = self.output.weight.val().select(1, candidates.clone()); // [hidden, candidates]
-                let [_, _, hidden] = states.shape().dims();
-                let [n_candidates] = candidates.shape().dims();
-                let mut logits = states.reshape([batch * len, hidden]).matmul(weight);
-                if let Some(bias) = &self.output.bias {
-                    logits = logits + bias.val().select(0, candidates.clone()).unsqueeze_dim(0);
-                }
-                (logits.reshape([batch, len, n_candidates]), positions.clone())
-            }
-            _ => (self.output.forward(states), targets.ids.clone()),
-        };
-        let log_probs = log_softmax(logits, 2); // [batch, len, vocab or candidates]
-        let picked: Tensor<2> = log_probs.gather(2, picked_ids.unsqueeze_dim(2)).squeeze_dim(2);
-        let nll = (picked * targets.mask.clone()).sum().neg();
-        (nll, targets.mask.clone().sum())
+        let [_, word_dim] = self.embedding.weight.dims();
+        let context = (decoder_input > word_dim).then(|| thought.clone());
+        decoder_nll(&self.embedding, &self.output, decoder, targets, thought.clone(), context, candidates)
     }
+}
+
+/// Summed negative log-likelihood of `targets` written by `decoder` started from `initial`, and the token
+/// count: the conditional decoder of skip-thoughts and of the story decoder.
+///
+/// Teacher forcing: the input at step `t` is the embedding of target `t - 1` (zeros at `t = 0`), followed by
+/// `context` when given (the vector fed at every step). With `candidates`, the softmax runs over those
+/// words only (sampled softmax) and `targets.candidate_positions` says where each target is among them.
+pub(crate) fn decoder_nll(
+    embedding: &Embedding,
+    output: &Linear,
+    decoder: &Gru,
+    targets: &DecoderTargets,
+    initial: Tensor<2>,
+    context: Option<Tensor<2>>,
+    candidates: Option<&Tensor<1, Int>>,
+) -> (Tensor<1>, Tensor<1>) {
+    let [batch, len] = targets.ids.shape().dims();
+    let embedded = embedding.forward(targets.ids.clone()); // [batch, len, word]
+    let [_, _, word_dim] = embedded.shape().dims();
+    let start = Tensor::zeros([batch, 1, word_dim], &embedded.device());
+    let mut inputs = Tensor::cat(vec![start, embedded.slice([0..batch, 0..len - 1, 0..word_dim])], 1);
+    if let Some(context) = context {
+        inputs = Tensor::cat(vec![inputs, context.unsqueeze_dim::<3>(1).repeat_dim(1, len)], 2);
+    }
+    let states = decoder.forward(inputs, Some(initial)); // [batch, len, hidden]
+    let (logits, picked_ids) = match (candidates, &targets.candidate_positions) {
+        (Some(candidates), Some(positions)) => {
+            let weight = output.weight.val().select(1, candidates.clone()); // [hidden, candidates]
+            let [_, _, hidden] = states.shape().dims();
+            let [n_candidates] = candidates.shape().dims();
+            let mut logits = states.reshape([batch * len, hidden]).matmul(weight);
+            if let Some(bias) = &output.bias {
+                logits = logits + bias.val().select(0, candidates.clone()).unsqueeze_dim(0);
+            }
+            (logits.reshape([batch, len, n_candidates]), positions.clone())
+        }
+        _ => (output.forward(states), targets.ids.clone()),
+    };
+    let log_probs = log_softmax(logits, 2); // [batch, len, vocab or candidates]
+    let picked: Tensor<2> = log_probs.gather(2, picked_ids.unsqueeze_dim(2)).squeeze_dim(2);
+    let nll = (picked * targets.mask.clone()).sum().neg();
+    (nll, targets.mask.clone().sum())
+}
+
+/// A sampled softmax's candidate words for target batches: every target word plus words drawn uniformly
+/// from `rng` up to `n_candidates` (of a `vocab_size` vocabulary), and for each batch the position of each
+/// of its targets among the candidates. Uniform draws make sampled softmax's correction term a constant, so
+/// it is omitted.
+pub(crate) fn sample_candidates(
+    batches: &[&PaddedBatch],
+    vocab_size: usize,
+    n_candidates: usize,
+    rng: &mut impl Rng,
+    device: &Device,
+) -> (Tensor<1, Int>, Vec<Tensor<2, Int>>) {
+    let mut position = vec![u32::MAX; vocab_size];
+    let mut candidates: Vec<i64> = Vec::with_capacity(n_candidates);
+    for &id in batches.iter().flat_map(|batch| batch.ids.iter()) {
+        if position[id as usize] == u32::MAX {
+            position[id as usize] = candidates.len() as u32;
+            candidates.push(i64::from(id));
+        }
+    }
+    let wanted = n_candidates.min(vocab_size);
+    while candidates.len() < wanted {
+        let id = rng.random_range(0..vocab_size);
+        if position[id] == u32::MAX {
+            position[id] = candidates.len() as u32;
+            candidates.push(id as i64);
+        }
+    }
+    let positions = batches
+        .iter()
+        .map(|batch| {
+            let data: Vec<i64> = batch.ids.iter().map(|&id| i64::from(position[id as usize])).collect();
+            Tensor::from_data(TensorData::new(data, [batch.rows, batch.width]), device)
+        })
+        .collect();
+    let n = candidates.len();
+    (Tensor::from_data(TensorData::new(candidates, [n]), device), positions)
 }
 
 #[cfg(test)]
