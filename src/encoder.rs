@@ -117,6 +117,11 @@ impl SentenceEncoder {
     }
 
     /// Size of a sentence vector.
+    /// The encoder's word embeddings, row-major `[vocab, word_dim]`.
+    pub fn word_embeddings(&self) -> Vec<f32> {
+        self.model.word_embeddings().into_data().try_to_vec::<f32>().expect("f32 embeddings")
+    }
+
     pub fn dim(&self) -> usize {
         self.manifest.hidden_dim
     }

@@ -12,6 +12,7 @@ pub mod features;
 pub mod model;
 pub mod progress;
 pub mod retrieval;
+pub mod story;
 pub mod text;
 pub mod train;
 pub mod util;

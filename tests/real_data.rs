@@ -215,3 +215,36 @@ fn features_for_every_present_photo_and_a_vse_that_beats_chance() {
         assert!(r10 > 3.0 * chance, "{direction}: R@10 {r10} vs chance {chance}");
     }
 }
+
+#[test]
+#[ignore = "needs the EfficientNet-Lite0 weights; run by .ci/run with --ignored"]
+fn demo_models_write_a_different_story_for_each_photo_and_genre() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let weights = cnn_weights();
+    let mut seen = std::collections::HashSet::new();
+    for photo in ["chelsea.png", "coffee.png"] {
+        let run = || {
+            let output = Command::new(env!("CARGO_BIN_EXE_storytool"))
+                .current_dir(&root)
+                .args(["generate", "--json", "--genre", "adventure", "--genre", "sci-fi", "--genre", "thriller"])
+                .arg("--image")
+                .arg(root.join("data/samples").join(photo))
+                .arg("--cnn")
+                .arg(&weights)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+        };
+        let stories = run();
+        let texts = |value: &serde_json::Value| {
+            value.as_array().unwrap().iter().map(|s| s["story"].clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(texts(&stories), texts(&run()), "generation is deterministic");
+        for story in stories.as_array().unwrap() {
+            let text = story["story"].as_str().unwrap().to_string();
+            assert!(text.split_whitespace().count() >= 15 && !text.contains("<unk>"), "{text}");
+            assert!(seen.insert(text.clone()), "the same story twice: {text}");
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use storytool::captions::DatasetKind;
+use storytool::encoder::SentenceEncoder;
 use storytool::retrieval::TrainedVse;
 use storytool::retrieval::bank::build_bank;
 
@@ -12,12 +13,17 @@ use super::progress_bar::Bar;
 use super::{cancel_on_interrupt, command_line};
 
 /// Embed every caption of COCO and/or Flickr8k annotation files with a trained VSE, so `caption` and
-/// `generate` can find a photo's nearest captions. The bank stores vectors and caption ids, not text.
+/// `generate` can find a photo's nearest captions. The bank stores vectors and caption ids, not text; with
+/// `--encoder`, also each caption's skip-thought vector, which `generate` shifts toward a genre.
 #[derive(Debug, Args)]
 pub struct BuildCaptionBankArgs {
     /// VSE folder written by `storytool train-vse`
     #[arg(long, value_name = "DIR")]
     vse: PathBuf,
+
+    /// Skip-thought encoder whose caption vectors to store too (needed by `storytool generate`)
+    #[arg(long, value_name = "DIR")]
+    encoder: Option<PathBuf>,
 
     /// COCO captions JSON (repeatable)
     #[arg(long, value_name = "FILE")]
@@ -47,9 +53,11 @@ pub fn run(args: BuildCaptionBankArgs) -> anyhow::Result<()> {
         anyhow::bail!("no captions given: pass `--coco FILE` and/or `--flickr8k FILE`");
     }
     let vse = TrainedVse::load(&args.vse)?;
+    let encoder = args.encoder.as_deref().map(SentenceEncoder::load).transpose()?;
     let started = std::time::Instant::now();
     let bank = build_bank(
         &vse,
+        encoder.as_ref().zip(args.encoder.as_deref()),
         &sources,
         &args.out,
         args.force,

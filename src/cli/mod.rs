@@ -2,12 +2,15 @@
 
 mod build_caption_bank;
 mod caption;
+mod compute_bias;
 mod encode;
 mod evaluate;
 mod expand_vocab;
 mod extract_features;
+mod generate;
 mod ingest;
 mod progress_bar;
+mod train_decoder;
 mod train_encoder;
 mod train_vse;
 
@@ -32,6 +35,8 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// Train the skip-thought sentence encoder on a corpus
     TrainEncoder(train_encoder::TrainEncoderArgs),
+    /// Train the story decoder that writes a passage from a skip-thought vector
+    TrainDecoder(train_decoder::TrainDecoderArgs),
     /// Turn sentences into skip-thought vectors, or find their nearest corpus sentences
     Encode(encode::EncodeArgs),
     /// Give every word of a word-vector file an encoder embedding (vocabulary expansion)
@@ -44,6 +49,10 @@ enum Command {
     BuildCaptionBank(build_caption_bank::BuildCaptionBankArgs),
     /// Print the bank captions nearest to a photo
     Caption(caption::CaptionArgs),
+    /// Compute the caption bias and one style bias per genre
+    ComputeBias(compute_bias::ComputeBiasArgs),
+    /// Write a story about a photo in a genre
+    Generate(generate::GenerateArgs),
     /// Measure trained models on held-out data
     Evaluate(evaluate::EvaluateArgs),
 }
@@ -85,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(args) => ingest::run(args),
         Command::TrainEncoder(args) => train_encoder::run(args),
+        Command::TrainDecoder(args) => train_decoder::run(args),
         Command::Encode(args) => encode::run(args),
         Command::ExpandVocab(args) => expand_vocab::run(args),
         Command::ExtractFeatures(args) => extract_features::run(args),
@@ -92,6 +102,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BuildCaptionBank(args) => build_caption_bank::run(args),
         Command::Caption(args) => caption::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::ComputeBias(args) => compute_bias::run(args),
+        Command::Generate(args) => generate::run(args),
     }
 }
 

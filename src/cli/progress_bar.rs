@@ -43,6 +43,13 @@ impl Bar {
     }
 }
 
+impl Bar {
+    /// Clears the bar now (for jobs that report messages only).
+    pub fn finish_now(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 impl Progress for Bar {
     fn set_total(&self, total: u64) {
         self.bar.set_length(total);
@@ -57,8 +64,10 @@ impl Progress for Bar {
         if let Some(last_line) = &self.last_line {
             let mut last_line = last_line.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if last_line.is_none_or(|last| last.elapsed() >= LOG_INTERVAL) {
-                let total = self.bar.length().map_or(String::new(), |total| format!("/{total}"));
-                eprintln!("[{}{total}] {message}", self.bar.position());
+                match self.bar.length() {
+                    Some(total) if total > 0 => eprintln!("[{}/{total}] {message}", self.bar.position()),
+                    _ => eprintln!("{message}"),
+                }
                 *last_line = Some(Instant::now());
             }
         }

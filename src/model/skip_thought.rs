@@ -169,6 +169,11 @@ fn ids_tensor(batch: &PaddedBatch, device: &Device) -> Tensor<2, Int> {
 }
 
 impl SkipThought {
+    /// The word embedding table `[vocab, word_dim]` (the story decoder starts from it).
+    pub fn word_embeddings(&self) -> Tensor<2> {
+        self.embedding.weight.val()
+    }
+
     /// Sentence vectors: the encoder's state at each sentence's last real position.
     ///
     /// `ids`: `[batch, len]`; `last`: `[batch, 1, hidden]` holding that position. Returns `[batch, hidden]`.

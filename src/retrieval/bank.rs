@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::trained::TrainedVse;
 use crate::captions::{CaptionDataset, DatasetError, DatasetKind};
 use crate::corpus::manifest::{CreatedBy, InputFile};
+use crate::encoder::SentenceEncoder;
 use crate::progress::Progress;
 use crate::util::PathError;
 use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
@@ -39,8 +40,20 @@ pub struct BankManifest {
     pub created_by: CreatedBy,
     pub vse_vocabulary_hash: String,
     pub embed_dim: usize,
+    /// The captions' skip-thought vectors (`thoughts` table), when built with `--encoder`: `generate` reads
+    /// them instead of encoding caption text, which the bank does not hold.
+    #[serde(default)]
+    pub thoughts: Option<ThoughtsInfo>,
     pub sources: Vec<BankSource>,
     pub captions: usize,
+}
+
+/// Which encoder made a bank's `thoughts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThoughtsInfo {
+    pub encoder: String,
+    pub vocabulary_hash: String,
+    pub dim: usize,
 }
 
 /// A loaded bank.
@@ -50,6 +63,8 @@ pub struct CaptionBank {
     pub manifest: BankManifest,
     pub ids: Vec<String>,
     pub vectors: Table,
+    /// Skip-thought vectors of the captions, row for row, when the bank has them.
+    pub thoughts: Option<Table>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +93,7 @@ const CHUNK: usize = 2048;
 /// Embeds every caption of `sources` with `vse` into a bank at `out`.
 pub fn build_bank(
     vse: &TrainedVse,
+    encoder: Option<(&SentenceEncoder, &Path)>,
     sources: &[(DatasetKind, PathBuf)],
     out: &Path,
     force: bool,
@@ -103,20 +119,32 @@ pub fn build_bank(
     }
     progress.set_total(texts.len() as u64);
     let mut vectors = Vec::with_capacity(texts.len() * vse.embed_dim());
+    let mut thoughts = Vec::new();
     for chunk in texts.chunks(CHUNK) {
         cancel.check()?;
         vectors.extend(vse.embed_texts(chunk));
+        if let Some((encoder, _)) = encoder {
+            thoughts.extend(encoder.encode(chunk).into_iter().flat_map(|encoded| encoded.vector));
+        }
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
-    let table = Table::new("vectors", ids.len(), vse.embed_dim(), vectors);
-    write_tables(&staging.path().join(BANK_FILE), &[&table], Precision::I8)?;
+    let mut tables = vec![Table::new("vectors", ids.len(), vse.embed_dim(), vectors)];
+    if let Some((encoder, _)) = encoder {
+        tables.push(Table::new("thoughts", ids.len(), encoder.dim(), thoughts));
+    }
+    write_tables(&staging.path().join(BANK_FILE), &tables.iter().collect::<Vec<_>>(), Precision::I8)?;
     write_file(&staging.path().join(IDS_FILE), ids.join("\n").as_bytes())?;
     let manifest = BankManifest {
         format: FORMAT.into(),
         created_by: CreatedBy::now(command),
         vse_vocabulary_hash: vse.manifest.vocabulary_hash.clone(),
         embed_dim: vse.embed_dim(),
+        thoughts: encoder.map(|(encoder, dir)| ThoughtsInfo {
+            encoder: dir.display().to_string(),
+            vocabulary_hash: encoder.manifest().vocabulary_hash.clone(),
+            dim: encoder.dim(),
+        }),
         sources: bank_sources,
         captions: ids.len(),
     };
@@ -150,7 +178,17 @@ impl CaptionBank {
                 manifest.embed_dim
             )));
         }
-        Ok(CaptionBank { dir: dir.to_path_buf(), manifest, ids, vectors })
+        let thoughts = match &manifest.thoughts {
+            Some(info) => {
+                let table = read_table(&dir.join(BANK_FILE), "thoughts")?;
+                if table.rows != ids.len() || table.columns != info.dim {
+                    return Err(not_bank(format!("its thoughts table is {}x{}", table.rows, table.columns)));
+                }
+                Some(table)
+            }
+            None => None,
+        };
+        Ok(CaptionBank { dir: dir.to_path_buf(), manifest, ids, vectors, thoughts })
     }
 
     /// Refuses a bank built by another VSE than `vse`.

@@ -3,7 +3,9 @@
 //! `storytool train-encoder`, `vse`: `storytool train-vse`).
 
 pub mod batches;
+pub mod decoder;
 pub mod encoder;
+pub mod passages;
 pub mod run;
 pub mod triples;
 pub mod vse;

@@ -156,6 +156,21 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// The last logged training loss and validation loss in `metrics.jsonl` (a resumed run that has no steps
+/// left reports these).
+pub fn last_logged_losses(out: &Path) -> (Option<f32>, Option<f32>) {
+    #[derive(serde::Deserialize)]
+    struct Losses {
+        train_loss: Option<f32>,
+        valid_loss: Option<f32>,
+    }
+    let Ok(text) = std::fs::read_to_string(out.join(METRICS_FILE)) else {
+        return (None, None);
+    };
+    let lines: Vec<Losses> = text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
+    (lines.iter().rev().find_map(|l| l.train_loss), lines.iter().rev().find_map(|l| l.valid_loss))
+}
+
 /// Mean training loss and throughput since the last log line.
 #[derive(Debug)]
 pub struct LossWindow {

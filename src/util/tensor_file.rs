@@ -149,3 +149,46 @@ mod tests {
         }
     }
 }
+
+/// Rewrites every f32 tensor of a safetensors file as f16, in place (atomically): model weights that ship
+/// with the repository at half the size.
+pub fn halve_float_tensors(path: &Path) -> Result<(), TensorFileError> {
+    convert_floats(path, Dtype::F32, Dtype::F16).and_then(|bytes| Ok(write_file(path, &bytes)?))
+}
+
+/// The bytes of a safetensors file with every f16 tensor widened to f32 (what burn's loader expects of
+/// an f32 model).
+pub fn read_widened(path: &Path) -> Result<Vec<u8>, TensorFileError> {
+    convert_floats(path, Dtype::F16, Dtype::F32)
+}
+
+fn convert_floats(path: &Path, from: Dtype, to: Dtype) -> Result<Vec<u8>, TensorFileError> {
+    let bytes = std::fs::read(path).map_err(|error| PathError::new("read", path, error))?;
+    let tensors = SafeTensors::deserialize(&bytes)
+        .map_err(|error| TensorFileError::Format { path: path.to_path_buf(), message: error.to_string() })?;
+    let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in tensors.tensors() {
+        let data = if view.dtype() != from {
+            view.data().to_vec()
+        } else if from == Dtype::F32 {
+            view.data()
+                .chunks_exact(4)
+                .flat_map(|b| half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes())
+                .collect()
+        } else {
+            view.data()
+                .chunks_exact(2)
+                .flat_map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes())
+                .collect()
+        };
+        let dtype = if view.dtype() == from { to } else { view.dtype() };
+        converted.push((name, dtype, view.shape().to_vec(), data));
+    }
+    let views: Vec<(String, TensorView)> = converted
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            (name.clone(), TensorView::new(*dtype, shape.clone(), data).expect("same shape"))
+        })
+        .collect();
+    Ok(safetensors::serialize(views, None).expect("in-memory safetensors serialization"))
+}

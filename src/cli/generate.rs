@@ -1,0 +1,144 @@
+//! `storytool generate`: a story from a photo (or caption text) in a genre.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use storytool::story::generate::{Generator, ModelPaths, StoryInput, StoryOptions};
+use storytool::vision::load_image;
+
+use super::{ConfigArgs, cnn_weights};
+
+/// Write a short story about a photo in a genre: the photo's nearest captions (VSE caption bank), their
+/// skip-thought vectors shifted from "caption" toward the genre (`mean - caption bias + genre bias`), and a
+/// story decoded from the result by beam search. `--text` uses caption sentences instead of a photo.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The photo (JPEG, PNG or WebP)
+    #[arg(long, value_name = "FILE", required_unless_present = "text", conflicts_with = "text")]
+    image: Option<PathBuf>,
+
+    /// A caption to start from instead of a photo (repeatable: their vectors are averaged)
+    #[arg(long, value_name = "TEXT")]
+    text: Vec<String>,
+
+    /// Genre(s), as in the bias folder (repeatable: one story each)
+    #[arg(long, required = true)]
+    genre: Vec<String>,
+
+    /// Model folder with encoder/, decoder/, bias/, vse/ and caption-bank/
+    #[arg(long, value_name = "DIR", default_value = "checkpoints/demo")]
+    models: PathBuf,
+
+    /// EfficientNet-Lite weights (default: $STORYTOOL_CNN_WEIGHTS or the file scripts/fetch-cnn.sh fetched)
+    #[arg(long, value_name = "FILE")]
+    cnn: Option<PathBuf>,
+
+    /// Nearest captions to average (overrides `generate.k`)
+    #[arg(short, long)]
+    k: Option<usize>,
+
+    /// Beam width (overrides `generate.beam`)
+    #[arg(long)]
+    beam: Option<usize>,
+
+    /// Longest story in words (overrides `generate.max_words`)
+    #[arg(long)]
+    max_words: Option<usize>,
+
+    /// Seed of the sampling noise (only used with `--temperature` above 0)
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Gumbel noise added to the beam's ranking: 0 is plain beam search; 0.5-1 varies stories by seed
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+
+    /// Also print the captions the story came from
+    #[arg(long)]
+    show_captions: bool,
+
+    /// Annotation files to read caption text from, if not where the bank's manifest says (repeatable)
+    #[arg(long, value_name = "FILE")]
+    annotations: Vec<PathBuf>,
+
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let config = args.config.resolve(&[
+        ("generate.k", args.k.map(|v| v.to_string())),
+        ("generate.beam", args.beam.map(|v| v.to_string())),
+        ("generate.max_words", args.max_words.map(|v| v.to_string())),
+    ])?;
+    if args.config.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
+        anyhow::bail!("--temperature must be 0 or more");
+    }
+    let input = match &args.image {
+        Some(path) => StoryInput::Image(load_image(path).context("cannot read the photo")?),
+        None => StoryInput::Captions(args.text.clone()),
+    };
+    let cnn = if args.image.is_some() { cnn_weights(args.cnn.clone())? } else { PathBuf::new() };
+    let generator = Generator::load(&ModelPaths::from_dir(&args.models, cnn), args.image.is_some())
+        .with_context(|| format!("cannot load the models in `{}`", args.models.display()))?;
+    let texts = match (&generator.retriever, args.show_captions || args.json) {
+        (Some(retriever), true) => Some(retriever.bank.texts(&args.annotations)),
+        _ => None,
+    };
+    let mut stories = Vec::new();
+    for genre in &args.genre {
+        let mut options = StoryOptions::new(genre, &config.generate);
+        options.seed = args.seed;
+        options.temperature = args.temperature;
+        let mut story = generator.generate(&input, &options)?;
+        if let Some((texts, _)) = &texts {
+            for caption in &mut story.captions {
+                caption.text = caption.id.as_ref().and_then(|id| texts.get(id).cloned());
+            }
+        }
+        stories.push(story);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&stories)?);
+        return Ok(());
+    }
+    if args.show_captions
+        && let Some(first) = stories.first()
+    {
+        println!("from the captions nearest the {}:", if args.image.is_some() { "photo" } else { "text" });
+        for caption in first.captions.iter().take(5) {
+            let text =
+                caption.text.clone().or_else(|| caption.id.as_ref().map(|id| format!("[{id}]"))).unwrap_or_default();
+            match caption.score {
+                Some(score) => println!("  {score:.3}  {text}"),
+                None => println!("  {text}"),
+            }
+        }
+        println!();
+    }
+    for story in &stories {
+        if args.genre.len() > 1 {
+            println!("[{}]", story.genre);
+        }
+        println!("{}\n", story.story);
+    }
+    if let Some((_, unavailable)) = &texts
+        && args.show_captions
+        && !unavailable.is_empty()
+    {
+        eprintln!(
+            "note: caption text not shown for sources not found ({}); pass `--annotations FILE`",
+            unavailable.join(", ")
+        );
+    }
+    Ok(())
+}

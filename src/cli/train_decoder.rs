@@ -1,0 +1,88 @@
+//! `storytool train-decoder`: arguments, the call into `storytool::train::decoder`, and the report.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use storytool::train::decoder::{DecoderTrainRequest, train_decoder};
+use storytool::train::run::{METRICS_FILE, TrainError};
+
+use super::progress_bar::Bar;
+use super::{ConfigArgs, cancel_on_interrupt, command_line};
+
+/// Train the story decoder: passages of the corpus's novels, each encoded to a skip-thought vector by the
+/// (frozen) encoder, and a GRU that learns to write each passage back from its vector (Pix2Story's recipe).
+/// Writes checkpoints, `metrics.jsonl`, and at the end `decoder.safetensors` with a manifest.
+#[derive(Debug, Args)]
+pub struct TrainDecoderArgs {
+    /// Corpus folder written by `storytool ingest`
+    #[arg(long, value_name = "DIR")]
+    corpus: PathBuf,
+
+    /// Encoder folder written by `storytool train-encoder` (trained on this corpus's vocabulary)
+    #[arg(long, value_name = "DIR")]
+    encoder: PathBuf,
+
+    /// Run folder for checkpoints, metrics and the trained decoder
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// Continue the run in `--out` from its last checkpoint
+    #[arg(long, conflicts_with = "force")]
+    resume: bool,
+
+    /// Delete the run in `--out` and start over
+    #[arg(long)]
+    force: bool,
+
+    /// Total optimizer steps (overrides `decoder.steps`)
+    #[arg(long, value_name = "N")]
+    steps: Option<u64>,
+
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+pub fn run(args: TrainDecoderArgs) -> anyhow::Result<()> {
+    let config = args.config.resolve(&[("decoder.steps", args.steps.map(|n| n.to_string()))])?;
+    if args.config.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    let out = args.out.clone();
+    let request = DecoderTrainRequest {
+        corpus_dir: args.corpus,
+        encoder_dir: args.encoder,
+        out: args.out,
+        resume: args.resume,
+        force: args.force,
+        config,
+        command: command_line(),
+        cancel: cancel_on_interrupt(),
+    };
+    let bar = Bar::steps();
+    let report = train_decoder(&request, &bar).map_err(|error| match error {
+        TrainError::Interrupted(interrupted) => {
+            eprintln!("a checkpoint was written: continue with `--resume`");
+            anyhow::Error::new(interrupted)
+        }
+        other => anyhow::Error::new(other).context("cannot train the decoder"),
+    })?;
+    let show =
+        |loss: Option<f32>| loss.map_or("-".to_string(), |loss| format!("{loss:.3} (perplexity {:.1})", loss.exp()));
+    match report.resumed_from {
+        Some(step) => println!("Resumed at step {step} and trained to step {}", report.steps),
+        None => println!("Trained {} steps", report.steps),
+    }
+    println!(
+        "passages: {} for training, {} held out (encoded in {:.0} s)",
+        report.train_passages, report.valid_passages, report.encode_seconds
+    );
+    println!("train loss: {}", show(report.train_loss));
+    println!("valid loss: {}", show(report.valid_loss));
+    println!(
+        "decoder: `{}`, metrics: `{}`",
+        out.join(storytool::train::decoder::DECODER_FILE).display(),
+        out.join(METRICS_FILE).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,373 @@
+//! `storytool generate`: the whole path from a photo (or caption text) to a story, with every model loaded
+//! once, so a server can reuse one `Generator` for many requests.
+//!
+//! photo -> CNN -> VSE -> the `k` nearest bank captions -> their skip-thought vectors (stored in the bank)
+//! -> `mean - caption bias + genre bias` -> story decoder beam search -> clean-up.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use image::DynamicImage;
+use serde::Serialize;
+
+use super::beam::{BeamSettings, Scorer, beam_search};
+use super::bias::{BiasError, StyleBias};
+use super::cleanup::clean_up;
+use crate::config::GenerateConfig;
+use crate::encoder::{EncoderError, SentenceEncoder};
+use crate::model::story_decoder::{StoryDecoder, StoryDecoderConfig};
+use crate::retrieval::photo::{PhotoRetriever, RetrieverError};
+use crate::text::vocab::{EOS_ID, UNK_ID, Vocabulary};
+use crate::train::decoder::{DECODER_FILE, DecoderManifest, TOKENIZER_FILE};
+use crate::train::run::MANIFEST_FILE;
+use crate::util::PathError;
+use crate::util::tensor_file::read_widened;
+
+/// Where each model of a model set lives; `from_dir` gives the layout of `checkpoints/demo/`.
+#[derive(Debug, Clone)]
+pub struct ModelPaths {
+    pub encoder: PathBuf,
+    pub decoder: PathBuf,
+    pub bias: PathBuf,
+    pub vse: PathBuf,
+    pub bank: PathBuf,
+    pub cnn: PathBuf,
+}
+
+impl ModelPaths {
+    pub fn from_dir(models: &Path, cnn: PathBuf) -> ModelPaths {
+        ModelPaths {
+            encoder: models.join("encoder"),
+            decoder: models.join("decoder"),
+            bias: models.join("bias"),
+            vse: models.join("vse"),
+            bank: models.join("caption-bank"),
+            cnn,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
+    #[error(transparent)]
+    Bias(#[from] BiasError),
+    #[error(transparent)]
+    Retriever(#[from] RetrieverError),
+    #[error(transparent)]
+    Io(#[from] PathError),
+    #[error("cannot load the story decoder `{path}`: {message}")]
+    Decoder { path: PathBuf, message: String },
+    #[error("{what} do not match: `{a}` has {a_value}, `{b}` has {b_value}")]
+    Mismatch { what: &'static str, a: PathBuf, a_value: String, b: PathBuf, b_value: String },
+    #[error(
+        "the caption bank `{0}` has no skip-thought vectors of its captions\n\nhint: rebuild it with `storytool build-caption-bank --encoder DIR`"
+    )]
+    BankWithoutThoughts(PathBuf),
+    #[error("unknown genre `{genre}`; the bias folder holds: {known}")]
+    UnknownGenre { genre: String, known: String },
+    #[error("no caption text given")]
+    NoText,
+}
+
+/// What a story is made from.
+#[derive(Debug, Clone)]
+pub enum StoryInput {
+    Image(DynamicImage),
+    /// Caption sentences used as they are, instead of retrieved ones.
+    Captions(Vec<String>),
+}
+
+/// Per-request settings (defaults from the `[generate]` config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoryOptions {
+    pub genre: String,
+    pub k: usize,
+    pub beam: usize,
+    pub fallback_beam: usize,
+    pub max_words: usize,
+    pub min_words: usize,
+    pub no_repeat_ngram: usize,
+    pub length_penalty: f32,
+    pub temperature: f32,
+    pub seed: u64,
+}
+
+impl StoryOptions {
+    pub fn new(genre: &str, config: &GenerateConfig) -> StoryOptions {
+        StoryOptions {
+            genre: genre.to_string(),
+            k: config.k,
+            beam: config.beam,
+            fallback_beam: config.fallback_beam,
+            max_words: config.max_words,
+            min_words: config.min_words,
+            no_repeat_ngram: config.no_repeat_ngram,
+            length_penalty: config.length_penalty,
+            temperature: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+/// A caption the story was made from.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsedCaption {
+    /// The bank's caption id, or `None` for given text.
+    pub id: Option<String>,
+    pub score: Option<f32>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timings {
+    pub captions_ms: f64,
+    pub decode_ms: f64,
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Story {
+    pub story: String,
+    pub genre: String,
+    pub words: usize,
+    /// The beam width that produced it (the fallback width when the first search did not finish).
+    pub beam: usize,
+    pub captions: Vec<UsedCaption>,
+    pub timings: Timings,
+}
+
+/// Every model, loaded once.
+#[derive(Debug)]
+pub struct Generator {
+    pub encoder: SentenceEncoder,
+    pub decoder: StoryDecoder,
+    pub decoder_vocabulary: Vocabulary,
+    pub bias: StyleBias,
+    /// The photo path (CNN, VSE, caption bank); `None` when only text is used.
+    pub retriever: Option<PhotoRetriever>,
+    /// Per decoder word id: true for punctuation, which does not count toward a story's length.
+    non_word: Vec<bool>,
+    device: Device,
+}
+
+impl Generator {
+    /// Loads the models and checks that they fit together (vocabularies and vector sizes).
+    pub fn load(paths: &ModelPaths, with_photos: bool) -> Result<Generator, GenerateError> {
+        let encoder = SentenceEncoder::load(&paths.encoder)?;
+        let (decoder, decoder_vocabulary, decoder_manifest) = load_decoder(&paths.decoder)?;
+        let bias = StyleBias::load(&paths.bias)?;
+        let encoder_hash = encoder.manifest().vocabulary_hash.clone();
+        let mismatch = |what, a: &Path, a_value: String, b: &Path, b_value: String| GenerateError::Mismatch {
+            what,
+            a: a.to_path_buf(),
+            a_value,
+            b: b.to_path_buf(),
+            b_value,
+        };
+        if decoder_manifest.vocabulary_hash != encoder_hash {
+            return Err(mismatch(
+                "vocabularies",
+                &paths.encoder,
+                encoder_hash,
+                &paths.decoder,
+                decoder_manifest.vocabulary_hash,
+            ));
+        }
+        if decoder_manifest.context_dim != encoder.dim() {
+            return Err(mismatch(
+                "vector sizes",
+                &paths.encoder,
+                encoder.dim().to_string(),
+                &paths.decoder,
+                decoder_manifest.context_dim.to_string(),
+            ));
+        }
+        if bias.manifest.vocabulary_hash != encoder_hash || bias.manifest.dim != encoder.dim() {
+            return Err(mismatch(
+                "encoders",
+                &paths.encoder,
+                format!("vocabulary {encoder_hash}, {}-d", encoder.dim()),
+                &paths.bias,
+                format!("vocabulary {}, {}-d", bias.manifest.vocabulary_hash, bias.manifest.dim),
+            ));
+        }
+        let retriever = if with_photos {
+            let retriever = PhotoRetriever::load(&paths.cnn, &paths.vse, &paths.bank)?;
+            let Some(info) = &retriever.bank.manifest.thoughts else {
+                return Err(GenerateError::BankWithoutThoughts(paths.bank.clone()));
+            };
+            if info.vocabulary_hash != encoder_hash || info.dim != encoder.dim() {
+                return Err(mismatch(
+                    "encoders",
+                    &paths.encoder,
+                    format!("vocabulary {encoder_hash}, {}-d", encoder.dim()),
+                    &paths.bank,
+                    format!("vocabulary {}, {}-d", info.vocabulary_hash, info.dim),
+                ));
+            }
+            Some(retriever)
+        } else {
+            None
+        };
+        let non_word = decoder_vocabulary.words().iter().map(|word| !word.chars().any(char::is_alphanumeric)).collect();
+        Ok(Generator { encoder, decoder, decoder_vocabulary, bias, retriever, non_word, device: Device::flex() })
+    }
+
+    /// The genres the bias folder holds.
+    pub fn genres(&self) -> Vec<String> {
+        self.bias.genres.keys().cloned().collect()
+    }
+
+    pub fn generate(&self, input: &StoryInput, options: &StoryOptions) -> Result<Story, GenerateError> {
+        let started = Instant::now();
+        let Some(genre_bias) = self.bias.genres.get(&options.genre) else {
+            return Err(GenerateError::UnknownGenre { genre: options.genre.clone(), known: self.genres().join(", ") });
+        };
+        let dim = self.encoder.dim();
+        let (captions, thoughts): (Vec<UsedCaption>, Vec<Vec<f32>>) = match input {
+            StoryInput::Captions(texts) => {
+                if texts.iter().all(|text| text.trim().is_empty()) {
+                    return Err(GenerateError::NoText);
+                }
+                let vectors = self.encoder.encode(texts).into_iter().map(|encoded| encoded.vector).collect();
+                let used =
+                    texts.iter().map(|text| UsedCaption { id: None, score: None, text: Some(text.clone()) }).collect();
+                (used, vectors)
+            }
+            StoryInput::Image(image) => {
+                let retriever = self.retriever.as_ref().expect("a generator for photos has a retriever");
+                let thoughts = retriever.bank.thoughts.as_ref().expect("checked at load");
+                let nearest = retriever.nearest(image, options.k.max(1));
+                let vectors = nearest.iter().map(|&(row, _)| thoughts.row(row).to_vec()).collect();
+                let used = nearest
+                    .iter()
+                    .map(|&(row, score)| UsedCaption {
+                        id: Some(retriever.bank.ids[row].clone()),
+                        score: Some(score),
+                        text: None,
+                    })
+                    .collect();
+                (used, vectors)
+            }
+        };
+        // The style shift: mean(captions) - caption bias + genre bias.
+        let mut shifted = vec![0.0f32; dim];
+        for vector in &thoughts {
+            for (sum, value) in shifted.iter_mut().zip(vector) {
+                *sum += value / thoughts.len() as f32;
+            }
+        }
+        for ((value, caption), genre) in shifted.iter_mut().zip(&self.bias.caption).zip(genre_bias) {
+            *value += genre - caption;
+        }
+        let captions_ms = started.elapsed().as_secs_f64() * 1e3;
+
+        let decoding = Instant::now();
+        let context = Tensor::<2>::from_data(TensorData::new(shifted, [1, dim]), &self.device);
+        let mut settings = BeamSettings {
+            beam: options.beam,
+            max_words: options.max_words,
+            min_words: options.min_words,
+            no_repeat_ngram: options.no_repeat_ngram,
+            length_penalty: options.length_penalty,
+            end: EOS_ID,
+            banned: vec![UNK_ID],
+            non_word: self.non_word.clone(),
+            temperature: options.temperature,
+            seed: options.seed,
+        };
+        let mut found = beam_search(&mut DecoderScorer::new(&self.decoder, context.clone()), &settings);
+        if found.is_none() && options.fallback_beam > options.beam {
+            settings.beam = options.fallback_beam;
+            found = beam_search(&mut DecoderScorer::new(&self.decoder, context), &settings);
+        }
+        let words = found.map(|finished| finished.words).unwrap_or_default();
+        let mut tokens: Vec<&str> = words.iter().filter_map(|&id| self.decoder_vocabulary.word(id)).collect();
+        cut_to_last_sentence(&mut tokens, options.min_words);
+        let story = clean_up(&tokens);
+        let decode_ms = decoding.elapsed().as_secs_f64() * 1e3;
+        Ok(Story {
+            words: story.split_whitespace().count(),
+            story,
+            genre: options.genre.clone(),
+            beam: settings.beam,
+            captions,
+            timings: Timings { captions_ms, decode_ms, total_ms: started.elapsed().as_secs_f64() * 1e3 },
+        })
+    }
+}
+
+/// A story stopped by the length limit ends mid-sentence: cut it after its last full sentence, when enough
+/// words are left.
+fn cut_to_last_sentence(tokens: &mut Vec<&str>, min_words: usize) {
+    if tokens.last().is_some_and(|token| matches!(*token, "." | "!" | "?" | "\"")) {
+        return;
+    }
+    let Some(end) = tokens.iter().rposition(|token| matches!(*token, "." | "!" | "?")) else { return };
+    let words = tokens[..=end].iter().filter(|token| token.chars().any(char::is_alphanumeric)).count();
+    if words >= min_words {
+        tokens.truncate(end + 1);
+    }
+}
+
+/// The story decoder behind the beam search's [`Scorer`].
+struct DecoderScorer<'a> {
+    decoder: &'a StoryDecoder,
+    context: Tensor<2>,
+    state: Option<Tensor<2>>,
+}
+
+impl<'a> DecoderScorer<'a> {
+    fn new(decoder: &'a StoryDecoder, context: Tensor<2>) -> DecoderScorer<'a> {
+        DecoderScorer { decoder, context, state: None }
+    }
+}
+
+impl Scorer for DecoderScorer<'_> {
+    fn next(&mut self, parents: &[usize], last_words: Option<&[u32]>) -> Vec<Vec<f32>> {
+        let device = self.context.device();
+        let rows = parents.len();
+        let state = match self.state.take() {
+            None => self.decoder.start(self.context.clone()).repeat_dim(0, rows),
+            Some(state) => {
+                let index: Vec<i64> = parents.iter().map(|&parent| parent as i64).collect();
+                state.select(0, Tensor::<1, Int>::from_data(TensorData::new(index, [rows]), &device))
+            }
+        };
+        let context = self.context.clone().repeat_dim(0, rows);
+        let step = self.decoder.step(last_words, state, &context);
+        self.state = Some(step.state);
+        let [_, vocab] = step.log_probs.dims();
+        let values = step.log_probs.into_data().try_to_vec::<f32>().expect("f32 log-probabilities");
+        values.chunks(vocab).map(<[f32]>::to_vec).collect()
+    }
+}
+
+/// A trained decoder folder: model, vocabulary (checked against its manifest) and manifest.
+pub fn load_decoder(dir: &Path) -> Result<(StoryDecoder, Vocabulary, DecoderManifest), GenerateError> {
+    let error = |message: String| GenerateError::Decoder { path: dir.to_path_buf(), message };
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let bytes = std::fs::read(&manifest_path).map_err(|e| PathError::new("read", &manifest_path, e))?;
+    let manifest: DecoderManifest = serde_json::from_slice(&bytes).map_err(|e| error(e.to_string()))?;
+    let vocabulary = Vocabulary::load(&dir.join(TOKENIZER_FILE)).map_err(|e| error(e.to_string()))?;
+    if vocabulary.content_hash() != manifest.vocabulary_hash {
+        return Err(error(format!(
+            "its tokenizer.json (hash {}) is not the vocabulary it was trained with ({})",
+            vocabulary.content_hash(),
+            manifest.vocabulary_hash
+        )));
+    }
+    let config = &manifest.config;
+    let device = Device::flex();
+    let mut model = StoryDecoderConfig::new(vocabulary.len(), config.word_dim, config.hidden_dim, manifest.context_dim)
+        .with_per_step_context(config.per_step_context)
+        .init(&device);
+    let weights = read_widened(&dir.join(DECODER_FILE)).map_err(|e| error(e.to_string()))?;
+    let mut store = SafetensorsStore::from_bytes(Some(weights));
+    model.load_from(&mut store).map_err(|e| error(e.to_string()))?;
+    Ok((model, vocabulary, manifest))
+}

@@ -1,0 +1,361 @@
+//! `storytool train-decoder`: the story decoder's training loop.
+//!
+//! Passages of `decoder.passage_sentences` consecutive sentences are taken evenly across the corpus's
+//! training books (at most `decoder.max_passages`), each encoded once by the frozen skip-thought encoder
+//! (the mean of its sentences' vectors); the decoder learns to write each passage back from its vector.
+//! Batches, Adam, sampled softmax, validation on held-out books, checkpoints, resume, Ctrl-C and the NaN
+//! guard work as in [`super::encoder`].
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{Module, Param};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::batches::{PaddedBatch, plan_epoch};
+use super::passages::{evenly, passage_tokens, passage_vectors, sentence_windows};
+use super::run::{
+    LossWindow, MANIFEST_FILE, MetricsLog, TrainError, last_logged_losses, load_checkpoint, load_state,
+    prepare_run_dir, save_checkpoint, store_error,
+};
+use crate::config::{Config, DecoderConfig};
+use crate::corpus::Corpus;
+use crate::corpus::manifest::CreatedBy;
+use crate::corpus::streams::SplitStreams;
+use crate::encoder::SentenceEncoder;
+use crate::model::skip_thought::{DecoderTargets, sample_candidates};
+use crate::model::story_decoder::{StoryDecoder, StoryDecoderConfig};
+use crate::progress::Progress;
+use crate::util::IoContext;
+use crate::util::atomic::write_json;
+use crate::util::cancel::{CancelFlag, Interrupted};
+use crate::util::tensor_file::halve_float_tensors;
+
+pub const DECODER_FILE: &str = "decoder.safetensors";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub const FORMAT: &str = "storytool-story-decoder";
+/// Held-out passages encoded for validation.
+const VALID_PASSAGES: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct DecoderTrainRequest {
+    pub corpus_dir: PathBuf,
+    pub encoder_dir: PathBuf,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub force: bool,
+    pub config: Config,
+    pub command: Vec<String>,
+    pub cancel: CancelFlag,
+}
+
+#[derive(Debug, Clone)]
+pub struct DecoderTrainReport {
+    pub steps: u64,
+    pub resumed_from: Option<u64>,
+    pub train_loss: Option<f32>,
+    pub valid_loss: Option<f32>,
+    pub train_passages: usize,
+    pub valid_passages: usize,
+    pub encode_seconds: f32,
+}
+
+/// `manifest.json` of a trained story decoder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecoderManifest {
+    pub format: String,
+    pub created_by: CreatedBy,
+    pub corpus: String,
+    pub encoder: String,
+    pub vocabulary_size: usize,
+    pub vocabulary_hash: String,
+    /// Size of the vectors it is conditioned on: the encoder's sentence vectors.
+    pub context_dim: usize,
+    pub steps: u64,
+    pub final_train_loss: Option<f32>,
+    pub final_valid_loss: Option<f32>,
+    pub config: DecoderConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct DecoderState {
+    step: u64,
+    epoch: u64,
+    batch_in_epoch: usize,
+    decoder: DecoderConfig,
+    vocabulary_hash: String,
+    context_dim: usize,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecoderMetricsLine {
+    pub step: u64,
+    pub train_loss: f32,
+    pub train_perplexity: f32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub valid_loss: Option<f32>,
+    pub tokens_per_second: f32,
+    pub elapsed_seconds: f32,
+}
+
+/// Passages with their tokens and vectors.
+struct PassageSet {
+    tokens: Vec<Vec<u32>>,
+    vectors: Vec<Vec<f32>>,
+    lengths: Vec<usize>,
+}
+
+impl PassageSet {
+    fn new(
+        encoder: &SentenceEncoder,
+        split: &SplitStreams,
+        windows: &[Range<usize>],
+        max_tokens: usize,
+        progress: &dyn Progress,
+    ) -> PassageSet {
+        let tokens: Vec<Vec<u32>> = windows.iter().map(|window| passage_tokens(split, window, max_tokens)).collect();
+        let mut done = 0;
+        let vectors = passage_vectors(encoder, split, windows, |count| {
+            done += count;
+            progress.set_message(&format!("encoding passages: {done}/{}", windows.len()));
+        });
+        let lengths = tokens.iter().map(Vec::len).collect();
+        PassageSet { tokens, vectors, lengths }
+    }
+
+    fn batch(&self, indices: &[usize], config: &DecoderConfig, device: &Device) -> (Tensor<2>, PaddedBatch) {
+        let dim = self.vectors[0].len();
+        let context: Vec<f32> = indices.iter().flat_map(|&index| self.vectors[index].iter().copied()).collect();
+        let context = Tensor::from_data(TensorData::new(context, [indices.len(), dim]), device);
+        let padded = PaddedBatch::new(indices.iter().map(|&index| self.tokens[index].as_slice()), config.max_tokens);
+        (context, padded)
+    }
+}
+
+pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> Result<DecoderTrainReport, TrainError> {
+    let config = &request.config.decoder;
+    prepare_run_dir(&request.out, request.resume, request.force)?;
+    let corpus = Corpus::open(&request.corpus_dir)?;
+    let encoder = SentenceEncoder::load(&request.encoder_dir).map_err(|error| TrainError::Input(error.to_string()))?;
+    let encoder_hash = &encoder.manifest().vocabulary_hash;
+    if *encoder_hash != corpus.manifest.vocabulary.hash {
+        return Err(TrainError::Input(format!(
+            "the encoder `{}` was trained on another vocabulary ({encoder_hash}) than the corpus `{}` has ({})",
+            request.encoder_dir.display(),
+            request.corpus_dir.display(),
+            corpus.manifest.vocabulary.hash
+        )));
+    }
+    let train_windows = evenly(&sentence_windows(&corpus.train, config.passage_sentences), config.max_passages);
+    let valid_windows = evenly(&sentence_windows(&corpus.valid, config.passage_sentences), VALID_PASSAGES);
+    if train_windows.is_empty() {
+        return Err(TrainError::NoExamples(format!(
+            "no training book has {} consecutive sentences",
+            config.passage_sentences
+        )));
+    }
+    let started = Instant::now();
+    let train = PassageSet::new(&encoder, &corpus.train, &train_windows, config.max_tokens, progress);
+    let valid = PassageSet::new(&encoder, &corpus.valid, &valid_windows, config.max_tokens, progress);
+    let encode_seconds = started.elapsed().as_secs_f32();
+    request.cancel.check()?;
+
+    let device = Device::flex().autodiff();
+    device.seed(config.seed);
+    let vocab_size = corpus.vocabulary.len();
+    let model_config = StoryDecoderConfig::new(vocab_size, config.word_dim, config.hidden_dim, encoder.dim())
+        .with_per_step_context(config.per_step_context);
+    let mut model = model_config.init(&device);
+    if encoder.manifest().word_dim == config.word_dim {
+        // Start from the encoder's word embeddings: the same vocabulary, already trained on the same books.
+        let table =
+            Tensor::<2>::from_data(TensorData::new(encoder.word_embeddings(), [vocab_size, config.word_dim]), &device);
+        model.embedding.weight = Param::from_tensor(table);
+    }
+    let mut optimizer =
+        AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
+    let mut state = DecoderState {
+        step: 0,
+        epoch: 0,
+        batch_in_epoch: 0,
+        decoder: config.clone(),
+        vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
+        context_dim: encoder.dim(),
+    };
+    let mut resumed_from = None;
+    if request.resume {
+        let saved: DecoderState = load_state(&request.out)?;
+        check_same_settings(&saved, &state, &request.out)?;
+        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.step)?;
+        resumed_from = Some(saved.step);
+        state = saved;
+    }
+
+    let mut metrics = MetricsLog::open(&request.out)?;
+    progress.set_total(config.steps);
+    progress.advance(state.step);
+    let started = Instant::now();
+    let mut window = LossWindow::default();
+    let (mut last_train_loss, mut last_valid_loss) = last_logged_losses(&request.out);
+    let mut plan = plan_epoch(&train.lengths, config.batch_size, config.seed, state.epoch);
+    let mut checkpoint_step = resumed_from;
+    while state.step < config.steps {
+        if request.cancel.is_cancelled() {
+            save_checkpoint(&request.out, &model, &optimizer, &state)?;
+            return Err(Interrupted.into());
+        }
+        if state.batch_in_epoch >= plan.len() {
+            state.epoch += 1;
+            state.batch_in_epoch = 0;
+            plan = plan_epoch(&train.lengths, config.batch_size, config.seed, state.epoch);
+        }
+        let (context, padded) = train.batch(&plan[state.batch_in_epoch], config, &device);
+        let mut targets = DecoderTargets::new(&padded, &device);
+        let mut candidates = None;
+        if config.sampled_softmax > 0 {
+            let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ state.step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let (words, mut positions) =
+                sample_candidates(&[&padded], vocab_size, config.sampled_softmax, &mut rng, &device);
+            targets.candidate_positions = positions.pop();
+            candidates = Some(words);
+        }
+        let loss = model.loss(context, &targets, candidates.as_ref());
+        let loss_value: f32 = loss.clone().into_scalar();
+        if !loss_value.is_finite() {
+            return Err(TrainError::NonFinite { step: state.step + 1, loss: loss_value, checkpoint_step });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(config.learning_rate, model, grads);
+        state.step += 1;
+        state.batch_in_epoch += 1;
+        window.add(loss_value, padded.lengths.iter().sum());
+        progress.advance(1);
+
+        let validate = state.step % config.validate_every == 0 || state.step == config.steps;
+        if validate || state.step % 10 == 0 {
+            let train_loss = window.mean();
+            last_train_loss = Some(train_loss);
+            let valid_loss = if validate { validation_loss(&model, &valid, config) } else { None };
+            if valid_loss.is_some() {
+                last_valid_loss = valid_loss;
+            }
+            let line = DecoderMetricsLine {
+                step: state.step,
+                train_loss,
+                train_perplexity: train_loss.exp(),
+                valid_loss,
+                tokens_per_second: window.items_per_second(),
+                elapsed_seconds: started.elapsed().as_secs_f32(),
+            };
+            progress.set_message(&format!(
+                "loss {:.3} ppl {:.1} {:.0} tok/s{}",
+                line.train_loss,
+                line.train_perplexity,
+                line.tokens_per_second,
+                last_valid_loss.map(|loss| format!(" valid {loss:.3}")).unwrap_or_default()
+            ));
+            metrics.write(&line)?;
+            window = LossWindow::default();
+        }
+        if state.step % config.checkpoint_every == 0 || state.step == config.steps {
+            metrics.flush()?;
+            save_checkpoint(&request.out, &model, &optimizer, &state)?;
+            checkpoint_step = Some(state.step);
+        }
+    }
+    progress.finish();
+    export_decoder(request, &corpus, &model, &state, encoder.dim(), last_train_loss, last_valid_loss)?;
+    Ok(DecoderTrainReport {
+        steps: state.step,
+        resumed_from,
+        train_loss: last_train_loss,
+        valid_loss: last_valid_loss,
+        train_passages: train.tokens.len(),
+        valid_passages: valid.tokens.len(),
+        encode_seconds,
+    })
+}
+
+/// Mean loss (full softmax) over the first `valid_batches` batches of held-out passages.
+fn validation_loss(model: &StoryDecoder, valid: &PassageSet, config: &DecoderConfig) -> Option<f32> {
+    if valid.tokens.is_empty() {
+        return None;
+    }
+    let inference = model.valid();
+    let device = Device::flex();
+    let plan = plan_epoch(&valid.lengths, config.batch_size, config.seed, 0);
+    let losses: Vec<f32> = plan
+        .iter()
+        .take(config.valid_batches)
+        .map(|batch| {
+            let (context, padded) = valid.batch(batch, config, &device);
+            inference.loss(context, &DecoderTargets::new(&padded, &device), None).into_scalar()
+        })
+        .collect();
+    Some(losses.iter().sum::<f32>() / losses.len() as f32)
+}
+
+fn check_same_settings(saved: &DecoderState, now: &DecoderState, dir: &Path) -> Result<(), TrainError> {
+    let changed = |what: &str| TrainError::SettingsChanged { dir: dir.to_path_buf(), what: what.to_string() };
+    let (a, b) = (&saved.decoder, &now.decoder);
+    for (what, same) in [
+        ("the corpus vocabulary", saved.vocabulary_hash == now.vocabulary_hash),
+        ("the encoder's vector size", saved.context_dim == now.context_dim),
+        ("decoder.passage_sentences", a.passage_sentences == b.passage_sentences),
+        ("decoder.max_tokens", a.max_tokens == b.max_tokens),
+        ("decoder.word_dim", a.word_dim == b.word_dim),
+        ("decoder.hidden_dim", a.hidden_dim == b.hidden_dim),
+        ("decoder.per_step_context", a.per_step_context == b.per_step_context),
+        ("decoder.max_passages", a.max_passages == b.max_passages),
+        ("decoder.batch_size", a.batch_size == b.batch_size),
+        ("decoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
+        ("decoder.seed", a.seed == b.seed),
+    ] {
+        if !same {
+            return Err(changed(what));
+        }
+    }
+    Ok(())
+}
+
+fn export_decoder(
+    request: &DecoderTrainRequest,
+    corpus: &Corpus,
+    model: &StoryDecoder,
+    state: &DecoderState,
+    context_dim: usize,
+    train_loss: Option<f32>,
+    valid_loss: Option<f32>,
+) -> Result<(), TrainError> {
+    let path = request.out.join(DECODER_FILE);
+    let partial = request.out.join(format!("{DECODER_FILE}.partial"));
+    let mut store = SafetensorsStore::from_file(&partial).overwrite(true);
+    model.valid().save_into(&mut store).map_err(|error| store_error(&partial, error))?;
+    // Stored in f16: half the size, and generation does not notice (widened back to f32 when loaded).
+    halve_float_tensors(&partial).map_err(|error| store_error(&partial, error))?;
+    std::fs::rename(&partial, &path).path_context("move into place", &path)?;
+    corpus.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
+    let manifest = DecoderManifest {
+        format: FORMAT.into(),
+        created_by: CreatedBy::now(request.command.clone()),
+        corpus: corpus.dir.display().to_string(),
+        encoder: request.encoder_dir.display().to_string(),
+        vocabulary_size: corpus.vocabulary.len(),
+        vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
+        context_dim,
+        steps: state.step,
+        final_train_loss: train_loss,
+        final_valid_loss: valid_loss,
+        config: request.config.decoder.clone(),
+    };
+    write_json(&request.out.join(MANIFEST_FILE), &manifest)?;
+    Ok(())
+}
