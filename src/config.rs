@@ -25,6 +25,8 @@ pub struct Config {
     pub bias: BiasConfig,
     /// Story generation (`storytool generate`).
     pub generate: GenerateConfig,
+    /// Inputs and outputs of `storytool pipeline` (every stage from raw data to stories).
+    pub pipeline: PipelineConfig,
     /// The product's genres, each a set of catalogue tags: `thriller = ["thriller", "mystery"]`.
     pub genres: BTreeMap<String, Vec<String>>,
 }
@@ -229,6 +231,68 @@ impl Default for GenerateConfig {
     }
 }
 
+/// An annotation file and the folder of its photos.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSet {
+    pub captions: PathBuf,
+    pub images: PathBuf,
+}
+
+/// What `storytool pipeline` reads and where it writes. Relative paths are relative to the current folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Every stage's output goes in a folder of this one (corpus/, encoder/, decoder/, bias/, features-*/,
+    /// vse/, caption-bank/, stories.json).
+    pub run_dir: PathBuf,
+    /// Novels: a folder of `.txt` files, with `catalog` (CSV), or one folder per genre with `catalog = ""`.
+    pub books: PathBuf,
+    pub catalog: Option<PathBuf>,
+    /// COCO captions JSON files with their photo folders.
+    pub coco: Vec<ImageSet>,
+    /// Flickr8k `captions.txt` files with their photo folders.
+    pub flickr8k: Vec<ImageSet>,
+    /// Word vectors for the VSE's word embeddings (optional), and the word list of an `.npy` table.
+    pub word_vectors: Option<PathBuf>,
+    pub word_vectors_words: Option<PathBuf>,
+    /// EfficientNet-Lite weights (default: `$STORYTOOL_CNN_WEIGHTS`, then the file `scripts/fetch-cnn.sh` fetches).
+    pub cnn: Option<PathBuf>,
+    /// Photos to write stories about at the end, in each of `story_genres`.
+    pub photos: Vec<PathBuf>,
+    pub story_genres: Vec<String>,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        let data = PathBuf::from("../shared/data");
+        PipelineConfig {
+            run_dir: PathBuf::from("runs/pipeline"),
+            books: data.join("books"),
+            catalog: Some(data.join("books.csv")),
+            coco: vec![
+                ImageSet {
+                    captions: data.join("coco/annotations/captions_val2017.json"),
+                    images: data.join("coco/val2017"),
+                },
+                ImageSet {
+                    captions: data.join("coco/annotations/captions_train2017.json"),
+                    images: data.join("coco/train2017"),
+                },
+            ],
+            flickr8k: vec![ImageSet {
+                captions: data.join("flickr8k/captions.txt"),
+                images: data.join("flickr8k/images"),
+            }],
+            word_vectors: None,
+            word_vectors_words: None,
+            cnn: None,
+            photos: vec![PathBuf::from("data/samples/chelsea.png"), PathBuf::from("data/samples/coffee.png")],
+            story_genres: vec!["adventure".into(), "sci-fi".into(), "thriller".into()],
+        }
+    }
+}
+
 impl Default for VseConfig {
     fn default() -> Self {
         VseConfig {
@@ -268,6 +332,7 @@ impl Default for Config {
             decoder: DecoderConfig::default(),
             bias: BiasConfig::default(),
             generate: GenerateConfig::default(),
+            pipeline: PipelineConfig::default(),
             genres: genres
                 .iter()
                 .map(|(name, tags)| (name.to_string(), tags.iter().map(|tag| tag.to_string()).collect()))

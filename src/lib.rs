@@ -10,6 +10,7 @@ pub mod corpus;
 pub mod encoder;
 pub mod features;
 pub mod model;
+pub mod pipeline;
 pub mod progress;
 pub mod retrieval;
 pub mod story;

@@ -228,3 +228,131 @@ fn from_books_and_photos_to_stories() {
     let stderr = String::from_utf8_lossy(&wrong.stderr);
     assert!(!wrong.status.success() && stderr.contains("western") && stderr.contains("adventure, sci-fi"), "{stderr}");
 }
+
+/// Writes the fixture books, photos and captions of [`models`] without training anything.
+fn raw_data(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let books = root.join("books");
+    let adventure: [&[&str]; 3] =
+        [&["captain", "sailor", "pirate"], &["sailed", "crossed", "searched"], &["sea", "island", "harbour"]];
+    let scifi: [&[&str]; 3] =
+        [&["robot", "android", "pilot"], &["launched", "scanned", "orbited"], &["star", "planet", "station"]];
+    for (genre, words, base) in [("adventure", adventure, 10), ("sci-fi", scifi, 20)] {
+        std::fs::create_dir_all(books.join(genre)).unwrap();
+        for index in 0..3u64 {
+            std::fs::write(books.join(genre).join(format!("{index}.txt")), book(&words, base + index)).unwrap();
+        }
+    }
+    let images = root.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let mut lines = vec!["image,caption".to_string()];
+    for i in 0..6u8 {
+        support::write_photo(&images.join(format!("{i}.png")), 40 + u32::from(i) * 5, 40, i * 40 + 3);
+        lines.push(format!("{i}.png,It was at night."));
+        lines.push(format!("{i}.png,It was at dawn."));
+    }
+    let captions = root.join("captions.txt");
+    std::fs::write(&captions, lines.join("\n")).unwrap();
+    (books, images, captions)
+}
+
+#[test]
+fn the_pipeline_runs_every_stage_then_skips_what_is_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (books, images, captions) = raw_data(root);
+    let cnn = root.join("cnn.pth");
+    support::write_legacy_pth(&cnn, &support::tiny_efficientnet(3));
+    let config = root.join("tiny.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[corpus]
+valid_books = 1
+[encoder]
+word_dim = 16
+hidden_dim = 32
+steps = 20
+[decoder]
+word_dim = 16
+hidden_dim = 32
+passage_sentences = 3
+sampled_softmax = 0
+steps = 20
+[bias]
+min_passage_tokens = 20
+[vse]
+word_dim = 8
+embed_dim = 16
+batch_size = 4
+steps = 10
+valid_percent = 0
+test_percent = 0
+[generate]
+k = 3
+max_words = 30
+[pipeline]
+run_dir = "{run}"
+books = "{books}"
+catalog = ""
+coco = []
+cnn = "{cnn}"
+photos = ["{photo}"]
+story_genres = ["adventure", "sci-fi"]
+[[pipeline.flickr8k]]
+captions = "{captions}"
+images = "{images}"
+[genres]
+adventure = ["adventure"]
+"sci-fi" = ["sci-fi"]
+"#,
+            run = root.join("run").display(),
+            books = books.display(),
+            cnn = cnn.display(),
+            photo = images.join("1.png").display(),
+            captions = captions.display(),
+            images = images.display(),
+        ),
+    )
+    .unwrap();
+    let pipeline = |extra: &[&str]| {
+        let output = storytool().arg("pipeline").arg("--config").arg(&config).args(extra).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        (String::from_utf8_lossy(&output.stdout).into_owned(), stderr)
+    };
+    let (stories, log) = pipeline(&[]);
+    for stage in [
+        "ingest",
+        "train-encoder",
+        "train-decoder",
+        "compute-bias",
+        "features-flickr8k-0",
+        "train-vse",
+        "build-caption-bank",
+    ] {
+        assert!(log.contains(&format!("== {stage}\n")), "{stage} did not run:\n{log}");
+    }
+    assert!(stories.contains("1.png / adventure]") && stories.contains("1.png / sci-fi]"), "{stories}");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("run/stories.json")).unwrap()).unwrap();
+    assert_eq!(written.as_array().unwrap().len(), 2);
+
+    // Nothing changed: every stage is skipped, and the stories are the same.
+    let (again, log) = pipeline(&[]);
+    assert_eq!(log.matches("up to date, skipped").count(), 7, "{log}");
+    assert_eq!(again, stories);
+
+    // A decoder setting changed: only the decoder is trained again.
+    let (_, log) = pipeline(&["--set", "decoder.steps=25"]);
+    assert!(log.contains("== train-decoder\n"), "{log}");
+    assert_eq!(log.matches("up to date, skipped").count(), 6, "{log}");
+
+    // A training stage that started but did not finish resumes from its checkpoint.
+    let record_path = root.join("run/pipeline.json");
+    let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    record["stages"]["train-decoder"]["finished"] = serde_json::Value::Null;
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let (_, log) = pipeline(&["--set", "decoder.steps=25"]);
+    assert!(log.contains("== train-decoder: resuming from its checkpoint"), "{log}");
+}

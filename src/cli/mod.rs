@@ -9,6 +9,7 @@ mod expand_vocab;
 mod extract_features;
 mod generate;
 mod ingest;
+mod pipeline;
 mod progress_bar;
 mod train_decoder;
 mod train_encoder;
@@ -53,6 +54,8 @@ enum Command {
     ComputeBias(compute_bias::ComputeBiasArgs),
     /// Write a story about a photo in a genre
     Generate(generate::GenerateArgs),
+    /// Run every stage from raw data to stories, skipping what is up to date
+    Pipeline(pipeline::PipelineArgs),
     /// Measure trained models on held-out data
     Evaluate(evaluate::EvaluateArgs),
 }
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::ComputeBias(args) => compute_bias::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Pipeline(args) => pipeline::run(args),
     }
 }
 

@@ -30,6 +30,11 @@ impl Bar {
         Bar::with_template("[{bar:32}] {pos}/{len} steps, eta {eta} {msg}")
     }
 
+    /// A bar for work of any unit: done, total, eta.
+    pub fn counter() -> Bar {
+        Bar::with_template("[{bar:32}] {pos}/{len} eta {eta} {msg}")
+    }
+
     /// A bar counting items (images, captions): done, total, rate.
     pub fn items(unit: &str) -> Bar {
         Bar::with_template(&format!("[{{bar:32}}] {{pos}}/{{len}} {unit}, {{per_sec}}, eta {{eta}} {{msg}}"))
