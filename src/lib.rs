@@ -13,6 +13,7 @@ pub mod model;
 pub mod pipeline;
 pub mod progress;
 pub mod retrieval;
+pub mod serve;
 pub mod story;
 pub mod text;
 pub mod train;

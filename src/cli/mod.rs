@@ -11,6 +11,7 @@ mod generate;
 mod ingest;
 mod pipeline;
 mod progress_bar;
+mod serve;
 mod train_decoder;
 mod train_encoder;
 mod train_vse;
@@ -54,6 +55,8 @@ enum Command {
     ComputeBias(compute_bias::ComputeBiasArgs),
     /// Write a story about a photo in a genre
     Generate(generate::GenerateArgs),
+    /// Serve the web app and JSON API
+    Serve(serve::ServeArgs),
     /// Run every stage from raw data to stories, skipping what is up to date
     Pipeline(pipeline::PipelineArgs),
     /// Measure trained models on held-out data
@@ -108,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ComputeBias(args) => compute_bias::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Pipeline(args) => pipeline::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

