@@ -94,7 +94,8 @@ async fn the_api_writes_stories_and_refuses_bad_requests_in_json() {
         caption_texts: Arc::new(Default::default()),
     };
     let app = router(state);
-    let photo = std::fs::read(dir.path().join("images/2.png")).unwrap();
+    // A real photo (the models are fixtures, the picture is not).
+    let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/samples/coffee.png")).unwrap();
 
     let (status, json, _) =
         answer(&app, story_request(&[("image", Some("a.jpg"), &photo), ("genre", None, b"adventure")])).await;
@@ -154,7 +155,11 @@ async fn the_api_writes_stories_and_refuses_bad_requests_in_json() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
 
-    // Fill the pool (one worker busy, one job waiting): the next request is refused, not queued.
+    // Fill the pool (one worker busy, one job waiting): the next request is refused, not queued. (A worker
+    // counts its job done just after sending the answer: wait for the count to settle first.)
+    while pool.pending() != 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let gate = Arc::new(Barrier::new(2));
     let held = Arc::clone(&gate);
     pool.submit(move || {

@@ -29,8 +29,9 @@ impl WorkerPool {
     /// `workers` threads; up to `queue` jobs wait beyond those running.
     pub fn new(workers: usize, queue: usize) -> WorkerPool {
         let workers = workers.max(1);
-        // The channel holds the waiting jobs; each worker holds one running job.
-        let (sender, receiver) = sync_channel::<Job>(queue);
+        // `pending` enforces the limit (running + waiting); the channel is sized so that it never refuses a
+        // job the count allows, even before a worker has picked up the previous one.
+        let (sender, receiver) = sync_channel::<Job>(workers + queue);
         let receiver = Arc::new(std::sync::Mutex::new(receiver));
         let pending = Arc::new(AtomicUsize::new(0));
         for index in 0..workers {
