@@ -80,12 +80,19 @@ pub fn clean_up(tokens: &[&str]) -> String {
         }
         previous = token;
     }
-    // A quote opened at the very end has nothing to quote.
+    // A quote opened at the very end has nothing to quote; one opened earlier is closed.
     if inside_quote && out.ends_with('"') {
         out.pop();
+        inside_quote = false;
     }
-    let out = out.trim_end_matches([',', ';', ':', ' ']).to_string();
-    if out.is_empty() || out.ends_with(['.', '!', '?', '"']) { out } else { format!("{out}.") }
+    let mut out = out.trim_end_matches([',', ';', ':', ' ']).to_string();
+    if !(out.is_empty() || out.ends_with(['.', '!', '?', '"'])) {
+        out.push('.');
+    }
+    if inside_quote {
+        out.push('"');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -106,5 +113,6 @@ mod tests {
         assert_eq!(clean("i'm sure it's there ! really ?"), "I'm sure it's there! Really?");
         assert_eq!(clean("we waited ( long ) ;"), "We waited (long).");
         assert_eq!(clean("\" why ? \" asked he . \""), "\"Why?\" asked he.");
+        assert_eq!(clean("he said . \" i was willing"), "He said. \"I was willing.\"");
     }
 }

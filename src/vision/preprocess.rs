@@ -18,7 +18,7 @@ pub const MAX_PIXELS: u64 = 64_000_000;
 /// Why an image could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{path}`")]
     Io { path: String, source: std::io::Error },
     #[error("`{path}` is not an image this tool can read (JPEG, PNG or WebP): {message}")]
     Decode { path: String, message: String },
