@@ -9,19 +9,21 @@
 //! before the bad step is applied, keeping the last good checkpoint.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batches::{PaddedBatch, plan_epoch};
-use super::run::{LossWindow, MetricsLog, load_checkpoint, load_state, prepare_run_dir, save_checkpoint, store_error};
+use super::run::{
+    LossWindow, Position, RunState, Schedule, TokenLossLog, TrainingTask, load_checkpoint, load_state, prepare_run_dir,
+    store_error, train_steps,
+};
 use super::triples::{Triple, sentence_triples};
 use crate::config::{Config, EncoderConfig};
 use crate::corpus::Corpus;
@@ -30,9 +32,9 @@ use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::progress::Progress;
 use crate::util::IoContext;
 use crate::util::atomic::write_json;
-use crate::util::cancel::{CancelFlag, Interrupted};
+use crate::util::cancel::CancelFlag;
 
-pub use super::run::{CHECKPOINT_DIR, MANIFEST_FILE, METRICS_FILE, TrainError};
+pub use super::run::{CHECKPOINT_DIR, MANIFEST_FILE, METRICS_FILE, MetricsLine, TrainError};
 pub const ENCODER_FILE: &str = "encoder.safetensors";
 /// The corpus vocabulary, copied so that an encoder folder is all `encode` needs.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -55,26 +57,17 @@ pub struct EncoderTrainRequest {
 /// The training position saved with each checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct TrainState {
-    /// Optimizer steps done.
-    step: u64,
-    /// The epoch the next batch comes from and its index in that epoch's plan.
-    epoch: u64,
-    batch_in_epoch: usize,
+    #[serde(flatten)]
+    position: Position,
     /// Settings that must not change across a resume.
     encoder: EncoderConfig,
     vocabulary_hash: String,
 }
 
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MetricsLine {
-    pub step: u64,
-    pub train_loss: f32,
-    pub train_perplexity: f32,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub valid_loss: Option<f32>,
-    pub tokens_per_second: f32,
-    pub elapsed_seconds: f32,
+impl RunState for TrainState {
+    fn position(&mut self) -> &mut Position {
+        &mut self.position
+    }
 }
 
 /// `manifest.json` of a trained encoder: what later stages check before using it.
@@ -181,9 +174,7 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
     let mut optimizer =
         AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
     let mut state = TrainState {
-        step: 0,
-        epoch: 0,
-        batch_in_epoch: 0,
+        position: Position::default(),
         encoder: config.clone(),
         vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
     };
@@ -191,88 +182,83 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
     if request.resume {
         let saved: TrainState = load_state(&request.out)?;
         check_same_settings(&saved, &state, &request.out)?;
-        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.step)?;
-        resumed_from = Some(saved.step);
+        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.position.step)?;
+        resumed_from = Some(saved.position.step);
         state = saved;
     }
 
-    let mut metrics = MetricsLog::open(&request.out)?;
-    progress.set_total(config.steps);
-    progress.advance(state.step);
-    let started = Instant::now();
-    let mut window = LossWindow::default();
-    let mut last_train_loss = None;
-    let mut last_valid_loss = None;
-    let mut plan = plan_epoch(&train.lengths, config.batch_size, config.seed, state.epoch);
-    let mut checkpoint_step = resumed_from;
-
-    while state.step < config.steps {
-        if request.cancel.is_cancelled() {
-            save_checkpoint(&request.out, &model, &optimizer, &state)?;
-            return Err(Interrupted.into());
-        }
-        if state.batch_in_epoch >= plan.len() {
-            state.epoch += 1;
-            state.batch_in_epoch = 0;
-            plan = plan_epoch(&train.lengths, config.batch_size, config.seed, state.epoch);
-        }
-        let (batch, tokens) = train.tensors(&plan[state.batch_in_epoch], config, &device, state.step);
-        let loss = model.loss(&batch);
-        let loss_value: f32 = loss.clone().into_scalar();
-        if !loss_value.is_finite() {
-            return Err(TrainError::NonFinite { step: state.step + 1, loss: loss_value, checkpoint_step });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(config.learning_rate, model, grads);
-        state.step += 1;
-        state.batch_in_epoch += 1;
-        window.add(loss_value, tokens);
-        progress.advance(1);
-
-        let validate = state.step % config.validate_every == 0 || state.step == config.steps;
-        let log = validate || state.step % 10 == 0;
-        if log {
-            let train_loss = window.mean();
-            last_train_loss = Some(train_loss);
-            let valid_loss = validate.then(|| validation_loss(&model, &valid, config)).flatten();
-            if valid_loss.is_some() {
-                last_valid_loss = valid_loss;
-            }
-            let line = MetricsLine {
-                step: state.step,
-                train_loss,
-                train_perplexity: train_loss.exp(),
-                valid_loss,
-                tokens_per_second: window.items_per_second(),
-                elapsed_seconds: started.elapsed().as_secs_f32(),
-            };
-            progress.set_message(&format!(
-                "loss {:.3} ppl {:.1} {:.0} tok/s{}",
-                line.train_loss,
-                line.train_perplexity,
-                line.tokens_per_second,
-                last_valid_loss.map(|loss| format!(" valid {loss:.3}")).unwrap_or_default()
-            ));
-            metrics.write(&line)?;
-            window = LossWindow::default();
-        }
-        if state.step % config.checkpoint_every == 0 || state.step == config.steps {
-            metrics.flush()?;
-            save_checkpoint(&request.out, &model, &optimizer, &state)?;
-            checkpoint_step = Some(state.step);
-        }
-    }
-    progress.finish();
+    let mut task = EncoderTask {
+        train: &train,
+        valid: &valid,
+        config,
+        device: device.clone(),
+        plan: Vec::new(),
+        log: TokenLossLog::resume(&request.out),
+    };
+    let schedule = Schedule {
+        steps: config.steps,
+        learning_rate: config.learning_rate,
+        validate_every: config.validate_every,
+        checkpoint_every: config.checkpoint_every,
+    };
+    let model = train_steps(
+        &mut task,
+        model,
+        optimizer,
+        &mut state,
+        &schedule,
+        &request.out,
+        &request.cancel,
+        progress,
+        resumed_from,
+    )?;
+    let (last_train_loss, last_valid_loss) = (task.log.train_loss, task.log.valid_loss);
     export_encoder(request, &corpus, &model, &state, last_train_loss, last_valid_loss)?;
     Ok(EncoderTrainReport {
         out: request.out.clone(),
-        steps: state.step,
+        steps: state.position.step,
         resumed_from,
         train_loss: last_train_loss,
         valid_loss: last_valid_loss,
         train_triples: train.triples.len(),
         valid_triples: valid.triples.len(),
     })
+}
+
+/// The skip-thought loss for the shared loop.
+struct EncoderTask<'a> {
+    train: &'a TripleSet<'a>,
+    valid: &'a TripleSet<'a>,
+    config: &'a EncoderConfig,
+    device: Device,
+    plan: Vec<Vec<usize>>,
+    log: TokenLossLog,
+}
+
+impl TrainingTask for EncoderTask<'_> {
+    type Model = SkipThought;
+
+    fn start_epoch(&mut self, epoch: u64) -> usize {
+        self.plan = plan_epoch(&self.train.lengths, self.config.batch_size, self.config.seed, epoch);
+        self.plan.len()
+    }
+
+    fn loss(&self, model: &SkipThought, index: usize, step: u64) -> (Tensor<1>, usize) {
+        let (batch, tokens) = self.train.tensors(&self.plan[index], self.config, &self.device, step);
+        (model.loss(&batch), tokens)
+    }
+
+    fn log(
+        &mut self,
+        model: &SkipThought,
+        step: u64,
+        window: &LossWindow,
+        validate: bool,
+        elapsed_seconds: f32,
+    ) -> (serde_json::Value, String) {
+        let valid_loss = if validate { validation_loss(model, self.valid, self.config) } else { None };
+        self.log.line(step, window, valid_loss, elapsed_seconds)
+    }
 }
 
 /// Mean loss over the first `valid_batches` batches of the held-out triples (the same batches every time).
@@ -340,7 +326,7 @@ fn export_encoder(
         word_dim: config.word_dim,
         hidden_dim: config.hidden_dim,
         max_tokens: config.max_tokens,
-        steps: state.step,
+        steps: state.position.step,
         final_train_loss: train_loss,
         final_valid_loss: valid_loss,
         config: config.clone(),

@@ -7,14 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{ModuleOptimizer, OptimizerRecord};
+use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::store::{BurnpackStore, ModuleSnapshot};
-use serde::Serialize;
+use burn::tensor::Tensor;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::corpus::CorpusError;
+use crate::progress::Progress;
 use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
-use crate::util::cancel::Interrupted;
+use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::{IoContext, PathError};
 
 pub const CHECKPOINT_DIR: &str = "checkpoint";
@@ -210,4 +212,168 @@ pub fn store_error(path: &Path, error: impl std::fmt::Display) -> TrainError {
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
     let bytes = std::fs::read(path).path_context("read", path)?;
     serde_json::from_slice(&bytes).map_err(|error| store_error(path, error))
+}
+
+/// Where a run is: optimizer steps done, and the epoch and index in that epoch's plan of the next batch.
+/// Flattened into each trainer's saved state, so a resume continues with the same batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub step: u64,
+    pub epoch: u64,
+    pub batch_in_epoch: usize,
+}
+
+/// A trainer's saved state: its position and whatever else must match on resume.
+pub trait RunState: Serialize {
+    fn position(&mut self) -> &mut Position;
+}
+
+/// The step counts and rate of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub steps: u64,
+    pub learning_rate: f64,
+    pub validate_every: u64,
+    pub checkpoint_every: u64,
+}
+
+/// What a trainer gives [`train_steps`]: its batches, its loss and its log lines.
+pub trait TrainingTask {
+    type Model: Module;
+    /// Builds the plan of `epoch` and returns how many batches it has.
+    fn start_epoch(&mut self, epoch: u64) -> usize;
+    /// The loss of batch `index` of the current plan (`step` seeds any sampling, so a resume draws the
+    /// same) and how many items (tokens, pairs) it covers.
+    fn loss(&self, model: &Self::Model, index: usize, step: u64) -> (Tensor<1>, usize);
+    /// The `metrics.jsonl` line for `step` (with validation when `validate`) and the progress message.
+    fn log(
+        &mut self,
+        model: &Self::Model,
+        step: u64,
+        window: &LossWindow,
+        validate: bool,
+        elapsed_seconds: f32,
+    ) -> (serde_json::Value, String);
+}
+
+/// The loop every trainer shares: until `schedule.steps`, take the next batch (starting a new epoch when
+/// the plan is used up), stop before applying a non-finite loss, step the optimizer, log every 10 steps
+/// and at each validation, checkpoint every `checkpoint_every` steps and at the end, and on cancellation
+/// write a checkpoint and return [`Interrupted`]. Returns the trained model.
+#[allow(clippy::too_many_arguments)]
+pub fn train_steps<T: TrainingTask, S: RunState>(
+    task: &mut T,
+    mut model: T::Model,
+    mut optimizer: ModuleOptimizer,
+    state: &mut S,
+    schedule: &Schedule,
+    out: &Path,
+    cancel: &CancelFlag,
+    progress: &dyn Progress,
+    mut checkpoint_step: Option<u64>,
+) -> Result<T::Model, TrainError> {
+    let mut metrics = MetricsLog::open(out)?;
+    progress.set_total(schedule.steps);
+    progress.advance(state.position().step);
+    let started = Instant::now();
+    let mut window = LossWindow::default();
+    let mut plan_len = task.start_epoch(state.position().epoch);
+    while state.position().step < schedule.steps {
+        if cancel.is_cancelled() {
+            save_checkpoint(out, &model, &optimizer, state)?;
+            return Err(Interrupted.into());
+        }
+        let position = state.position();
+        if position.batch_in_epoch >= plan_len {
+            position.epoch += 1;
+            position.batch_in_epoch = 0;
+            plan_len = task.start_epoch(position.epoch);
+        }
+        let (loss, items) = task.loss(&model, position.batch_in_epoch, position.step);
+        let loss_value: f32 = loss.clone().into_scalar();
+        if !loss_value.is_finite() {
+            return Err(TrainError::NonFinite { step: position.step + 1, loss: loss_value, checkpoint_step });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(schedule.learning_rate, model, grads);
+        position.step += 1;
+        position.batch_in_epoch += 1;
+        let step = position.step;
+        window.add(loss_value, items);
+        progress.advance(1);
+
+        let validate = step % schedule.validate_every == 0 || step == schedule.steps;
+        if validate || step % 10 == 0 {
+            let (line, message) = task.log(&model, step, &window, validate, started.elapsed().as_secs_f32());
+            progress.set_message(&message);
+            metrics.write(&line)?;
+            window = LossWindow::default();
+        }
+        if step % schedule.checkpoint_every == 0 || step == schedule.steps {
+            metrics.flush()?;
+            save_checkpoint(out, &model, &optimizer, state)?;
+            checkpoint_step = Some(step);
+        }
+    }
+    progress.finish();
+    Ok(model)
+}
+
+/// One `metrics.jsonl` line of a trainer whose loss is per token (the skip-thought encoder, the story
+/// decoder).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsLine {
+    pub step: u64,
+    pub train_loss: f32,
+    pub train_perplexity: f32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub valid_loss: Option<f32>,
+    pub tokens_per_second: f32,
+    pub elapsed_seconds: f32,
+}
+
+/// The last losses a per-token trainer logged, and its log line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenLossLog {
+    pub train_loss: Option<f32>,
+    pub valid_loss: Option<f32>,
+}
+
+impl TokenLossLog {
+    /// Starts from what `out/metrics.jsonl` last logged (a resumed run with no steps left reports it).
+    pub fn resume(out: &Path) -> TokenLossLog {
+        let (train_loss, valid_loss) = last_logged_losses(out);
+        TokenLossLog { train_loss, valid_loss }
+    }
+
+    /// The line and message for `step`; `valid_loss` is this step's validation, if it ran.
+    pub fn line(
+        &mut self,
+        step: u64,
+        window: &LossWindow,
+        valid_loss: Option<f32>,
+        elapsed_seconds: f32,
+    ) -> (serde_json::Value, String) {
+        let train_loss = window.mean();
+        self.train_loss = Some(train_loss);
+        if valid_loss.is_some() {
+            self.valid_loss = valid_loss;
+        }
+        let line = MetricsLine {
+            step,
+            train_loss,
+            train_perplexity: train_loss.exp(),
+            valid_loss,
+            tokens_per_second: window.items_per_second(),
+            elapsed_seconds,
+        };
+        let message = format!(
+            "loss {:.3} ppl {:.1} {:.0} tok/s{}",
+            line.train_loss,
+            line.train_perplexity,
+            line.tokens_per_second,
+            self.valid_loss.map(|loss| format!(" valid {loss:.3}")).unwrap_or_default()
+        );
+        (serde_json::to_value(&line).expect("metrics serialize"), message)
+    }
 }
