@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, Param};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::batches::{PaddedBatch, plan_epoch};
 use super::passages::{evenly, passage_tokens, passage_vectors, sentence_windows};
 use super::run::{
-    LossWindow, MANIFEST_FILE, MetricsLog, TrainError, last_logged_losses, load_checkpoint, load_state,
-    prepare_run_dir, save_checkpoint, store_error,
+    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TokenLossLog, TrainError, TrainingTask, load_checkpoint,
+    load_state, prepare_run_dir, store_error, train_steps,
 };
 use crate::config::{Config, DecoderConfig};
 use crate::corpus::Corpus;
@@ -35,7 +35,7 @@ use crate::model::story_decoder::{StoryDecoder, StoryDecoderConfig};
 use crate::progress::Progress;
 use crate::util::IoContext;
 use crate::util::atomic::write_json;
-use crate::util::cancel::{CancelFlag, Interrupted};
+use crate::util::cancel::CancelFlag;
 use crate::util::tensor_file::halve_float_tensors;
 
 pub const DECODER_FILE: &str = "decoder.safetensors";
@@ -86,24 +86,17 @@ pub struct DecoderManifest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct DecoderState {
-    step: u64,
-    epoch: u64,
-    batch_in_epoch: usize,
+    #[serde(flatten)]
+    position: Position,
     decoder: DecoderConfig,
     vocabulary_hash: String,
     context_dim: usize,
 }
 
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DecoderMetricsLine {
-    pub step: u64,
-    pub train_loss: f32,
-    pub train_perplexity: f32,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub valid_loss: Option<f32>,
-    pub tokens_per_second: f32,
-    pub elapsed_seconds: f32,
+impl RunState for DecoderState {
+    fn position(&mut self) -> &mut Position {
+        &mut self.position
+    }
 }
 
 /// Passages with their tokens and vectors.
@@ -183,9 +176,7 @@ pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> 
     let mut optimizer =
         AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
     let mut state = DecoderState {
-        step: 0,
-        epoch: 0,
-        batch_in_epoch: 0,
+        position: Position::default(),
         decoder: config.clone(),
         vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
         context_dim: encoder.dim(),
@@ -194,87 +185,41 @@ pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> 
     if request.resume {
         let saved: DecoderState = load_state(&request.out)?;
         check_same_settings(&saved, &state, &request.out)?;
-        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.step)?;
-        resumed_from = Some(saved.step);
+        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.position.step)?;
+        resumed_from = Some(saved.position.step);
         state = saved;
     }
 
-    let mut metrics = MetricsLog::open(&request.out)?;
-    progress.set_total(config.steps);
-    progress.advance(state.step);
-    let started = Instant::now();
-    let mut window = LossWindow::default();
-    let (mut last_train_loss, mut last_valid_loss) = last_logged_losses(&request.out);
-    let mut plan = plan_epoch(&train.lengths, config.batch_size, config.seed, state.epoch);
-    let mut checkpoint_step = resumed_from;
-    while state.step < config.steps {
-        if request.cancel.is_cancelled() {
-            save_checkpoint(&request.out, &model, &optimizer, &state)?;
-            return Err(Interrupted.into());
-        }
-        if state.batch_in_epoch >= plan.len() {
-            state.epoch += 1;
-            state.batch_in_epoch = 0;
-            plan = plan_epoch(&train.lengths, config.batch_size, config.seed, state.epoch);
-        }
-        let (context, padded) = train.batch(&plan[state.batch_in_epoch], config, &device);
-        let mut targets = DecoderTargets::new(&padded, &device);
-        let mut candidates = None;
-        if config.sampled_softmax > 0 {
-            let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ state.step.wrapping_mul(0xD1B5_4A32_D192_ED03));
-            let (words, mut positions) =
-                sample_candidates(&[&padded], vocab_size, config.sampled_softmax, &mut rng, &device);
-            targets.candidate_positions = positions.pop();
-            candidates = Some(words);
-        }
-        let loss = model.loss(context, &targets, candidates.as_ref());
-        let loss_value: f32 = loss.clone().into_scalar();
-        if !loss_value.is_finite() {
-            return Err(TrainError::NonFinite { step: state.step + 1, loss: loss_value, checkpoint_step });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(config.learning_rate, model, grads);
-        state.step += 1;
-        state.batch_in_epoch += 1;
-        window.add(loss_value, padded.lengths.iter().sum());
-        progress.advance(1);
-
-        let validate = state.step % config.validate_every == 0 || state.step == config.steps;
-        if validate || state.step % 10 == 0 {
-            let train_loss = window.mean();
-            last_train_loss = Some(train_loss);
-            let valid_loss = if validate { validation_loss(&model, &valid, config) } else { None };
-            if valid_loss.is_some() {
-                last_valid_loss = valid_loss;
-            }
-            let line = DecoderMetricsLine {
-                step: state.step,
-                train_loss,
-                train_perplexity: train_loss.exp(),
-                valid_loss,
-                tokens_per_second: window.items_per_second(),
-                elapsed_seconds: started.elapsed().as_secs_f32(),
-            };
-            progress.set_message(&format!(
-                "loss {:.3} ppl {:.1} {:.0} tok/s{}",
-                line.train_loss,
-                line.train_perplexity,
-                line.tokens_per_second,
-                last_valid_loss.map(|loss| format!(" valid {loss:.3}")).unwrap_or_default()
-            ));
-            metrics.write(&line)?;
-            window = LossWindow::default();
-        }
-        if state.step % config.checkpoint_every == 0 || state.step == config.steps {
-            metrics.flush()?;
-            save_checkpoint(&request.out, &model, &optimizer, &state)?;
-            checkpoint_step = Some(state.step);
-        }
-    }
-    progress.finish();
+    let mut task = DecoderTask {
+        train: &train,
+        valid: &valid,
+        config,
+        vocab_size,
+        device: device.clone(),
+        plan: Vec::new(),
+        log: TokenLossLog::resume(&request.out),
+    };
+    let schedule = Schedule {
+        steps: config.steps,
+        learning_rate: config.learning_rate,
+        validate_every: config.validate_every,
+        checkpoint_every: config.checkpoint_every,
+    };
+    let model = train_steps(
+        &mut task,
+        model,
+        optimizer,
+        &mut state,
+        &schedule,
+        &request.out,
+        &request.cancel,
+        progress,
+        resumed_from,
+    )?;
+    let (last_train_loss, last_valid_loss) = (task.log.train_loss, task.log.valid_loss);
     export_decoder(request, &corpus, &model, &state, encoder.dim(), last_train_loss, last_valid_loss)?;
     Ok(DecoderTrainReport {
-        steps: state.step,
+        steps: state.position.step,
         resumed_from,
         train_loss: last_train_loss,
         valid_loss: last_valid_loss,
@@ -282,6 +227,52 @@ pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> 
         valid_passages: valid.tokens.len(),
         encode_seconds,
     })
+}
+
+/// The story decoder's loss for the shared loop.
+struct DecoderTask<'a> {
+    train: &'a PassageSet,
+    valid: &'a PassageSet,
+    config: &'a DecoderConfig,
+    vocab_size: usize,
+    device: Device,
+    plan: Vec<Vec<usize>>,
+    log: TokenLossLog,
+}
+
+impl TrainingTask for DecoderTask<'_> {
+    type Model = StoryDecoder;
+
+    fn start_epoch(&mut self, epoch: u64) -> usize {
+        self.plan = plan_epoch(&self.train.lengths, self.config.batch_size, self.config.seed, epoch);
+        self.plan.len()
+    }
+
+    fn loss(&self, model: &StoryDecoder, index: usize, step: u64) -> (Tensor<1>, usize) {
+        let (context, padded) = self.train.batch(&self.plan[index], self.config, &self.device);
+        let mut targets = DecoderTargets::new(&padded, &self.device);
+        let mut candidates = None;
+        if self.config.sampled_softmax > 0 {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let (words, mut positions) =
+                sample_candidates(&[&padded], self.vocab_size, self.config.sampled_softmax, &mut rng, &self.device);
+            targets.candidate_positions = positions.pop();
+            candidates = Some(words);
+        }
+        (model.loss(context, &targets, candidates.as_ref()), padded.lengths.iter().sum())
+    }
+
+    fn log(
+        &mut self,
+        model: &StoryDecoder,
+        step: u64,
+        window: &LossWindow,
+        validate: bool,
+        elapsed_seconds: f32,
+    ) -> (String, String) {
+        let valid_loss = if validate { validation_loss(model, self.valid, self.config) } else { None };
+        self.log.line(step, window, valid_loss, elapsed_seconds)
+    }
 }
 
 /// Mean loss (full softmax) over the first `valid_batches` batches of held-out passages.
@@ -351,7 +342,7 @@ fn export_decoder(
         vocabulary_size: corpus.vocabulary.len(),
         vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
         context_dim,
-        steps: state.step,
+        steps: state.position.step,
         final_train_loss: train_loss,
         final_valid_loss: valid_loss,
         config: request.config.decoder.clone(),

@@ -255,7 +255,7 @@ impl TrainingTask for EncoderTask<'_> {
         window: &LossWindow,
         validate: bool,
         elapsed_seconds: f32,
-    ) -> (serde_json::Value, String) {
+    ) -> (String, String) {
         let valid_loss = if validate { validation_loss(model, self.valid, self.config) } else { None };
         self.log.line(step, window, valid_loss, elapsed_seconds)
     }

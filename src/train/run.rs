@@ -129,7 +129,11 @@ impl MetricsLog {
     }
 
     pub fn write(&mut self, line: &impl Serialize) -> Result<(), TrainError> {
-        let json = serde_json::to_string(line).expect("metrics serialize");
+        self.write_json(&serde_json::to_string(line).expect("metrics serialize"))
+    }
+
+    /// Appends a line already serialized as JSON.
+    pub fn write_json(&mut self, json: &str) -> Result<(), TrainError> {
         writeln!(self.file, "{json}").path_context("write", &self.path)?;
         Ok(())
     }
@@ -245,7 +249,8 @@ pub trait TrainingTask {
     /// The loss of batch `index` of the current plan (`step` seeds any sampling, so a resume draws the
     /// same) and how many items (tokens, pairs) it covers.
     fn loss(&self, model: &Self::Model, index: usize, step: u64) -> (Tensor<1>, usize);
-    /// The `metrics.jsonl` line for `step` (with validation when `validate`) and the progress message.
+    /// The `metrics.jsonl` line for `step` (with validation when `validate`), serialized, and the progress
+    /// message.
     fn log(
         &mut self,
         model: &Self::Model,
@@ -253,7 +258,7 @@ pub trait TrainingTask {
         window: &LossWindow,
         validate: bool,
         elapsed_seconds: f32,
-    ) -> (serde_json::Value, String);
+    ) -> (String, String);
 }
 
 /// The loop every trainer shares: until `schedule.steps`, take the next batch (starting a new epoch when
@@ -306,7 +311,7 @@ pub fn train_steps<T: TrainingTask, S: RunState>(
         if validate || step % 10 == 0 {
             let (line, message) = task.log(&model, step, &window, validate, started.elapsed().as_secs_f32());
             progress.set_message(&message);
-            metrics.write(&line)?;
+            metrics.write_json(&line)?;
             window = LossWindow::default();
         }
         if step % schedule.checkpoint_every == 0 || step == schedule.steps {
@@ -353,7 +358,7 @@ impl TokenLossLog {
         window: &LossWindow,
         valid_loss: Option<f32>,
         elapsed_seconds: f32,
-    ) -> (serde_json::Value, String) {
+    ) -> (String, String) {
         let train_loss = window.mean();
         self.train_loss = Some(train_loss);
         if valid_loss.is_some() {
@@ -374,6 +379,6 @@ impl TokenLossLog {
             line.tokens_per_second,
             self.valid_loss.map(|loss| format!(" valid {loss:.3}")).unwrap_or_default()
         );
-        (serde_json::to_value(&line).expect("metrics serialize"), message)
+        (serde_json::to_string(&line).expect("metrics serialize"), message)
     }
 }

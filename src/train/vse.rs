@@ -7,11 +7,10 @@
 //! behaviour of [`super::run`].
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
@@ -21,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::batches::PaddedBatch;
 use super::run::{
-    LossWindow, MANIFEST_FILE, MetricsLog, TrainError, load_checkpoint, load_state, prepare_run_dir, save_checkpoint,
-    store_error,
+    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TrainError, TrainingTask, load_checkpoint, load_state,
+    prepare_run_dir, store_error, train_steps,
 };
 use super::vse_data::{VseData, VseImage};
 use crate::captions::Split;
@@ -35,7 +34,7 @@ use crate::retrieval::metrics::{RetrievalScores, evaluate_retrieval};
 use crate::retrieval::trained::{FORMAT, TOKENIZER_FILE, VSE_FILE, VseManifest, WordVectorsInit};
 use crate::util::IoContext;
 use crate::util::atomic::write_json;
-use crate::util::cancel::{CancelFlag, Interrupted};
+use crate::util::cancel::CancelFlag;
 use crate::vectors::readers::{VectorFormat, open_vectors};
 
 /// Word vectors to start the caption encoder's embeddings from.
@@ -71,13 +70,18 @@ pub struct VseTrainReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct VseState {
-    step: u64,
-    epoch: u64,
-    batch_in_epoch: usize,
+    #[serde(flatten)]
+    position: Position,
     vse: VseConfig,
     vocabulary_hash: String,
     cnn_hash: String,
     word_vectors: Option<WordVectorsInit>,
+}
+
+impl RunState for VseState {
+    fn position(&mut self) -> &mut Position {
+        &mut self.position
+    }
 }
 
 /// One line of `metrics.jsonl`.
@@ -138,9 +142,7 @@ pub fn train_vse(request: &VseTrainRequest, progress: &dyn Progress) -> Result<V
     let mut optimizer =
         AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
     let mut state = VseState {
-        step: 0,
-        epoch: 0,
-        batch_in_epoch: 0,
+        position: Position::default(),
         vse: config.clone(),
         vocabulary_hash: data.vocabulary.content_hash(),
         cnn_hash: data.cnn.blake3.clone(),
@@ -150,91 +152,114 @@ pub fn train_vse(request: &VseTrainRequest, progress: &dyn Progress) -> Result<V
     if request.resume {
         let saved: VseState = load_state(&request.out)?;
         check_same_settings(&saved, &state, &request.out)?;
-        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.step)?;
-        resumed_from = Some(saved.step);
+        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.position.step)?;
+        resumed_from = Some(saved.position.step);
         state = saved;
     }
 
-    let mut metrics = MetricsLog::open(&request.out)?;
-    progress.set_total(config.steps);
-    progress.advance(state.step);
-    let started = Instant::now();
-    let mut window = LossWindow::default();
-    let mut last_train_loss = None;
-    let mut last_valid = None;
-    let mut plan = plan_vse_epoch(&train, config.batch_size, config.seed, state.epoch);
-    let mut checkpoint_step = resumed_from;
-    while state.step < config.steps {
-        if request.cancel.is_cancelled() {
-            save_checkpoint(&request.out, &model, &optimizer, &state)?;
-            return Err(Interrupted.into());
-        }
-        if state.batch_in_epoch >= plan.len() {
-            state.epoch += 1;
-            state.batch_in_epoch = 0;
-            plan = plan_vse_epoch(&train, config.batch_size, config.seed, state.epoch);
-        }
-        let batch = &plan[state.batch_in_epoch];
-        let features: Vec<f32> = batch.iter().flat_map(|&(image, _)| data.feature_row(train[image])).copied().collect();
-        let images = Tensor::<2>::from_data(TensorData::new(features, [batch.len(), data.image_dim]), &device);
-        let padded = PaddedBatch::new(
-            batch.iter().map(|&(image, caption)| train[image].captions[caption].as_slice()),
-            config.max_tokens,
-        );
-        let captions = CaptionTensors::new(&padded, config.embed_dim, &device);
-        let loss = model.loss(images, &captions, config.margin, config.max_violation);
-        let loss_value: f32 = loss.clone().into_scalar();
-        if !loss_value.is_finite() {
-            return Err(TrainError::NonFinite { step: state.step + 1, loss: loss_value, checkpoint_step });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(config.learning_rate, model, grads);
-        state.step += 1;
-        state.batch_in_epoch += 1;
-        window.add(loss_value, batch.len());
-        progress.advance(1);
-
-        let validate = state.step % config.validate_every == 0 || state.step == config.steps;
-        if validate || state.step % 10 == 0 {
-            let train_loss = window.mean();
-            last_train_loss = Some(train_loss);
-            let valid_scores = if validate { retrieval_scores(&model.valid(), &data, &valid, config) } else { None };
-            if valid_scores.is_some() {
-                last_valid = valid_scores;
-            }
-            let line = VseMetricsLine {
-                step: state.step,
-                train_loss,
-                pairs_per_second: window.items_per_second(),
-                valid: valid_scores,
-                valid_rsum: valid_scores.map(|scores| scores.rsum()),
-                elapsed_seconds: started.elapsed().as_secs_f32(),
-            };
-            progress.set_message(&format!(
-                "loss {:.4} {:.0} pairs/s{}",
-                line.train_loss,
-                line.pairs_per_second,
-                last_valid.map(|scores| format!(" valid rsum {:.1}", scores.rsum())).unwrap_or_default()
-            ));
-            metrics.write(&line)?;
-            window = LossWindow::default();
-        }
-        if state.step % config.checkpoint_every == 0 || state.step == config.steps {
-            metrics.flush()?;
-            save_checkpoint(&request.out, &model, &optimizer, &state)?;
-            checkpoint_step = Some(state.step);
-        }
-    }
-    progress.finish();
+    let mut task = VseTask {
+        data: &data,
+        train: &train,
+        valid: &valid,
+        config,
+        device: device.clone(),
+        plan: Vec::new(),
+        train_loss: None,
+        valid_scores: None,
+    };
+    let schedule = Schedule {
+        steps: config.steps,
+        learning_rate: config.learning_rate,
+        validate_every: config.validate_every,
+        checkpoint_every: config.checkpoint_every,
+    };
+    let model = train_steps(
+        &mut task,
+        model,
+        optimizer,
+        &mut state,
+        &schedule,
+        &request.out,
+        &request.cancel,
+        progress,
+        resumed_from,
+    )?;
+    let (last_train_loss, last_valid) = (task.train_loss, task.valid_scores);
     export_vse(request, &data, &model, &state, last_train_loss, last_valid)?;
     Ok(VseTrainReport {
-        steps: state.step,
+        steps: state.position.step,
         resumed_from,
         train_loss: last_train_loss,
         valid: last_valid,
         images: [train.len(), valid.len(), data.split(Split::Test).len()],
         word_vectors: state.word_vectors.clone(),
     })
+}
+
+/// The VSE's loss for the shared loop.
+struct VseTask<'a> {
+    data: &'a VseData,
+    train: &'a [&'a VseImage],
+    valid: &'a [&'a VseImage],
+    config: &'a VseConfig,
+    device: Device,
+    plan: Vec<Vec<(usize, usize)>>,
+    train_loss: Option<f32>,
+    valid_scores: Option<RetrievalScores>,
+}
+
+impl TrainingTask for VseTask<'_> {
+    type Model = Vse;
+
+    fn start_epoch(&mut self, epoch: u64) -> usize {
+        self.plan = plan_vse_epoch(self.train, self.config.batch_size, self.config.seed, epoch);
+        self.plan.len()
+    }
+
+    fn loss(&self, model: &Vse, index: usize, _step: u64) -> (Tensor<1>, usize) {
+        let batch = &self.plan[index];
+        let features: Vec<f32> =
+            batch.iter().flat_map(|&(image, _)| self.data.feature_row(self.train[image])).copied().collect();
+        let images =
+            Tensor::<2>::from_data(TensorData::new(features, [batch.len(), self.data.image_dim]), &self.device);
+        let padded = PaddedBatch::new(
+            batch.iter().map(|&(image, caption)| self.train[image].captions[caption].as_slice()),
+            self.config.max_tokens,
+        );
+        let captions = CaptionTensors::new(&padded, self.config.embed_dim, &self.device);
+        (model.loss(images, &captions, self.config.margin, self.config.max_violation), batch.len())
+    }
+
+    fn log(
+        &mut self,
+        model: &Vse,
+        step: u64,
+        window: &LossWindow,
+        validate: bool,
+        elapsed_seconds: f32,
+    ) -> (String, String) {
+        let train_loss = window.mean();
+        self.train_loss = Some(train_loss);
+        let valid = if validate { retrieval_scores(&model.valid(), self.data, self.valid, self.config) } else { None };
+        if valid.is_some() {
+            self.valid_scores = valid;
+        }
+        let line = VseMetricsLine {
+            step,
+            train_loss,
+            pairs_per_second: window.items_per_second(),
+            valid,
+            valid_rsum: valid.map(|scores| scores.rsum()),
+            elapsed_seconds,
+        };
+        let message = format!(
+            "loss {:.4} {:.0} pairs/s{}",
+            line.train_loss,
+            line.pairs_per_second,
+            self.valid_scores.map(|scores| format!(" valid rsum {:.1}", scores.rsum())).unwrap_or_default()
+        );
+        (serde_json::to_string(&line).expect("metrics serialize"), message)
+    }
 }
 
 /// Recall of `images` (every caption of theirs is a query and a target); `None` without images.
@@ -344,7 +369,7 @@ fn export_vse(
         vocabulary_size: data.vocabulary.len(),
         vocabulary_hash: data.vocabulary.content_hash(),
         word_vectors: state.word_vectors.clone(),
-        steps: state.step,
+        steps: state.position.step,
         final_train_loss: train_loss,
         final_valid_rsum: valid.map(|scores| scores.rsum()),
         config: request.config.vse.clone(),
