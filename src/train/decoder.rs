@@ -13,7 +13,6 @@ use std::time::Instant;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, Param};
 use burn::optim::AdamConfig;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -22,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::batches::{PaddedBatch, plan_epoch};
 use super::passages::{evenly, passage_tokens, passage_vectors, sentence_windows};
 use super::run::{
-    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TokenLossLog, TrainError, TrainingTask, load_checkpoint,
-    load_state, prepare_run_dir, store_error, train_steps,
+    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TokenLossLog, TrainError, TrainingTask, export_weights,
+    prepare_run_dir, require_unchanged, resume, store_error, train_steps,
 };
 use crate::config::{Config, DecoderConfig};
 use crate::corpus::Corpus;
@@ -33,10 +32,8 @@ use crate::encoder::SentenceEncoder;
 use crate::model::skip_thought::{DecoderTargets, sample_candidates};
 use crate::model::story_decoder::{StoryDecoder, StoryDecoderConfig};
 use crate::progress::Progress;
-use crate::util::IoContext;
 use crate::util::atomic::write_json;
 use crate::util::cancel::CancelFlag;
-use crate::util::tensor_file::halve_float_tensors;
 
 pub const DECODER_FILE: &str = "decoder.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -183,11 +180,9 @@ pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> 
     };
     let mut resumed_from = None;
     if request.resume {
-        let saved: DecoderState = load_state(&request.out)?;
-        check_same_settings(&saved, &state, &request.out)?;
-        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.position.step)?;
-        resumed_from = Some(saved.position.step);
-        state = saved;
+        (model, optimizer, state) =
+            resume(&request.out, model, optimizer, |saved| check_same_settings(saved, &state, &request.out))?;
+        resumed_from = Some(state.position.step);
     }
 
     let mut task = DecoderTask {
@@ -295,26 +290,23 @@ fn validation_loss(model: &StoryDecoder, valid: &PassageSet, config: &DecoderCon
 }
 
 fn check_same_settings(saved: &DecoderState, now: &DecoderState, dir: &Path) -> Result<(), TrainError> {
-    let changed = |what: &str| TrainError::SettingsChanged { dir: dir.to_path_buf(), what: what.to_string() };
     let (a, b) = (&saved.decoder, &now.decoder);
-    for (what, same) in [
-        ("the corpus vocabulary", saved.vocabulary_hash == now.vocabulary_hash),
-        ("the encoder's vector size", saved.context_dim == now.context_dim),
-        ("decoder.passage_sentences", a.passage_sentences == b.passage_sentences),
-        ("decoder.max_tokens", a.max_tokens == b.max_tokens),
-        ("decoder.word_dim", a.word_dim == b.word_dim),
-        ("decoder.hidden_dim", a.hidden_dim == b.hidden_dim),
-        ("decoder.per_step_context", a.per_step_context == b.per_step_context),
-        ("decoder.max_passages", a.max_passages == b.max_passages),
-        ("decoder.batch_size", a.batch_size == b.batch_size),
-        ("decoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
-        ("decoder.seed", a.seed == b.seed),
-    ] {
-        if !same {
-            return Err(changed(what));
-        }
-    }
-    Ok(())
+    require_unchanged(
+        dir,
+        &[
+            ("the corpus vocabulary", saved.vocabulary_hash == now.vocabulary_hash),
+            ("the encoder's vector size", saved.context_dim == now.context_dim),
+            ("decoder.passage_sentences", a.passage_sentences == b.passage_sentences),
+            ("decoder.max_tokens", a.max_tokens == b.max_tokens),
+            ("decoder.word_dim", a.word_dim == b.word_dim),
+            ("decoder.hidden_dim", a.hidden_dim == b.hidden_dim),
+            ("decoder.per_step_context", a.per_step_context == b.per_step_context),
+            ("decoder.max_passages", a.max_passages == b.max_passages),
+            ("decoder.batch_size", a.batch_size == b.batch_size),
+            ("decoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
+            ("decoder.seed", a.seed == b.seed),
+        ],
+    )
 }
 
 fn export_decoder(
@@ -326,13 +318,8 @@ fn export_decoder(
     train_loss: Option<f32>,
     valid_loss: Option<f32>,
 ) -> Result<(), TrainError> {
-    let path = request.out.join(DECODER_FILE);
-    let partial = request.out.join(format!("{DECODER_FILE}.partial"));
-    let mut store = SafetensorsStore::from_file(&partial).overwrite(true);
-    model.valid().save_into(&mut store).map_err(|error| store_error(&partial, error))?;
     // Stored in f16: half the size, and generation does not notice (widened back to f32 when loaded).
-    halve_float_tensors(&partial).map_err(|error| store_error(&partial, error))?;
-    std::fs::rename(&partial, &path).path_context("move into place", &path)?;
+    export_weights(model, &request.out.join(DECODER_FILE), None, true)?;
     corpus.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
     let manifest = DecoderManifest {
         format: FORMAT.into(),

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::AdamConfig;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -21,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::batches::{PaddedBatch, plan_epoch};
 use super::run::{
-    LossWindow, Position, RunState, Schedule, TokenLossLog, TrainingTask, load_checkpoint, load_state, prepare_run_dir,
-    store_error, train_steps,
+    LossWindow, Position, RunState, Schedule, TokenLossLog, TrainingTask, export_weights, prepare_run_dir,
+    require_unchanged, resume, store_error, train_steps,
 };
 use super::triples::{Triple, sentence_triples};
 use crate::config::{Config, EncoderConfig};
@@ -30,7 +29,6 @@ use crate::corpus::Corpus;
 use crate::corpus::streams::SplitStreams;
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::progress::Progress;
-use crate::util::IoContext;
 use crate::util::atomic::write_json;
 use crate::util::cancel::CancelFlag;
 
@@ -180,11 +178,9 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
     };
     let mut resumed_from = None;
     if request.resume {
-        let saved: TrainState = load_state(&request.out)?;
-        check_same_settings(&saved, &state, &request.out)?;
-        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.position.step)?;
-        resumed_from = Some(saved.position.step);
-        state = saved;
+        (model, optimizer, state) =
+            resume(&request.out, model, optimizer, |saved| check_same_settings(saved, &state, &request.out))?;
+        resumed_from = Some(state.position.step);
     }
 
     let mut task = EncoderTask {
@@ -278,26 +274,21 @@ fn validation_loss(model: &SkipThought, valid: &TripleSet, config: &EncoderConfi
 }
 
 fn check_same_settings(saved: &TrainState, now: &TrainState, dir: &Path) -> Result<(), TrainError> {
-    let changed = |what: &str| TrainError::SettingsChanged { dir: dir.to_path_buf(), what: what.to_string() };
-    if saved.vocabulary_hash != now.vocabulary_hash {
-        return Err(changed("the corpus vocabulary"));
-    }
     let (a, b) = (&saved.encoder, &now.encoder);
-    for (what, same) in [
-        ("encoder.word_dim", a.word_dim == b.word_dim),
-        ("encoder.hidden_dim", a.hidden_dim == b.hidden_dim),
-        ("encoder.max_tokens", a.max_tokens == b.max_tokens),
-        ("encoder.batch_size", a.batch_size == b.batch_size),
-        ("encoder.seed", a.seed == b.seed),
-        ("encoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
-        ("encoder.per_step_context", a.per_step_context == b.per_step_context),
-        ("encoder.bidirectional", a.bidirectional == b.bidirectional),
-    ] {
-        if !same {
-            return Err(changed(what));
-        }
-    }
-    Ok(())
+    require_unchanged(
+        dir,
+        &[
+            ("the corpus vocabulary", saved.vocabulary_hash == now.vocabulary_hash),
+            ("encoder.word_dim", a.word_dim == b.word_dim),
+            ("encoder.hidden_dim", a.hidden_dim == b.hidden_dim),
+            ("encoder.max_tokens", a.max_tokens == b.max_tokens),
+            ("encoder.batch_size", a.batch_size == b.batch_size),
+            ("encoder.seed", a.seed == b.seed),
+            ("encoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
+            ("encoder.per_step_context", a.per_step_context == b.per_step_context),
+            ("encoder.bidirectional", a.bidirectional == b.bidirectional),
+        ],
+    )
 }
 
 /// Writes the encoder half (embedding and encoder GRU) as safetensors, the vocabulary, and the manifest.
@@ -309,12 +300,7 @@ fn export_encoder(
     train_loss: Option<f32>,
     valid_loss: Option<f32>,
 ) -> Result<(), TrainError> {
-    let path = request.out.join(ENCODER_FILE);
-    let partial = request.out.join(format!("{ENCODER_FILE}.partial"));
-    let mut store =
-        SafetensorsStore::from_file(&partial).with_regex(r"^(embedding|encoder|encoder_backward)\.").overwrite(true);
-    model.save_into(&mut store).map_err(|error| store_error(&partial, error))?;
-    std::fs::rename(&partial, &path).path_context("move into place", &path)?;
+    export_weights(model, &request.out.join(ENCODER_FILE), Some(r"^(embedding|encoder|encoder_backward)\."), false)?;
     corpus.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
     let config = &request.config.encoder;
     let manifest = EncoderManifest {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
-use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Tensor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use crate::corpus::CorpusError;
 use crate::progress::Progress;
 use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
+use crate::util::tensor_file::halve_float_tensors;
 use crate::util::{IoContext, PathError};
 
 pub const CHECKPOINT_DIR: &str = "checkpoint";
@@ -381,4 +382,46 @@ impl TokenLossLog {
         );
         (serde_json::to_string(&line).expect("metrics serialize"), message)
     }
+}
+
+/// Refuses a resume when a setting that shapes the run changed: `checks` pairs each setting's name with
+/// whether the checkpoint's value equals the current one; the first that differs is named.
+pub fn require_unchanged(dir: &Path, checks: &[(&str, bool)]) -> Result<(), TrainError> {
+    match checks.iter().find(|(_, same)| !same) {
+        Some((what, _)) => Err(TrainError::SettingsChanged { dir: dir.to_path_buf(), what: what.to_string() }),
+        None => Ok(()),
+    }
+}
+
+/// Continues the run in `out`: reads the saved state, lets `check` compare it with the current settings,
+/// and loads the checkpoint's weights and optimizer state into the fresh ones.
+pub fn resume<M: Module, S: RunState + DeserializeOwned>(
+    out: &Path,
+    model: M,
+    optimizer: ModuleOptimizer,
+    check: impl FnOnce(&S) -> Result<(), TrainError>,
+) -> Result<(M, ModuleOptimizer, S), TrainError> {
+    let mut saved: S = load_state(out)?;
+    check(&saved)?;
+    let step = saved.position().step;
+    let (model, optimizer) = load_checkpoint(out, model, optimizer, step)?;
+    Ok((model, optimizer, saved))
+}
+
+/// Writes a trained model's weights as safetensors at `path` through a partial file and a rename: only
+/// the tensors whose path matches `only` when given, in f16 with `half`.
+pub fn export_weights<M: Module>(model: &M, path: &Path, only: Option<&str>, half: bool) -> Result<(), TrainError> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let mut store = SafetensorsStore::from_file(&partial).overwrite(true);
+    if let Some(pattern) = only {
+        store = store.with_regex(pattern);
+    }
+    model.save_into(&mut store).map_err(|error| store_error(&partial, error))?;
+    if half {
+        halve_float_tensors(&partial).map_err(|error| store_error(&partial, error))?;
+    }
+    std::fs::rename(&partial, path).path_context("move into place", path)?;
+    Ok(())
 }

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::AdamConfig;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -20,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::batches::PaddedBatch;
 use super::run::{
-    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TrainError, TrainingTask, load_checkpoint, load_state,
-    prepare_run_dir, store_error, train_steps,
+    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TrainError, TrainingTask, export_weights, prepare_run_dir,
+    require_unchanged, resume, store_error, train_steps,
 };
 use super::vse_data::{VseData, VseImage};
 use crate::captions::Split;
@@ -32,7 +31,6 @@ use crate::progress::Progress;
 use crate::retrieval::embed::{embed_captions, embed_images};
 use crate::retrieval::metrics::{RetrievalScores, evaluate_retrieval};
 use crate::retrieval::trained::{FORMAT, TOKENIZER_FILE, VSE_FILE, VseManifest, WordVectorsInit};
-use crate::util::IoContext;
 use crate::util::atomic::write_json;
 use crate::util::cancel::CancelFlag;
 use crate::vectors::readers::{VectorFormat, open_vectors};
@@ -150,11 +148,9 @@ pub fn train_vse(request: &VseTrainRequest, progress: &dyn Progress) -> Result<V
     };
     let mut resumed_from = None;
     if request.resume {
-        let saved: VseState = load_state(&request.out)?;
-        check_same_settings(&saved, &state, &request.out)?;
-        (model, optimizer) = load_checkpoint(&request.out, model, optimizer, saved.position.step)?;
-        resumed_from = Some(saved.position.step);
-        state = saved;
+        (model, optimizer, state) =
+            resume(&request.out, model, optimizer, |saved| check_same_settings(saved, &state, &request.out))?;
+        resumed_from = Some(state.position.step);
     }
 
     let mut task = VseTask {
@@ -325,24 +321,21 @@ fn read_word_vectors(
 }
 
 fn check_same_settings(saved: &VseState, now: &VseState, dir: &std::path::Path) -> Result<(), TrainError> {
-    let changed = |what: &str| TrainError::SettingsChanged { dir: dir.to_path_buf(), what: what.to_string() };
     let (a, b) = (&saved.vse, &now.vse);
-    for (what, same) in [
-        ("the caption vocabulary", saved.vocabulary_hash == now.vocabulary_hash),
-        ("the CNN of the features", saved.cnn_hash == now.cnn_hash),
-        ("vse.word_dim", a.word_dim == b.word_dim),
-        ("vse.embed_dim", a.embed_dim == b.embed_dim),
-        ("vse.max_tokens", a.max_tokens == b.max_tokens),
-        ("vse.batch_size", a.batch_size == b.batch_size),
-        ("vse.seed", a.seed == b.seed),
-        ("vse.valid_percent", a.valid_percent == b.valid_percent),
-        ("vse.test_percent", a.test_percent == b.test_percent),
-    ] {
-        if !same {
-            return Err(changed(what));
-        }
-    }
-    Ok(())
+    require_unchanged(
+        dir,
+        &[
+            ("the caption vocabulary", saved.vocabulary_hash == now.vocabulary_hash),
+            ("the CNN of the features", saved.cnn_hash == now.cnn_hash),
+            ("vse.word_dim", a.word_dim == b.word_dim),
+            ("vse.embed_dim", a.embed_dim == b.embed_dim),
+            ("vse.max_tokens", a.max_tokens == b.max_tokens),
+            ("vse.batch_size", a.batch_size == b.batch_size),
+            ("vse.seed", a.seed == b.seed),
+            ("vse.valid_percent", a.valid_percent == b.valid_percent),
+            ("vse.test_percent", a.test_percent == b.test_percent),
+        ],
+    )
 }
 
 fn export_vse(
@@ -353,11 +346,7 @@ fn export_vse(
     train_loss: Option<f32>,
     valid: Option<RetrievalScores>,
 ) -> Result<(), TrainError> {
-    let path = request.out.join(VSE_FILE);
-    let partial = request.out.join(format!("{VSE_FILE}.partial"));
-    let mut store = SafetensorsStore::from_file(&partial).overwrite(true);
-    model.valid().save_into(&mut store).map_err(|error| store_error(&partial, error))?;
-    std::fs::rename(&partial, &path).path_context("move into place", &path)?;
+    export_weights(model, &request.out.join(VSE_FILE), None, false)?;
     data.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
     let manifest = VseManifest {
         format: FORMAT.into(),
