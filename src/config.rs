@@ -19,6 +19,8 @@ pub struct Config {
     pub encoder: EncoderConfig,
     /// The visual-semantic embedding and its training (`storytool train-vse`).
     pub vse: VseConfig,
+    /// The Show-Attend-Tell captioner and its training (`storytool train-captioner`).
+    pub captioner: CaptionerConfig,
     /// The story decoder and its training (`storytool train-decoder`).
     pub decoder: DecoderConfig,
     /// Style bias vectors (`storytool compute-bias`).
@@ -131,6 +133,73 @@ pub struct VseConfig {
     pub steps: u64,
     pub validate_every: u64,
     pub checkpoint_every: u64,
+}
+
+/// Settings of `storytool train-captioner`: Show, Attend and Tell (Xu et al. 2015) with soft attention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptionerConfig {
+    /// Word embedding size, also the size of the deep output layer (paper: 512).
+    pub word_dim: usize,
+    /// LSTM state size (paper: 1800 on COCO).
+    pub hidden_dim: usize,
+    /// Size of the attention MLP's hidden layer.
+    pub attention_dim: usize,
+    /// Dropout before the output layer during training.
+    pub dropout: f64,
+    /// Weight of the doubly stochastic attention penalty `sum_i (1 - sum_t alpha_ti)^2` (paper: 1).
+    pub attention_penalty: f32,
+    /// Most words kept, `<eos>` and `<unk>` included, counted over the training images' captions.
+    pub vocab_size: usize,
+    /// Words seen fewer times in the training captions become `<unk>`.
+    pub min_word_count: u64,
+    /// Captions are cut to this many tokens for training.
+    pub max_tokens: usize,
+    /// Captions per batch.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Gradient norm clip, per parameter tensor.
+    pub clip_norm: f32,
+    /// Percent of images held out for validation and test (the same hash as the VSE's split: keep them equal
+    /// to the VSE's so that `evaluate captioner` compares on images neither model saw).
+    pub valid_percent: u32,
+    pub test_percent: u32,
+    pub seed: u64,
+    pub steps: u64,
+    pub validate_every: u64,
+    pub checkpoint_every: u64,
+    /// Beam width for `caption`, `evaluate captioner` and `generate --captioner` (its finished beams are the
+    /// captions a story is made from).
+    pub beam: usize,
+    /// Longest written caption, in words.
+    pub max_words: usize,
+}
+
+impl Default for CaptionerConfig {
+    fn default() -> Self {
+        CaptionerConfig {
+            word_dim: 256,
+            hidden_dim: 512,
+            attention_dim: 256,
+            dropout: 0.5,
+            attention_penalty: 1.0,
+            vocab_size: 10_000,
+            min_word_count: 3,
+            max_tokens: 20,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            clip_norm: 5.0,
+            valid_percent: 10,
+            test_percent: 15,
+            seed: 42,
+            steps: 700,
+            validate_every: 100,
+            checkpoint_every: 250,
+            beam: 3,
+            max_words: 20,
+        }
+    }
 }
 
 /// Settings of `storytool train-decoder`: a GRU that writes a passage of a novel from its skip-thought vector.
@@ -329,6 +398,7 @@ impl Default for Config {
             corpus: CorpusConfig::default(),
             encoder: EncoderConfig::default(),
             vse: VseConfig::default(),
+            captioner: CaptionerConfig::default(),
             decoder: DecoderConfig::default(),
             bias: BiasConfig::default(),
             generate: GenerateConfig::default(),
@@ -482,6 +552,15 @@ impl Config {
             ("vse.max_tokens", self.vse.max_tokens as u64),
             ("vse.validate_every", self.vse.validate_every),
             ("vse.checkpoint_every", self.vse.checkpoint_every),
+            ("captioner.word_dim", self.captioner.word_dim as u64),
+            ("captioner.hidden_dim", self.captioner.hidden_dim as u64),
+            ("captioner.attention_dim", self.captioner.attention_dim as u64),
+            ("captioner.max_tokens", self.captioner.max_tokens as u64),
+            ("captioner.batch_size", self.captioner.batch_size as u64),
+            ("captioner.validate_every", self.captioner.validate_every),
+            ("captioner.checkpoint_every", self.captioner.checkpoint_every),
+            ("captioner.beam", self.captioner.beam as u64),
+            ("captioner.max_words", self.captioner.max_words as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid { key: key.into(), message: "must be at least 1".into() });
@@ -505,6 +584,8 @@ impl Config {
             ("vse.margin", f64::from(self.vse.margin)),
             ("decoder.learning_rate", self.decoder.learning_rate),
             ("decoder.clip_norm", f64::from(self.decoder.clip_norm)),
+            ("captioner.learning_rate", self.captioner.learning_rate),
+            ("captioner.clip_norm", f64::from(self.captioner.clip_norm)),
         ] {
             if !(value > 0.0 && value.is_finite()) {
                 return Err(ConfigError::Invalid {
@@ -517,6 +598,30 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "vse.test_percent".into(),
                 message: "validation and test together must leave images to train on".into(),
+            });
+        }
+        if self.captioner.valid_percent + self.captioner.test_percent >= 100 {
+            return Err(ConfigError::Invalid {
+                key: "captioner.test_percent".into(),
+                message: "validation and test together must leave images to train on".into(),
+            });
+        }
+        if !(0.0..1.0).contains(&self.captioner.dropout) {
+            return Err(ConfigError::Invalid {
+                key: "captioner.dropout".into(),
+                message: format!("{} is not in [0, 1)", self.captioner.dropout),
+            });
+        }
+        if !(self.captioner.attention_penalty >= 0.0 && self.captioner.attention_penalty.is_finite()) {
+            return Err(ConfigError::Invalid {
+                key: "captioner.attention_penalty".into(),
+                message: "must be 0 or more".into(),
+            });
+        }
+        if self.captioner.vocab_size < 3 {
+            return Err(ConfigError::Invalid {
+                key: "captioner.vocab_size".into(),
+                message: "must be at least 3".into(),
             });
         }
         if self.generate.min_words > self.generate.max_words {

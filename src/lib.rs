@@ -4,6 +4,7 @@
 //! reads the artifacts of the stages before it from disk; see `ARCHITECTURE.md` for the map. Nothing in the
 //! library prints: progress is reported through the [`progress::Progress`] hook and results are returned.
 
+pub mod captioner;
 pub mod captions;
 pub mod config;
 pub mod corpus;

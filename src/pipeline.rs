@@ -265,6 +265,8 @@ pub fn run_pipeline(
                 out: out.clone(),
                 force: true,
                 batch_size: 16,
+                spatial: false,
+                image_size: None,
                 command: command.clone(),
                 cancel: cancel.clone(),
             };
@@ -315,7 +317,7 @@ pub fn run_pipeline(
     })?;
 
     reporter.stage("generate", StageStatus::Running);
-    let paths = ModelPaths { encoder, decoder, bias, vse, bank, cnn: cnn.to_path_buf() };
+    let paths = ModelPaths { encoder, decoder, bias, vse, bank, cnn: cnn.to_path_buf(), captioner: None };
     let generator = Generator::load(&paths, true).map_err(fail("generate"))?;
     let mut stories = Vec::new();
     for photo in &settings.photos {

@@ -72,6 +72,7 @@ fn planted_features(dir: &Path) -> PathBuf {
         cnn: fake,
         image_size: 224,
         feature_dim: DIM,
+        spatial: None,
         images_named: IMAGES,
         images_extracted: IMAGES,
         captions: IMAGES * 3,

@@ -1,13 +1,19 @@
-//! `storytool evaluate`: figures of trained models on their held-out data.
+//! `storytool evaluate`: figures of trained models on their held-out data (VSE recall, captioner BLEU).
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
+use storytool::captioner::bleu::BleuScores;
+use storytool::captioner::data::CaptionerData;
+use storytool::captioner::evaluate::evaluate_captioner;
+use storytool::captioner::trained::TrainedCaptioner;
 use storytool::captions::Split;
 use storytool::retrieval::TrainedVse;
 use storytool::train::vse::retrieval_scores;
 use storytool::train::vse_data::VseData;
 
+use super::progress_bar::Bar;
 use super::train_vse::print_scores;
 
 #[derive(Debug, Args)]
@@ -20,6 +26,39 @@ pub struct EvaluateArgs {
 enum Evaluate {
     /// Image->text and text->image recall at 1, 5, 10 and median rank of a VSE on its test images
     Vse(EvaluateVseArgs),
+    /// BLEU-1..4 of a captioner's written captions on its test photos, beside the VSE retrieval baseline
+    Captioner(EvaluateCaptionerArgs),
+}
+
+#[derive(Debug, Args)]
+struct EvaluateCaptionerArgs {
+    /// Captioner folder written by `storytool train-captioner`
+    #[arg(long, value_name = "DIR")]
+    captioner: PathBuf,
+
+    /// VSE folder for the retrieval baseline: each photo's nearest caption among the training photos' captions
+    #[arg(long, value_name = "DIR")]
+    vse: Option<PathBuf>,
+
+    /// Features folder(s) with spatial maps (default: those the captioner was trained on, as its manifest records them)
+    #[arg(long, value_name = "DIR")]
+    features: Vec<PathBuf>,
+
+    /// Which photos
+    #[arg(long, value_enum, default_value = "test")]
+    split: SplitArg,
+
+    /// Beam width (default: the captioner's `captioner.beam`; 1 decodes greedily, many photos at a time)
+    #[arg(long)]
+    beam: Option<usize>,
+
+    /// Photos whose captions are printed beside the scores
+    #[arg(long, default_value_t = 5)]
+    samples: usize,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -51,7 +90,64 @@ enum SplitArg {
 pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     match args.what {
         Evaluate::Vse(args) => evaluate_vse(args),
+        Evaluate::Captioner(args) => evaluate_captioner_cli(args),
     }
+}
+
+fn split_of(arg: SplitArg) -> Split {
+    match arg {
+        SplitArg::Train => Split::Train,
+        SplitArg::Valid => Split::Valid,
+        SplitArg::Test => Split::Test,
+    }
+}
+
+fn evaluate_captioner_cli(args: EvaluateCaptionerArgs) -> anyhow::Result<()> {
+    let captioner = TrainedCaptioner::load(&args.captioner)?;
+    let features = if args.features.is_empty() {
+        CaptionerData::dirs_of(&captioner.manifest.features)
+    } else {
+        args.features.clone()
+    };
+    let config = &captioner.manifest.config;
+    let data = CaptionerData::load(&features, config, Some(captioner.vocabulary.clone()))?;
+    if data.cnn.blake3 != captioner.manifest.cnn.blake3 || data.spatial.grid != captioner.manifest.grid {
+        anyhow::bail!(
+            "the features were extracted with other CNN weights or another image size than the captioner was trained on"
+        );
+    }
+    let vse = args.vse.as_deref().map(TrainedVse::load).transpose()?;
+    let beam = args.beam.unwrap_or(config.beam);
+    let evaluation =
+        evaluate_captioner(&captioner, &data, split_of(args.split), beam, vse.as_ref(), &Bar::items("photos"))
+            .context("cannot evaluate the captioner")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+        return Ok(());
+    }
+    println!(
+        "{:?} split: {} photos, {} reference captions",
+        evaluation.split, evaluation.photos, evaluation.references
+    );
+    println!("  {:<34} {:>7} {:>7} {:>7} {:>7} {:>7}", "", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "BP");
+    let row = |name: &str, scores: &BleuScores| {
+        let [b1, b2, b3, b4] = scores.bleu.map(|value| value * 100.0);
+        println!("  {name:<34} {b1:>7.1} {b2:>7.1} {b3:>7.1} {b4:>7.1} {:>7.3}", scores.brevity_penalty);
+    };
+    row(&format!("captioner (beam {beam})"), &evaluation.captioner);
+    match &evaluation.retrieval {
+        Some(baseline) => row(&format!("retrieval (VSE, {} captions)", baseline.pool), &baseline.scores),
+        None => println!("  (pass `--vse DIR` for the retrieval baseline)"),
+    }
+    for sample in evaluation.samples.iter().take(args.samples) {
+        println!("\n{}", sample.image);
+        println!("  written:   {}", sample.written);
+        if let Some(retrieved) = &sample.retrieved {
+            println!("  retrieved: {retrieved}");
+        }
+        println!("  reference: {}", sample.reference);
+    }
+    Ok(())
 }
 
 fn evaluate_vse(args: EvaluateVseArgs) -> anyhow::Result<()> {
@@ -66,11 +162,7 @@ fn evaluate_vse(args: EvaluateVseArgs) -> anyhow::Result<()> {
     if data.cnn.blake3 != vse.manifest.cnn.blake3 {
         anyhow::bail!("the features were extracted with other CNN weights than the VSE was trained on");
     }
-    let split = match args.split {
-        SplitArg::Train => Split::Train,
-        SplitArg::Valid => Split::Valid,
-        SplitArg::Test => Split::Test,
-    };
+    let split = split_of(args.split);
     let images = data.split(split);
     let Some(scores) = retrieval_scores(&vse.model, &data, &images, config) else {
         anyhow::bail!("the {split:?} split has no images");

@@ -12,7 +12,7 @@ use super::{cancel_on_interrupt, cnn_weights, command_line};
 
 /// Run every photo an annotation file names through EfficientNet-Lite and store the 1280-d features with
 /// the image ids and captions. Images the file names that are missing or unreadable are counted, listed
-/// in the manifest and skipped.
+/// in the manifest and skipped. With `--spatial`, the last spatial map is kept too, for the captioner.
 #[derive(Debug, Args)]
 pub struct ExtractFeaturesArgs {
     /// Format of the annotation file
@@ -43,6 +43,15 @@ pub struct ExtractFeaturesArgs {
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
 
+    /// Also store each photo's last spatial feature map (7x7x1280 at 224 px), the annotation vectors
+    /// `train-captioner` attends over (f16, about 125 KB a photo)
+    #[arg(long)]
+    spatial: bool,
+
+    /// Input side in pixels instead of the CNN's own (a multiple of 32; 448 gives Lite0 a 14x14 map)
+    #[arg(long, value_name = "PX")]
+    image_size: Option<u32>,
+
     /// Replace `--out` if it exists
     #[arg(long)]
     force: bool,
@@ -65,6 +74,8 @@ pub fn run(args: ExtractFeaturesArgs) -> anyhow::Result<()> {
         out: args.out.clone(),
         force: args.force,
         batch_size: args.batch_size,
+        spatial: args.spatial,
+        image_size: args.image_size,
         command: command_line(),
         cancel: cancel_on_interrupt(),
     };

@@ -11,7 +11,8 @@ use super::{ConfigArgs, cnn_weights};
 
 /// Write a short story about a photo in a genre: the photo's nearest captions (VSE caption bank), their
 /// skip-thought vectors shifted from "caption" toward the genre (`mean - caption bias + genre bias`), and a
-/// story decoded from the result by beam search. `--text` uses caption sentences instead of a photo.
+/// story decoded from the result by beam search. `--captioner` writes the captions instead of retrieving
+/// them; `--text` uses caption sentences instead of a photo.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// The photo (JPEG, PNG or WebP)
@@ -29,6 +30,11 @@ pub struct GenerateArgs {
     /// Model folder with encoder/, decoder/, bias/, vse/ and caption-bank/
     #[arg(long, value_name = "DIR", default_value = "checkpoints/demo")]
     models: PathBuf,
+
+    /// Captioner folder (`storytool train-captioner --out`): write the photo's captions instead of retrieving
+    /// them (its finished beams are averaged); the VSE and caption bank are not used
+    #[arg(long, value_name = "DIR", conflicts_with = "text")]
+    captioner: Option<PathBuf>,
 
     /// EfficientNet-Lite weights (default: $STORYTOOL_CNN_WEIGHTS or the file scripts/fetch-cnn.sh fetched)
     #[arg(long, value_name = "FILE")]
@@ -88,7 +94,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         None => StoryInput::Captions(args.text.clone()),
     };
     let cnn = if args.image.is_some() { cnn_weights(args.cnn.clone())? } else { PathBuf::new() };
-    let generator = Generator::load(&ModelPaths::from_dir(&args.models, cnn), args.image.is_some())
+    let mut paths = ModelPaths::from_dir(&args.models, cnn);
+    paths.captioner = args.captioner.clone();
+    let generator = Generator::load(&paths, args.image.is_some())
         .with_context(|| format!("cannot load the models in `{}`", args.models.display()))?;
     let texts = match (&generator.retriever, args.show_captions || args.json) {
         (Some(retriever), true) => Some(retriever.bank.texts(&args.annotations)),
@@ -114,7 +122,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if args.show_captions
         && let Some(first) = stories.first()
     {
-        println!("from the captions nearest the {}:", if args.image.is_some() { "photo" } else { "text" });
+        let source = match (&args.image, &args.captioner) {
+            (Some(_), Some(_)) => "from the captions written for the photo:",
+            (Some(_), None) => "from the captions nearest the photo:",
+            (None, _) => "from the captions:",
+        };
+        println!("{source}");
         for caption in first.captions.iter().take(5) {
             let text =
                 caption.text.clone().or_else(|| caption.id.as_ref().map(|id| format!("[{id}]"))).unwrap_or_default();

@@ -12,6 +12,7 @@ mod ingest;
 mod pipeline;
 mod progress_bar;
 mod serve;
+mod train_captioner;
 mod train_decoder;
 mod train_encoder;
 mod train_vse;
@@ -47,9 +48,11 @@ enum Command {
     ExtractFeatures(extract_features::ExtractFeaturesArgs),
     /// Train the visual-semantic embedding (captions and images in one space)
     TrainVse(train_vse::TrainVseArgs),
+    /// Train the Show-Attend-Tell captioner that writes captions for photos
+    TrainCaptioner(train_captioner::TrainCaptionerArgs),
     /// Embed caption corpora once with a trained VSE, for `caption` and `generate`
     BuildCaptionBank(build_caption_bank::BuildCaptionBankArgs),
-    /// Print the bank captions nearest to a photo
+    /// Caption a photo: the nearest bank captions, or written ones with `--captioner`
     Caption(caption::CaptionArgs),
     /// Compute the caption bias and one style bias per genre
     ComputeBias(compute_bias::ComputeBiasArgs),
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExpandVocab(args) => expand_vocab::run(args),
         Command::ExtractFeatures(args) => extract_features::run(args),
         Command::TrainVse(args) => train_vse::run(args),
+        Command::TrainCaptioner(args) => train_captioner::run(args),
         Command::BuildCaptionBank(args) => build_caption_bank::run(args),
         Command::Caption(args) => caption::run(args),
         Command::Evaluate(args) => evaluate::run(args),

@@ -7,7 +7,9 @@ use std::time::Instant;
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::set::{CaptionLine, FORMAT, FeaturesManifest, MANIFEST_FILE, SkippedImage};
+use super::set::{
+    CaptionLine, FORMAT, FeaturesManifest, MANIFEST_FILE, SPATIAL_FILE, SPATIAL_TABLE, SkippedImage, SpatialInfo,
+};
 use super::{CAPTIONS_FILE, FEATURES_FILE, FeaturesError, IMAGES_FILE};
 use crate::captions::{CaptionDataset, CaptionedImage};
 use crate::corpus::manifest::{CreatedBy, InputFile};
@@ -27,6 +29,10 @@ pub struct ExtractRequest {
     pub out: PathBuf,
     pub force: bool,
     pub batch_size: usize,
+    /// Also store the last spatial feature map (Show, Attend and Tell's annotation vectors).
+    pub spatial: bool,
+    /// Side of the square input, instead of the CNN's own (a multiple of 32: 448 gives a 14x14 map on Lite0).
+    pub image_size: Option<u32>,
     pub command: Vec<String>,
     pub cancel: CancelFlag,
 }
@@ -50,6 +56,8 @@ pub enum ExtractError {
     NoImages { named: usize, annotations: PathBuf, images: PathBuf },
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
+    #[error("an image size of {0} px is not a positive multiple of 32 (the CNN halves it five times)")]
+    ImageSize(u32),
 }
 
 /// Extracts features for every image of `request.dataset` found in `request.images_dir`.
@@ -60,7 +68,11 @@ pub fn extract_features(request: &ExtractRequest, progress: &dyn Progress) -> Re
     let model = EfficientNet::from_pytorch(&request.cnn_weights, &device)?;
     let cnn = InputFile::of(&request.cnn_weights)?;
     let annotations = InputFile::of(&request.dataset.source)?;
-    let size = model.image_size;
+    let size = match request.image_size {
+        Some(size) if size == 0 || size % 32 != 0 => return Err(ExtractError::ImageSize(size)),
+        Some(size) => size,
+        None => model.image_size,
+    };
 
     let mut missing = Vec::new();
     let mut present: Vec<&CaptionedImage> = Vec::new();
@@ -75,6 +87,8 @@ pub fn extract_features(request: &ExtractRequest, progress: &dyn Progress) -> Re
     let mut unreadable = Vec::new();
     let mut kept: Vec<CaptionedImage> = Vec::new();
     let mut pooled: Vec<f32> = Vec::new();
+    let mut spatial: Vec<f32> = Vec::new();
+    let mut grid = [0usize; 2];
     for batch in present.chunks(request.batch_size.max(1)) {
         request.cancel.check()?;
         let decoded: Vec<Result<Vec<f32>, String>> = batch
@@ -102,6 +116,11 @@ pub fn extract_features(request: &ExtractRequest, progress: &dyn Progress) -> Re
             let input = Tensor::<4>::from_data(TensorData::new(pixels, [count, 3, side, side]), &device);
             let output = model.forward(input);
             pooled.extend(output.pooled.into_data().try_to_vec::<f32>().expect("f32 features"));
+            if request.spatial {
+                let [_, _, height, width] = output.spatial.dims();
+                grid = [height, width];
+                spatial.extend(annotation_rows(output.spatial));
+            }
         }
         progress.advance(batch.len() as u64);
     }
@@ -116,6 +135,11 @@ pub fn extract_features(request: &ExtractRequest, progress: &dyn Progress) -> Re
 
     let dir = staging.path();
     write_tables(&dir.join(FEATURES_FILE), &[&Table::new("pooled", kept.len(), FEATURE_DIM, pooled)], Precision::F32)?;
+    let spatial_info = request.spatial.then(|| SpatialInfo { grid, dim: FEATURE_DIM, precision: "f16".into() });
+    if let Some(info) = &spatial_info {
+        let table = Table::new(SPATIAL_TABLE, kept.len(), info.locations() * FEATURE_DIM, spatial);
+        write_tables(&dir.join(SPATIAL_FILE), &[&table], Precision::F16)?;
+    }
     write_file(&dir.join(IMAGES_FILE), &jsonl(&kept))?;
     let captions: Vec<CaptionLine> = request
         .dataset
@@ -135,6 +159,7 @@ pub fn extract_features(request: &ExtractRequest, progress: &dyn Progress) -> Re
         cnn,
         image_size: size,
         feature_dim: FEATURE_DIM,
+        spatial: spatial_info,
         images_named: request.dataset.images.len(),
         images_extracted: kept.len(),
         captions: captions.len(),
@@ -145,6 +170,17 @@ pub fn extract_features(request: &ExtractRequest, progress: &dyn Progress) -> Re
     write_json(&dir.join(MANIFEST_FILE), &manifest)?;
     staging.commit()?;
     Ok(ExtractReport { manifest })
+}
+
+/// A CNN spatial map `[batch, channels, h, w]` as one row per image of `h * w` annotation vectors of
+/// `channels` values each (location-major: row-major over the grid, channels contiguous).
+fn annotation_rows(map: Tensor<4>) -> Vec<f32> {
+    let [batch, channels, height, width] = map.dims();
+    map.permute([0, 2, 3, 1])
+        .reshape([batch, height * width * channels])
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 features")
 }
 
 fn jsonl<T: serde::Serialize>(rows: &[T]) -> Vec<u8> {

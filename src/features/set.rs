@@ -14,6 +14,9 @@ pub const FEATURES_FILE: &str = "features.safetensors";
 pub const IMAGES_FILE: &str = "images.jsonl";
 pub const CAPTIONS_FILE: &str = "captions.jsonl";
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// Spatial maps (with `extract-features --spatial`), f16: `[images, locations * dim]`.
+pub const SPATIAL_FILE: &str = "spatial.safetensors";
+pub const SPATIAL_TABLE: &str = "spatial";
 pub const FORMAT: &str = "storytool-image-features";
 
 /// An image that was named but not used, and why.
@@ -35,12 +38,31 @@ pub struct FeaturesManifest {
     pub cnn: InputFile,
     pub image_size: u32,
     pub feature_dim: usize,
+    /// The stored spatial maps, when extracted with `--spatial`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spatial: Option<SpatialInfo>,
     pub images_named: usize,
     pub images_extracted: usize,
     pub captions: usize,
     pub missing: Vec<SkippedImage>,
     pub unreadable: Vec<SkippedImage>,
     pub seconds: f64,
+}
+
+/// The spatial maps of a features folder: per image, `grid[0] * grid[1]` annotation vectors of `dim` values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpatialInfo {
+    pub grid: [usize; 2],
+    pub dim: usize,
+    /// How they are stored on disk.
+    pub precision: String,
+}
+
+impl SpatialInfo {
+    /// Annotation vectors per image.
+    pub fn locations(&self) -> usize {
+        self.grid[0] * self.grid[1]
+    }
 }
 
 /// A caption line of `captions.jsonl`.
@@ -68,7 +90,9 @@ pub enum FeaturesError {
     Tensor(#[from] TensorFileError),
     #[error("`{path}`, line {line}: {message}")]
     Format { path: PathBuf, line: usize, message: String },
-    #[error("`{path}` lists {listed} images but its feature table has {rows} rows")]
+    #[error("`{0}` holds no spatial feature maps\n\nhint: extract them with `storytool extract-features --spatial`")]
+    NoSpatial(PathBuf),
+    #[error("`{path}` lists {listed} images but its feature table has {rows} rows (or rows of the wrong size)")]
     Inconsistent { path: PathBuf, listed: usize, rows: usize },
 }
 
@@ -92,6 +116,22 @@ impl FeatureSet {
             });
         }
         Ok(FeatureSet { dir: dir.to_path_buf(), manifest, images, pooled })
+    }
+
+    /// The spatial maps, `[images, locations * dim]`; an error naming the fix when they were not extracted.
+    pub fn spatial(&self) -> Result<(SpatialInfo, Table), FeaturesError> {
+        let Some(info) = self.manifest.spatial.clone() else {
+            return Err(FeaturesError::NoSpatial(self.dir.clone()));
+        };
+        let table = read_table(&self.dir.join(SPATIAL_FILE), SPATIAL_TABLE)?;
+        if table.rows != self.images.len() || table.columns != info.locations() * info.dim {
+            return Err(FeaturesError::Inconsistent {
+                path: self.dir.join(SPATIAL_FILE),
+                listed: self.images.len(),
+                rows: table.rows,
+            });
+        }
+        Ok((info, table))
     }
 
     /// Every caption of the annotation file (also of images without features).

@@ -1,6 +1,6 @@
 //! Beam search over a word-by-word model, with the constraints neural-storyteller and Pix2Story applied:
 //! banned words (`<unk>`), a minimum length (the end is forbidden before it), a maximum length (only the
-//! end is allowed at it), no word right after itself (the clean-up would drop it, making the story shorter
+//! end is allowed at it), optionally no word right after itself (the clean-up would drop it, making the story shorter
 //! than counted), no repeated n-grams, and length-normalised scores (`log p / length^alpha`) to
 //! pick among finished hypotheses. With a temperature above zero, each candidate's score for ranking gets
 //! Gumbel noise from a seeded generator (stochastic beam search): different seeds give different stories,
@@ -31,6 +31,8 @@ pub struct BeamSettings {
     pub non_word: Vec<bool>,
     pub temperature: f32,
     pub seed: u64,
+    /// Forbid a word right after itself (stories: the clean-up would drop the repeat).
+    pub no_immediate_repeat: bool,
 }
 
 /// A finished story's words (without the end token) and scores.
@@ -65,6 +67,11 @@ fn repeating_words(words: &[u32], n: usize) -> Vec<u32> {
 
 /// Runs the search; `None` when no hypothesis reached the end (the caller may retry with a wider beam).
 pub fn beam_search(scorer: &mut impl Scorer, settings: &BeamSettings) -> Option<Finished> {
+    beam_search_all(scorer, settings).into_iter().next()
+}
+
+/// Runs the search and returns every finished hypothesis (at most the beam width), best first.
+pub fn beam_search_all(scorer: &mut impl Scorer, settings: &BeamSettings) -> Vec<Finished> {
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     let mut live = vec![Live { words: Vec::new(), counted: 0, log_prob: 0.0 }];
     let counts = |word: u32| !settings.non_word.get(word as usize).copied().unwrap_or(false);
@@ -92,7 +99,7 @@ pub fn beam_search(scorer: &mut impl Scorer, settings: &BeamSettings) -> Option<
                         && !(!is_end
                             && (length >= settings.max_words || hypothesis.words.len() >= settings.max_words * 2))
                         && !(!is_end && blocked.contains(&word))
-                        && hypothesis.words.last() != Some(&word);
+                        && !(settings.no_immediate_repeat && hypothesis.words.last() == Some(&word));
                     allowed.then_some((hypothesis.log_prob + log_prob, index, word, hypothesis.log_prob + log_prob))
                 })
                 .collect();
@@ -139,7 +146,9 @@ pub fn beam_search(scorer: &mut impl Scorer, settings: &BeamSettings) -> Option<
         parents = next_parents;
         last = Some(next_last);
     }
-    finished.into_iter().max_by(|a, b| a.normalised.total_cmp(&b.normalised))
+    // Stable: among equal scores the one finished first stays first.
+    finished.sort_by(|a, b| b.normalised.total_cmp(&a.normalised));
+    finished
 }
 
 #[cfg(test)]
@@ -182,6 +191,7 @@ mod tests {
             non_word: vec![],
             temperature: 0.0,
             seed: 0,
+            no_immediate_repeat: true,
         }
     }
 

@@ -3,6 +3,9 @@
 //!
 //! photo -> CNN -> VSE -> the `k` nearest bank captions -> their skip-thought vectors (stored in the bank)
 //! -> `mean - caption bias + genre bias` -> story decoder beam search -> clean-up.
+//!
+//! With a captioner (`ModelPaths::captioner`), the captions are written instead: photo -> CNN spatial map
+//! -> captioner beam search -> every finished beam's caption -> the skip-thought encoder -> as above.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,6 +18,7 @@ use serde::Serialize;
 use super::beam::{BeamSettings, Scorer, beam_search};
 use super::bias::{BiasError, StyleBias};
 use super::cleanup::clean_up;
+use crate::captioner::photo::{PhotoCaptioner, PhotoCaptionerError};
 use crate::config::GenerateConfig;
 use crate::encoder::{EncoderError, SentenceEncoder};
 use crate::model::story_decoder::{StoryDecoder, StoryDecoderConfig};
@@ -34,6 +38,8 @@ pub struct ModelPaths {
     pub vse: PathBuf,
     pub bank: PathBuf,
     pub cnn: PathBuf,
+    /// A Show-Attend-Tell captioner to write captions with instead of retrieving them (VSE and bank unused).
+    pub captioner: Option<PathBuf>,
 }
 
 impl ModelPaths {
@@ -45,6 +51,7 @@ impl ModelPaths {
             vse: models.join("vse"),
             bank: models.join("caption-bank"),
             cnn,
+            captioner: None,
         }
     }
 }
@@ -57,6 +64,10 @@ pub enum GenerateError {
     Bias(#[from] BiasError),
     #[error(transparent)]
     Retriever(#[from] RetrieverError),
+    #[error(transparent)]
+    Captioner(#[from] PhotoCaptionerError),
+    #[error("the captioner finished no caption for the photo")]
+    NoCaption,
     #[error(transparent)]
     Io(#[from] PathError),
     #[error("cannot load the story decoder `{path}`: {message}")]
@@ -116,8 +127,9 @@ impl StoryOptions {
 /// A caption the story was made from.
 #[derive(Debug, Clone, Serialize)]
 pub struct UsedCaption {
-    /// The bank's caption id, or `None` for given text.
+    /// The bank's caption id, or `None` for given or written text.
     pub id: Option<String>,
+    /// Cosine to the photo (retrieved), or log-probability (written).
     pub score: Option<f32>,
     pub text: Option<String>,
 }
@@ -147,8 +159,10 @@ pub struct Generator {
     pub decoder: StoryDecoder,
     pub decoder_vocabulary: Vocabulary,
     pub bias: StyleBias,
-    /// The photo path (CNN, VSE, caption bank); `None` when only text is used.
+    /// The photo path (CNN, VSE, caption bank); `None` when only text is used or captions are written.
     pub retriever: Option<PhotoRetriever>,
+    /// The photo path that writes captions (CNN, captioner), when one was given.
+    pub captioner: Option<PhotoCaptioner>,
     /// Per decoder word id: true for punctuation, which does not count toward a story's length.
     non_word: Vec<bool>,
     device: Device,
@@ -195,7 +209,11 @@ impl Generator {
                 format!("vocabulary {}, {}-d", bias.manifest.vocabulary_hash, bias.manifest.dim),
             ));
         }
-        let retriever = if with_photos {
+        let captioner = match (&paths.captioner, with_photos) {
+            (Some(dir), true) => Some(PhotoCaptioner::load(&paths.cnn, dir)?),
+            _ => None,
+        };
+        let retriever = if with_photos && captioner.is_none() {
             let retriever = PhotoRetriever::load(&paths.cnn, &paths.vse, &paths.bank)?;
             let Some(info) = &retriever.bank.manifest.thoughts else {
                 return Err(GenerateError::BankWithoutThoughts(paths.bank.clone()));
@@ -214,7 +232,16 @@ impl Generator {
             None
         };
         let non_word = decoder_vocabulary.words().iter().map(|word| !word.chars().any(char::is_alphanumeric)).collect();
-        Ok(Generator { encoder, decoder, decoder_vocabulary, bias, retriever, non_word, device: Device::flex() })
+        Ok(Generator {
+            encoder,
+            decoder,
+            decoder_vocabulary,
+            bias,
+            retriever,
+            captioner,
+            non_word,
+            device: Device::flex(),
+        })
     }
 
     /// The genres the bias folder holds.
@@ -236,6 +263,20 @@ impl Generator {
                 let vectors = self.encoder.encode(texts).into_iter().map(|encoded| encoded.vector).collect();
                 let used =
                     texts.iter().map(|text| UsedCaption { id: None, score: None, text: Some(text.clone()) }).collect();
+                (used, vectors)
+            }
+            StoryInput::Image(image) if self.captioner.is_some() => {
+                let captioner = self.captioner.as_ref().expect("matched");
+                let written = captioner.captions(image, captioner.captioner.manifest.config.beam);
+                if written.is_empty() {
+                    return Err(GenerateError::NoCaption);
+                }
+                let texts: Vec<String> = written.iter().map(|caption| caption.text.clone()).collect();
+                let vectors = self.encoder.encode(&texts).into_iter().map(|encoded| encoded.vector).collect();
+                let used = written
+                    .into_iter()
+                    .map(|caption| UsedCaption { id: None, score: Some(caption.log_prob), text: Some(caption.text) })
+                    .collect();
                 (used, vectors)
             }
             StoryInput::Image(image) => {
@@ -279,6 +320,7 @@ impl Generator {
             non_word: self.non_word.clone(),
             temperature: options.temperature,
             seed: options.seed,
+            no_immediate_repeat: true,
         };
         let mut found = beam_search(&mut DecoderScorer::new(&self.decoder, context.clone()), &settings);
         if found.is_none() && options.fallback_beam > options.beam {

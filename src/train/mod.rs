@@ -3,6 +3,7 @@
 //! `storytool train-encoder`, `vse`: `storytool train-vse`).
 
 pub mod batches;
+pub mod captioner;
 pub mod decoder;
 pub mod encoder;
 pub mod passages;
