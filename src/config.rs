@@ -147,7 +147,8 @@ pub struct CaptionerConfig {
     pub attention_dim: usize,
     /// Dropout before the output layer during training.
     pub dropout: f64,
-    /// Weight of the doubly stochastic attention penalty `sum_i (1 - sum_t alpha_ti)^2` (paper: 1).
+    /// Weight of the doubly stochastic attention penalty `sum_i (1 - sum_t alpha_ti)^2` (paper: 1; at 1 the
+    /// demo captioner's attention stayed nearly flat, at 0.1 it leans with the same loss and BLEU).
     pub attention_penalty: f32,
     /// Most words kept, `<eos>` and `<unk>` included, counted over the training images' captions.
     pub vocab_size: usize,
@@ -183,7 +184,7 @@ impl Default for CaptionerConfig {
             hidden_dim: 512,
             attention_dim: 256,
             dropout: 0.5,
-            attention_penalty: 1.0,
+            attention_penalty: 0.1,
             vocab_size: 10_000,
             min_word_count: 3,
             max_tokens: 20,

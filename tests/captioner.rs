@@ -14,6 +14,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use storytool::captioner::decode::{beam_captions, caption_beam_settings, greedy_captions};
 use storytool::config::Config;
+use storytool::features::FeatureSet;
 use storytool::model::captioner::{Captioner, CaptionerModelConfig};
 use storytool::model::skip_thought::DecoderTargets;
 use storytool::progress::{NoProgress, Progress};
@@ -100,6 +101,39 @@ fn spatial_features(root: &Path, models: &Path) -> PathBuf {
         .arg("--cnn")
         .arg(models.join("cnn.pth")));
     assert!(output.contains("10 extracted"), "{output}");
+    // Location-major rows: the mean over locations of each channel is the pooled feature.
+    let set = FeatureSet::open(&out).unwrap();
+    let (info, spatial) = set.spatial().unwrap();
+    assert_eq!(info.grid[0] * info.grid[1] * info.dim, spatial.columns);
+    for image in 0..spatial.rows {
+        let row = spatial.row(image);
+        for (channel, pooled) in set.pooled.row(image).iter().enumerate() {
+            let mean =
+                (0..info.locations()).map(|l| row[l * info.dim + channel]).sum::<f32>() / info.locations() as f32;
+            assert!((mean - pooled).abs() < 2e-3 * pooled.abs().max(1.0), "image {image} channel {channel}");
+        }
+    }
+    // A larger input gives a finer grid; a size the CNN cannot halve five times is refused.
+    let finer = root.join("spatial-finer");
+    let extract = |size: &str, out: &Path| {
+        storytool()
+            .args(["extract-features", "--dataset", "flickr8k", "--spatial", "--image-size", size, "--captions"])
+            .arg(root.join("captions.txt"))
+            .arg("--images")
+            .arg(root.join("images"))
+            .arg("--out")
+            .arg(out)
+            .arg("--cnn")
+            .arg(models.join("cnn.pth"))
+            .output()
+            .unwrap()
+    };
+    assert!(extract("448", &finer).status.success());
+    let finer_grid = FeatureSet::open(&finer).unwrap().manifest.spatial.unwrap().grid;
+    assert_eq!(finer_grid, [info.grid[0] * 2, info.grid[1] * 2]);
+    let refused = extract("100", &root.join("refused-size"));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("multiple of 32"), "{stderr}");
     out
 }
 

@@ -1,6 +1,8 @@
 //! A picture of where the captioner looked: the photo's centre crop, then one tile per written word with
-//! the photo dimmed where that word's attention was low, each tile labelled with its word (the paper's
-//! figure 2, for any photo).
+//! the photo dimmed where that word's attention was low, each tile labelled with its word and the largest
+//! weight of its step (the paper's figure 2, for any photo). Each tile is scaled between its step's lowest
+//! and highest weight, so even a nearly flat attention shows where it leaned; the label's percentage says
+//! how far it leaned (a flat map over 49 locations peaks at 2%).
 
 use font8x8::UnicodeFonts;
 use image::{Rgb, RgbImage};
@@ -29,18 +31,21 @@ pub fn render_attention(crop: &RgbImage, grid: [usize; 2], steps: &[(String, Vec
         draw_label(&mut canvas, x + 4, y + side + (LABEL_HEIGHT - 8 * GLYPH_SCALE) / 2, side - 8, label);
     };
     place(0, crop, "(photo)");
-    for (index, (label, weights)) in steps.iter().enumerate() {
-        place(index + 1, &dim_by_attention(crop, grid, weights), label);
+    for (index, (word, weights)) in steps.iter().enumerate() {
+        let peak = weights.iter().copied().fold(0.0f32, f32::max);
+        place(index + 1, &dim_by_attention(crop, grid, weights), &format!("{word} {:.0}%", peak * 100.0));
     }
     canvas
 }
 
 /// The crop with each pixel scaled by the attention at its place (bilinear between location centres),
-/// relative to the step's largest weight.
+/// from the step's lowest weight (dimmest) to its highest (unchanged).
 fn dim_by_attention(crop: &RgbImage, grid: [usize; 2], weights: &[f32]) -> RgbImage {
     let [grid_rows, grid_columns] = grid;
-    let largest = weights.iter().copied().fold(f32::MIN_POSITIVE, f32::max);
-    let at = |row: usize, column: usize| weights[row * grid_columns + column] / largest;
+    let largest = weights.iter().copied().fold(f32::MIN, f32::max);
+    let smallest = weights.iter().copied().fold(f32::MAX, f32::min);
+    let range = (largest - smallest).max(f32::MIN_POSITIVE);
+    let at = |row: usize, column: usize| (weights[row * grid_columns + column] - smallest) / range;
     let side = crop.width() as f32;
     let mut tile = crop.clone();
     for (x, y, pixel) in tile.enumerate_pixels_mut() {
@@ -91,14 +96,14 @@ mod tests {
     #[test]
     fn tiles_are_bright_where_attention_is_and_labelled() {
         let crop = RgbImage::from_pixel(32, 32, Rgb([200, 200, 200]));
-        // 2x2 grid: all attention on the top-left location.
-        let picture = render_attention(&crop, [2, 2], &[("a".into(), vec![1.0, 0.0, 0.0, 0.0])]);
+        // 2x2 grid: most attention on the top-left location.
+        let picture = render_attention(&crop, [2, 2], &[("a".into(), vec![0.7, 0.1, 0.1, 0.1])]);
         assert_eq!(picture.dimensions(), (64, 32 + LABEL_HEIGHT));
         let top_left = picture.get_pixel(32 + 2, 2).0[0];
         let bottom_right = picture.get_pixel(32 + 29, 29).0[0];
         assert_eq!(top_left, 200);
         assert_eq!(bottom_right, (200.0 * FLOOR).round() as u8);
-        // The label band holds black pixels (the glyph of "a").
+        // The label band holds black pixels (the glyphs of "a 70%").
         let band = (0..64).flat_map(|x| (32..32 + LABEL_HEIGHT).map(move |y| (x, y)));
         assert!(band.clone().any(|(x, y)| picture.get_pixel(x, y).0 == [0, 0, 0]));
     }
