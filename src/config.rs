@@ -175,6 +175,9 @@ pub struct CaptionerConfig {
     pub beam: usize,
     /// Longest written caption, in words.
     pub max_words: usize,
+    /// No n-gram of this length may repeat within a written caption (0 = allowed): small captioners loop
+    /// ("a red and white shirt and a red and white shirt ...").
+    pub no_repeat_ngram: usize,
 }
 
 impl Default for CaptionerConfig {
@@ -199,6 +202,7 @@ impl Default for CaptionerConfig {
             checkpoint_every: 250,
             beam: 3,
             max_words: 20,
+            no_repeat_ngram: 3,
         }
     }
 }

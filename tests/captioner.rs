@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
-use storytool::captioner::decode::{beam_captions, caption_beam_settings, greedy_captions};
+use storytool::captioner::decode::{CaptionRules, beam_captions, caption_beam_settings, greedy_captions};
 use storytool::config::Config;
 use storytool::features::FeatureSet;
 use storytool::model::captioner::{Captioner, CaptionerModelConfig};
@@ -33,13 +33,10 @@ fn photos(photos: usize, locations: usize, dim: usize, device: &Device) -> Tenso
     Tensor::from_data(TensorData::new(values, [photos, locations, dim]), device)
 }
 
-fn beam_words(model: &Captioner, all: &Tensor<3>, photo: usize, beam: usize, max_words: usize) -> Vec<u32> {
+fn beam_words(model: &Captioner, all: &Tensor<3>, photo: usize, beam: usize, rules: &CaptionRules) -> Vec<u32> {
     let [_, locations, dim] = all.dims();
     let one = all.clone().slice([photo..photo + 1, 0..locations, 0..dim]);
-    beam_captions(model, one, &caption_beam_settings(beam, max_words))
-        .first()
-        .map(|f| f.words.clone())
-        .unwrap_or_default()
+    beam_captions(model, one, &caption_beam_settings(beam, rules)).first().map(|f| f.words.clone()).unwrap_or_default()
 }
 
 #[test]
@@ -63,11 +60,12 @@ fn a_tiny_captioner_memorises_its_photos_and_beam_width_1_is_greedy() {
 
     let model = model.valid();
     let inputs = Tensor::<3>::from_data(inputs.into_data(), &Device::flex());
-    let greedy = greedy_captions(&model, inputs.clone(), 8);
+    let rules = CaptionRules { max_words: 8, no_repeat_ngram: 3 };
+    let greedy = greedy_captions(&model, inputs.clone(), &rules);
     assert_eq!(greedy, captions.map(<[u32]>::to_vec));
     for (photo, written) in greedy.iter().enumerate() {
-        assert_eq!(&beam_words(&model, &inputs, photo, 1, 8), written);
-        assert_eq!(&beam_words(&model, &inputs, photo, 3, 8), written);
+        assert_eq!(&beam_words(&model, &inputs, photo, 1, &rules), written);
+        assert_eq!(&beam_words(&model, &inputs, photo, 3, &rules), written);
     }
 }
 
@@ -77,19 +75,25 @@ fn beam_width_1_writes_what_greedy_writes_on_an_untrained_model() {
     // No training: only the initialisation draws from the seed.
     let model = CaptionerModelConfig::new(30, 8, 16, 8, 6).init(&device);
     let inputs = photos(6, 5, 6, &device);
-    for max_words in [3, 12] {
-        let greedy = greedy_captions(&model, inputs.clone(), max_words);
+    for (max_words, no_repeat_ngram) in [(3, 0), (12, 0), (12, 1), (12, 2)] {
+        let rules = CaptionRules { max_words, no_repeat_ngram };
+        let greedy = greedy_captions(&model, inputs.clone(), &rules);
         for (photo, written) in greedy.iter().enumerate() {
             assert!(!written.is_empty() && written.len() <= max_words);
             assert!(!written.contains(&1), "never <unk>: {written:?}");
-            assert_eq!(&beam_words(&model, &inputs, photo, 1, max_words), written, "photo {photo}");
+            if no_repeat_ngram > 0 {
+                let grams: Vec<&[u32]> = written.windows(no_repeat_ngram).collect();
+                let distinct: std::collections::HashSet<&[u32]> = grams.iter().copied().collect();
+                assert_eq!(grams.len(), distinct.len(), "a repeated {no_repeat_ngram}-gram: {written:?}");
+            }
+            assert_eq!(&beam_words(&model, &inputs, photo, 1, &rules), written, "photo {photo}, {rules:?}");
         }
     }
 }
 
-/// Fixture photos with spatial features, through the CLI: 10 photos, night (dark) and dawn (bright), whose
-/// captions say which; the features of [`models`] plus spatial maps.
-fn spatial_features(root: &Path, models: &Path) -> PathBuf {
+/// Spatial features of the fixture photos of [`models`] (10 photos, night (dark) and dawn (bright), whose
+/// captions say which), through the CLI, with a CNN whose stages halve the photo as Lite0's do.
+fn spatial_features(root: &Path, cnn: &Path) -> PathBuf {
     let out = root.join("spatial");
     let output = run(storytool()
         .args(["extract-features", "--dataset", "flickr8k", "--spatial", "--captions"])
@@ -99,7 +103,7 @@ fn spatial_features(root: &Path, models: &Path) -> PathBuf {
         .arg("--out")
         .arg(&out)
         .arg("--cnn")
-        .arg(models.join("cnn.pth")));
+        .arg(cnn));
     assert!(output.contains("10 extracted"), "{output}");
     // Location-major rows: the mean over locations of each channel is the pooled feature.
     let set = FeatureSet::open(&out).unwrap();
@@ -113,6 +117,7 @@ fn spatial_features(root: &Path, models: &Path) -> PathBuf {
             assert!((mean - pooled).abs() < 2e-3 * pooled.abs().max(1.0), "image {image} channel {channel}");
         }
     }
+    assert_eq!(info.grid, [7, 7]);
     // A larger input gives a finer grid; a size the CNN cannot halve five times is refused.
     let finer = root.join("spatial-finer");
     let extract = |size: &str, out: &Path| {
@@ -124,7 +129,7 @@ fn spatial_features(root: &Path, models: &Path) -> PathBuf {
             .arg("--out")
             .arg(out)
             .arg("--cnn")
-            .arg(models.join("cnn.pth"))
+            .arg(cnn)
             .output()
             .unwrap()
     };
@@ -196,7 +201,9 @@ fn from_photos_to_written_captions_and_stories() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let models = models(root);
-    let features = spatial_features(root, &models);
+    let cnn = root.join("strided.pth");
+    support::write_legacy_pth(&cnn, &support::strided_efficientnet(3));
+    let features = spatial_features(root, &cnn);
 
     // An interrupted run (dropout on) resumes to the same weights as an uninterrupted one.
     {
@@ -238,7 +245,7 @@ fn from_photos_to_written_captions_and_stories() {
             .arg("--image")
             .arg(root.join("images").join(photo))
             .arg("--cnn")
-            .arg(models.join("cnn.pth"))
+            .arg(&cnn)
             .args(extra))
     };
     let night = caption("4.png", &["--attention", picture.to_str().unwrap(), "--json"]);
@@ -254,12 +261,21 @@ fn from_photos_to_written_captions_and_stories() {
     let dawn = caption("5.png", &["--beam", "1"]);
     assert!(dawn.trim_end().ends_with("at dawn ."), "{dawn}");
 
-    // BLEU beside the VSE baseline (on the training photos: ten photos leave too few for a test split).
+    // BLEU beside the VSE baseline (on the training photos: ten photos leave too few for a test split), with
+    // a VSE trained on the same features.
+    let vse = root.join("vse");
+    run(storytool()
+        .args(["train-vse", "--features"])
+        .arg(&features)
+        .arg("--out")
+        .arg(&vse)
+        .args(["--steps", "100", "--set", "vse.embed_dim=16", "--set", "vse.word_dim=8"])
+        .args(SETTINGS));
     let scores = run(storytool()
         .args(["evaluate", "captioner", "--captioner"])
         .arg(&captioner)
         .arg("--vse")
-        .arg(models.join("vse"))
+        .arg(&vse)
         .args(["--split", "train", "--json"]));
     let scores: serde_json::Value = serde_json::from_str(&scores).unwrap();
     let bleu = |path: &str| scores.pointer(path).and_then(|v| v.as_f64()).unwrap_or_else(|| panic!("{path}: {scores}"));
@@ -276,7 +292,7 @@ fn from_photos_to_written_captions_and_stories() {
         .arg("--captioner")
         .arg(&captioner)
         .arg("--cnn")
-        .arg(models.join("cnn.pth"))
+        .arg(&cnn)
         .args(["--genre", "adventure", "--json"])
         .args(SETTINGS));
     let story: serde_json::Value = serde_json::from_str(&story).unwrap();

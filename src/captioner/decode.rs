@@ -5,18 +5,32 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::config::CaptionerConfig;
 use crate::model::captioner::{Annotations, Captioner, LstmState};
-use crate::story::beam::{BeamSettings, Finished, Scorer, beam_search_all};
+use crate::story::beam::{BeamSettings, Finished, Scorer, beam_search_all, repeating_words};
 use crate::text::vocab::{EOS_ID, UNK_ID};
 
-/// The beam settings of captions: `<unk>` never written, at least one word, at most `max_words`, hypotheses
-/// ranked by their total log-probability.
-pub fn caption_beam_settings(beam: usize, max_words: usize) -> BeamSettings {
+/// What a written caption may be, whatever the search: at most `max_words` words, and no n-gram of
+/// `no_repeat_ngram` words twice (0: allowed). Always: `<unk>` never written, at least one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptionRules {
+    pub max_words: usize,
+    pub no_repeat_ngram: usize,
+}
+
+impl CaptionRules {
+    pub fn of(config: &CaptionerConfig) -> CaptionRules {
+        CaptionRules { max_words: config.max_words, no_repeat_ngram: config.no_repeat_ngram }
+    }
+}
+
+/// The beam settings of captions under `rules`, hypotheses ranked by their total log-probability.
+pub fn caption_beam_settings(beam: usize, rules: &CaptionRules) -> BeamSettings {
     BeamSettings {
         beam: beam.max(1),
-        max_words,
+        max_words: rules.max_words,
         min_words: 1,
-        no_repeat_ngram: 0,
+        no_repeat_ngram: rules.no_repeat_ngram,
         length_penalty: 0.0,
         end: EOS_ID,
         banned: vec![UNK_ID],
@@ -73,8 +87,9 @@ pub fn beam_captions(model: &Captioner, vectors: Tensor<3>, settings: &BeamSetti
 
 /// Greedy captions of a batch of photos `[photos, locations, feature_dim]` under the same rules as
 /// [`caption_beam_settings`]: at each step the most likely allowed word, the end forbidden before one word
-/// and forced after `max_words`. Returns each photo's words (the end not included).
-pub fn greedy_captions(model: &Captioner, vectors: Tensor<3>, max_words: usize) -> Vec<Vec<u32>> {
+/// and forced after `max_words`, no repeated n-gram. Returns each photo's words (the end not included).
+pub fn greedy_captions(model: &Captioner, vectors: Tensor<3>, rules: &CaptionRules) -> Vec<Vec<u32>> {
+    let max_words = rules.max_words;
     let [photos, _, _] = vectors.dims();
     let device = vectors.device();
     let annotations = model.annotate(vectors);
@@ -90,9 +105,12 @@ pub fn greedy_captions(model: &Captioner, vectors: Tensor<3>, max_words: usize) 
         let scores = log_softmax(step.logits, 1).into_data().try_to_vec::<f32>().expect("f32 log-probabilities");
         let mut chosen = Vec::with_capacity(photos);
         for (row, scores) in scores.chunks(vocab).enumerate() {
+            let blocked = repeating_words(&written[row], rules.no_repeat_ngram);
             let allowed = |word: usize| {
                 let word = word as u32;
-                word != UNK_ID && !(word == EOS_ID && t == 0) && !(word != EOS_ID && t == max_words)
+                word != UNK_ID
+                    && !(word == EOS_ID && t == 0)
+                    && (word == EOS_ID || t < max_words && !blocked.contains(&word))
             };
             let best = (0..vocab)
                 .filter(|&word| allowed(word) && scores[word].is_finite())

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::bleu::{BleuCorpus, BleuScores, bleu_words};
 use super::data::{CaptionerData, CaptionerImage};
-use super::decode::{beam_captions, caption_beam_settings, greedy_captions};
+use super::decode::{CaptionRules, beam_captions, caption_beam_settings, greedy_captions};
 use super::trained::TrainedCaptioner;
 use crate::captions::{Split, split_of};
 use crate::features::{FeatureSet, FeaturesError};
@@ -74,18 +74,18 @@ pub fn evaluate_captioner(
     if photos.is_empty() {
         return Err(EvaluateError::NoPhotos(split));
     }
-    let config = &captioner.manifest.config;
+    let rules = CaptionRules::of(&captioner.manifest.config);
     progress.set_total(photos.len() as u64);
     let device = Device::flex();
     let mut written: Vec<String> = Vec::with_capacity(photos.len());
     if beam <= 1 {
         for chunk in photos.chunks(GREEDY_BATCH) {
-            let words = greedy_captions(&captioner.model, annotation_batch(data, chunk, &device), config.max_words);
+            let words = greedy_captions(&captioner.model, annotation_batch(data, chunk, &device), &rules);
             written.extend(words.iter().map(|words| captioner.vocabulary.decode(words)));
             progress.advance(chunk.len() as u64);
         }
     } else {
-        let settings = caption_beam_settings(beam, config.max_words);
+        let settings = caption_beam_settings(beam, &rules);
         for photo in &photos {
             let best = beam_captions(&captioner.model, annotation_batch(data, &[photo], &device), &settings);
             written.push(best.first().map(|finished| captioner.vocabulary.decode(&finished.words)).unwrap_or_default());

@@ -5,7 +5,7 @@ use std::path::Path;
 use burn::tensor::{Tensor, TensorData};
 use image::DynamicImage;
 
-use super::decode::{attention_of, beam_captions, caption_beam_settings};
+use super::decode::{CaptionRules, attention_of, beam_captions, caption_beam_settings};
 use super::trained::{CaptionerLoadError, TrainedCaptioner};
 use crate::corpus::manifest::InputFile;
 use crate::util::PathError;
@@ -72,7 +72,7 @@ impl PhotoCaptioner {
 
     /// The finished beams for the photo, best first (at most `beam` of them).
     pub fn captions(&self, image: &DynamicImage, beam: usize) -> Vec<WrittenCaption> {
-        let settings = caption_beam_settings(beam, self.captioner.manifest.config.max_words);
+        let settings = caption_beam_settings(beam, &CaptionRules::of(&self.captioner.manifest.config));
         beam_captions(&self.captioner.model, self.annotations(image), &settings)
             .into_iter()
             .map(|finished| WrittenCaption {

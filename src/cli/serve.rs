@@ -22,6 +22,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", default_value = "checkpoints/demo")]
     models: PathBuf,
 
+    /// Captioner folder: write each photo's captions instead of retrieving them (as `generate --captioner`)
+    #[arg(long, value_name = "DIR")]
+    captioner: Option<PathBuf>,
+
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
@@ -64,7 +68,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cnn = cnn_weights(args.cnn.clone())?;
-    let generator = Generator::load(&ModelPaths::from_dir(&args.models, cnn), true)
+    let mut paths = ModelPaths::from_dir(&args.models, cnn);
+    paths.captioner = args.captioner.clone();
+    let generator = Generator::load(&paths, true)
         .with_context(|| format!("cannot load the models in `{}`", args.models.display()))?;
     let caption_texts = generator.retriever.as_ref().map(|retriever| retriever.bank.texts(&[]).0).unwrap_or_default();
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));

