@@ -281,6 +281,7 @@ fn from_photos_to_written_captions_and_stories() {
     let bleu = |path: &str| scores.pointer(path).and_then(|v| v.as_f64()).unwrap_or_else(|| panic!("{path}: {scores}"));
     assert!(bleu("/captioner/bleu/0") > 0.9, "{scores}");
     assert!(bleu("/retrieval/scores/bleu/0") > 0.5, "{scores}");
+    assert!(bleu("/captioner/cider_d").is_finite(), "{scores}");
     assert!(scores["photos"].as_u64().unwrap() >= 3, "{scores}");
 
     // A story from written captions.

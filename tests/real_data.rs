@@ -246,6 +246,7 @@ fn features_for_every_present_photo_a_vse_that_beats_chance_and_a_captioner_that
     let bleu = |path: &str| json.pointer(path).and_then(|v| v.as_f64()).unwrap_or_else(|| panic!("{path}: {json}"));
     assert!(bleu("/captioner/bleu/0") > 0.4 && bleu("/captioner/bleu/3") > 0.05, "{json}");
     assert!(bleu("/retrieval/scores/bleu/0") > 0.3, "{json}");
+    assert!(bleu("/captioner/cider_d") > 0.2, "{json}");
 }
 
 #[test]

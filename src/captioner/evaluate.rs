@@ -1,4 +1,4 @@
-//! `storytool evaluate captioner`: corpus BLEU of the captions a captioner writes for held-out photos,
+//! `storytool evaluate captioner`: corpus BLEU and CIDEr-D of the captions a captioner writes for held-out photos,
 //! beside the retrieval baseline, the VSE's nearest caption for the same photo among the training photos'
 //! captions (so neither model has seen the photo or its captions).
 
@@ -8,6 +8,7 @@ use burn::tensor::Device;
 use serde::Serialize;
 
 use super::bleu::{BleuCorpus, BleuScores, bleu_words};
+use super::cider::cider_d;
 use super::data::{CaptionerData, CaptionerImage};
 use super::decode::{CaptionRules, beam_captions, caption_beam_settings, greedy_captions};
 use super::trained::TrainedCaptioner;
@@ -32,10 +33,19 @@ pub enum EvaluateError {
     Incompatible(String),
 }
 
+/// Corpus scores of a set of captions.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CaptionScores {
+    #[serde(flatten)]
+    pub bleu: BleuScores,
+    /// CIDEr-D, times 10 as COCO reports it (1.0 is "as good as an average reference").
+    pub cider_d: f64,
+}
+
 /// The retrieval baseline's scores and what it searched.
 #[derive(Debug, Clone, Serialize)]
 pub struct RetrievalBaseline {
-    pub scores: BleuScores,
+    pub scores: CaptionScores,
     /// Captions of training photos it chose from.
     pub pool: usize,
 }
@@ -55,7 +65,7 @@ pub struct CaptionerEvaluation {
     pub photos: usize,
     pub references: usize,
     pub beam: usize,
-    pub captioner: BleuScores,
+    pub captioner: CaptionScores,
     pub retrieval: Option<RetrievalBaseline>,
     pub samples: Vec<PhotoCaptions>,
 }
@@ -97,11 +107,12 @@ pub fn evaluate_captioner(
     let references: Vec<Vec<Vec<String>>> =
         photos.iter().map(|photo| photo.texts.iter().map(|text| bleu_words(text)).collect()).collect();
     let score = |hypotheses: &[String]| {
+        let hypotheses: Vec<Vec<String>> = hypotheses.iter().map(|text| bleu_words(text)).collect();
         let mut corpus = BleuCorpus::default();
         for (hypothesis, references) in hypotheses.iter().zip(&references) {
-            corpus.add(&bleu_words(hypothesis), references);
+            corpus.add(hypothesis, references);
         }
-        corpus.scores()
+        CaptionScores { bleu: corpus.scores(), cider_d: cider_d(&hypotheses, &references).0 }
     };
     let (retrieval, retrieved) = match vse {
         Some(vse) => {

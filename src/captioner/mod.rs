@@ -8,10 +8,12 @@
 //! - [`photo`]: from a photo file to captions (CNN + captioner).
 //! - [`attention_map`]: the attention of each word drawn over the photo, as a PNG.
 //! - [`bleu`]: corpus BLEU-1..4.
+//! - [`cider`]: corpus CIDEr-D, as the COCO evaluation code computes it.
 //! - [`evaluate`]: BLEU of the captioner and of the VSE retrieval baseline on the same test photos.
 
 pub mod attention_map;
 pub mod bleu;
+pub mod cider;
 pub mod data;
 pub mod decode;
 pub mod evaluate;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use storytool::captioner::bleu::BleuScores;
 use storytool::captioner::data::CaptionerData;
+use storytool::captioner::evaluate::CaptionScores;
 use storytool::captioner::evaluate::evaluate_captioner;
 use storytool::captioner::trained::TrainedCaptioner;
 use storytool::captions::Split;
@@ -26,7 +26,7 @@ pub struct EvaluateArgs {
 enum Evaluate {
     /// Image->text and text->image recall at 1, 5, 10 and median rank of a VSE on its test images
     Vse(EvaluateVseArgs),
-    /// BLEU-1..4 of a captioner's written captions on its test photos, beside the VSE retrieval baseline
+    /// BLEU-1..4 and CIDEr-D of a captioner's written captions on its test photos, beside the VSE retrieval baseline
     Captioner(EvaluateCaptionerArgs),
 }
 
@@ -129,10 +129,16 @@ fn evaluate_captioner_cli(args: EvaluateCaptionerArgs) -> anyhow::Result<()> {
         "{:?} split: {} photos, {} reference captions",
         evaluation.split, evaluation.photos, evaluation.references
     );
-    println!("  {:<34} {:>7} {:>7} {:>7} {:>7} {:>7}", "", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "BP");
-    let row = |name: &str, scores: &BleuScores| {
-        let [b1, b2, b3, b4] = scores.bleu.map(|value| value * 100.0);
-        println!("  {name:<34} {b1:>7.1} {b2:>7.1} {b3:>7.1} {b4:>7.1} {:>7.3}", scores.brevity_penalty);
+    println!(
+        "  {:<34} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7}",
+        "", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D", "BP"
+    );
+    let row = |name: &str, scores: &CaptionScores| {
+        let [b1, b2, b3, b4] = scores.bleu.bleu.map(|value| value * 100.0);
+        println!(
+            "  {name:<34} {b1:>7.1} {b2:>7.1} {b3:>7.1} {b4:>7.1} {:>8.3} {:>7.3}",
+            scores.cider_d, scores.bleu.brevity_penalty
+        );
     };
     row(&format!("captioner (beam {beam})"), &evaluation.captioner);
     match &evaluation.retrieval {
