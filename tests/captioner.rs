@@ -7,7 +7,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -17,12 +16,12 @@ use storytool::config::Config;
 use storytool::features::FeatureSet;
 use storytool::model::captioner::{Captioner, CaptionerModelConfig};
 use storytool::model::skip_thought::DecoderTargets;
-use storytool::progress::{NoProgress, Progress};
+use storytool::progress::NoProgress;
 use storytool::train::batches::PaddedBatch;
 use storytool::train::captioner::{CaptionerTrainRequest, train_captioner};
 use storytool::train::run::TrainError;
 use storytool::util::cancel::CancelFlag;
-use support::{SETTINGS, models, run, storytool};
+use support::{CancelAfter, SETTINGS, models, run, storytool};
 
 /// Training seeds the device's global generator: one training at a time in this test binary.
 static ONE_TRAINING_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -178,24 +177,6 @@ fn request(features: &Path, out: &Path, steps: u64) -> CaptionerTrainRequest {
     }
 }
 
-/// Progress that cancels the run after `after` steps, as Ctrl-C would.
-struct CancelAfter {
-    flag: CancelFlag,
-    after: u64,
-    steps: AtomicU64,
-}
-
-impl Progress for CancelAfter {
-    fn set_total(&self, _total: u64) {}
-    fn advance(&self, delta: u64) {
-        if self.steps.fetch_add(delta, Ordering::SeqCst) + delta >= self.after {
-            self.flag.cancel();
-        }
-    }
-    fn set_message(&self, _message: &str) {}
-    fn finish(&self) {}
-}
-
 #[test]
 fn from_photos_to_written_captions_and_stories() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,7 +193,7 @@ fn from_photos_to_written_captions_and_stories() {
         train_captioner(&request(&features, &whole, 12), &NoProgress).unwrap();
         let parts = root.join("parts");
         let mut first = request(&features, &parts, 12);
-        let cancel = CancelAfter { flag: first.cancel.clone(), after: 7, steps: AtomicU64::new(0) };
+        let cancel = CancelAfter::new(first.cancel.clone(), 7);
         first.cancel = cancel.flag.clone();
         assert!(matches!(train_captioner(&first, &cancel), Err(TrainError::Interrupted(_))));
         let mut again = request(&features, &parts, 12);

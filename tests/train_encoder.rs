@@ -1,19 +1,21 @@
 //! The skip-thought training loop end to end on a tiny corpus this test writes: loss falls, a run that is
 //! stopped (as by Ctrl-C) and resumed matches an uninterrupted one, and settings cannot change on resume.
 
+mod support;
+
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use storytool::config::Config;
 use storytool::corpus::{IngestRequest, ingest};
 use storytool::encoder::SentenceEncoder;
-use storytool::progress::{NoProgress, Progress};
+use storytool::progress::NoProgress;
 use storytool::train::encoder::{EncoderTrainRequest, METRICS_FILE, MetricsLine, TrainError, train_encoder};
 use storytool::util::cancel::CancelFlag;
 use storytool::vectors::expand::{ExpandRequest, expand_vocab};
 use storytool::vectors::expanded::TableType;
 use storytool::vectors::readers::VectorFormat;
+use support::CancelAfter;
 
 const STORY: &str = "The ship left the harbour at dawn. The captain watched the grey sea. \
 The wind rose in the afternoon. The sailors pulled down the sails. Night fell over the water. \
@@ -77,24 +79,6 @@ fn metrics(out: &Path) -> Vec<MetricsLine> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
-}
-
-/// Sets the cancel flag after `after` steps, as a Ctrl-C would.
-struct CancelAfter {
-    flag: CancelFlag,
-    after: u64,
-    steps: AtomicU64,
-}
-
-impl Progress for CancelAfter {
-    fn set_total(&self, _total: u64) {}
-    fn advance(&self, amount: u64) {
-        if self.steps.fetch_add(amount, Ordering::SeqCst) + amount >= self.after {
-            self.flag.cancel();
-        }
-    }
-    fn set_message(&self, _message: &str) {}
-    fn finish(&self) {}
 }
 
 #[test]
@@ -202,7 +186,7 @@ fn an_interrupted_run_resumes_exactly() {
 
     let stopped = root.path().join("stopped");
     let first = sampled(&stopped);
-    let progress = CancelAfter { flag: first.cancel.clone(), after: 7, steps: AtomicU64::new(0) };
+    let progress = CancelAfter::new(first.cancel.clone(), 7);
     let error = train_encoder(&first, &progress).unwrap_err();
     assert!(matches!(error, TrainError::Interrupted(_)), "{error}");
     let state: serde_json::Value =

@@ -7,19 +7,19 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use storytool::captions::{Caption, CaptionedImage, DatasetKind, Split};
 use storytool::config::Config;
 use storytool::corpus::manifest::{CreatedBy, InputFile};
 use storytool::features::FeaturesManifest;
-use storytool::progress::{NoProgress, Progress};
+use storytool::progress::NoProgress;
 use storytool::retrieval::TrainedVse;
 use storytool::train::run::TrainError;
 use storytool::train::vse::{VseMetricsLine, VseTrainRequest, retrieval_scores, train_vse};
 use storytool::train::vse_data::VseData;
 use storytool::util::cancel::CancelFlag;
 use storytool::util::tensor_file::{Precision, Table, write_tables};
+use support::CancelAfter;
 
 /// burn's random generator is process-wide: one training at a time keeps runs reproducible.
 static ONE_TRAINING_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -147,23 +147,6 @@ fn training_finds_planted_pairs() {
     assert!((norm - 1.0).abs() < 1e-4);
 }
 
-struct CancelAfter {
-    flag: CancelFlag,
-    after: u64,
-    steps: AtomicU64,
-}
-
-impl Progress for CancelAfter {
-    fn set_total(&self, _total: u64) {}
-    fn advance(&self, amount: u64) {
-        if self.steps.fetch_add(amount, Ordering::SeqCst) + amount >= self.after {
-            self.flag.cancel();
-        }
-    }
-    fn set_message(&self, _message: &str) {}
-    fn finish(&self) {}
-}
-
 #[test]
 fn an_interrupted_run_resumes_to_the_same_model() {
     let _one = ONE_TRAINING_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -174,7 +157,7 @@ fn an_interrupted_run_resumes_to_the_same_model() {
 
     let parts = dir.path().join("parts");
     let mut first = request(&features, &parts, small_config(25));
-    let cancel = CancelAfter { flag: first.cancel.clone(), after: 7, steps: AtomicU64::new(0) };
+    let cancel = CancelAfter::new(first.cancel.clone(), 7);
     first.cancel = cancel.flag.clone();
     assert!(matches!(train_vse(&first, &cancel), Err(TrainError::Interrupted(_))));
     let mut again = request(&features, &parts, small_config(25));

@@ -9,7 +9,7 @@ use storytool::vectors::expanded::TableType;
 use storytool::vectors::readers::VectorFormat;
 
 use super::progress_bar::Bar;
-use super::{cancel_on_interrupt, command_line};
+use super::{cancel_on_interrupt, command_line, nothing_written};
 
 /// Give every word of a word-vector file (word2vec, GloVe, fastText, .npy) an encoder word embedding
 /// through a linear map fitted on the words both share, as skip-thoughts did with word2vec. The table is
@@ -69,7 +69,7 @@ pub fn run(args: ExpandVocabArgs) -> anyhow::Result<()> {
     };
     let bar = Bar::steps();
     let report = expand_vocab(&request, &bar).map_err(|error| match error {
-        ExpandError::Interrupted(interrupted) => anyhow::Error::new(interrupted),
+        ExpandError::Interrupted(interrupted) => nothing_written(interrupted),
         other => anyhow::Error::new(other),
     });
     let report =

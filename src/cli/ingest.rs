@@ -9,7 +9,7 @@ use storytool::corpus::ingest::SummaryRow;
 use storytool::corpus::{IngestError, IngestReport, IngestRequest, ingest};
 
 use super::progress_bar::Bar;
-use super::{ConfigArgs, command_line};
+use super::{ConfigArgs, command_line, nothing_written};
 
 /// Find books (a catalogue CSV or one folder per genre), strip Gutenberg packaging and headings, split
 /// sentences, build the vocabulary and write memory-mappable token streams with per-book statistics.
@@ -89,7 +89,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     }
     .map_err(|error| match error {
         // Reported as itself so that `main` exits with 130, the convention for Ctrl-C.
-        IngestError::Interrupted(interrupted) => anyhow::Error::new(interrupted),
+        IngestError::Interrupted(interrupted) => nothing_written(interrupted),
         other => {
             anyhow::Error::new(other).context(format!("cannot ingest books from `{}`", request.books_dir.display()))
         }

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use storytool::config::{Config, Override};
+use storytool::train::run::TrainError;
 use storytool::util::cancel::CancelFlag;
 
 /// Turn a picture into a short story in a literary genre, and train every model that does it.
@@ -135,6 +136,21 @@ fn cancel_on_interrupt() -> CancelFlag {
         eprintln!("warning: cannot catch Ctrl-C ({error}); an interrupted run may leave a hidden staging folder");
     }
     cancel
+}
+
+/// A trainer's error for the user: an interrupted run keeps its last checkpoint and says how to go on (the
+/// exit code is still 130, found by `main` in the chain); other errors get `what` as context.
+fn training_error(error: TrainError, what: &str) -> anyhow::Error {
+    match error {
+        TrainError::Interrupted(interrupted) => anyhow::Error::new(interrupted)
+            .context("training stopped at a checkpoint: continue with `--resume` and the same settings"),
+        other => anyhow::Error::new(other).context(what.to_string()),
+    }
+}
+
+/// The error of a job that writes nothing when interrupted (its staging folder is dropped).
+fn nothing_written(interrupted: storytool::util::cancel::Interrupted) -> anyhow::Error {
+    anyhow::Error::new(interrupted).context("stopped; nothing was written")
 }
 
 /// Where the EfficientNet-Lite weights are: `--cnn`, else `$STORYTOOL_CNN_WEIGHTS`, else the file

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use storytool::train::captioner::{CaptionerTrainRequest, train_captioner};
-use storytool::train::run::{METRICS_FILE, TrainError};
+use storytool::train::run::METRICS_FILE;
 
 use super::progress_bar::Bar;
-use super::{ConfigArgs, cancel_on_interrupt, command_line};
+use super::{ConfigArgs, cancel_on_interrupt, command_line, training_error};
 
 /// Train a Show-Attend-Tell captioner on features from `storytool extract-features --spatial`: an LSTM that
 /// writes each caption word by word while attending over the photo's spatial CNN map (soft attention,
@@ -55,13 +55,8 @@ pub fn run(args: TrainCaptionerArgs) -> anyhow::Result<()> {
         command: command_line(),
         cancel: cancel_on_interrupt(),
     };
-    let report = train_captioner(&request, &Bar::steps()).map_err(|error| match error {
-        TrainError::Interrupted(interrupted) => {
-            eprintln!("a checkpoint was written: continue with `--resume`");
-            anyhow::Error::new(interrupted)
-        }
-        other => anyhow::Error::new(other).context("cannot train the captioner"),
-    })?;
+    let report = train_captioner(&request, &Bar::steps())
+        .map_err(|error| training_error(error, "cannot train the captioner"))?;
     match report.resumed_from {
         Some(step) => println!("Resumed at step {step} and trained to step {}", report.steps),
         None => println!("Trained {} steps", report.steps),

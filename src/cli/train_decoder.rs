@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use storytool::train::decoder::{DecoderTrainRequest, train_decoder};
-use storytool::train::run::{METRICS_FILE, TrainError};
+use storytool::train::run::METRICS_FILE;
 
 use super::progress_bar::Bar;
-use super::{ConfigArgs, cancel_on_interrupt, command_line};
+use super::{ConfigArgs, cancel_on_interrupt, command_line, training_error};
 
 /// Train the story decoder: passages of the corpus's novels, each encoded to a skip-thought vector by the
 /// (frozen) encoder, and a GRU that learns to write each passage back from its vector (Pix2Story's recipe).
@@ -60,13 +60,7 @@ pub fn run(args: TrainDecoderArgs) -> anyhow::Result<()> {
         cancel: cancel_on_interrupt(),
     };
     let bar = Bar::steps();
-    let report = train_decoder(&request, &bar).map_err(|error| match error {
-        TrainError::Interrupted(interrupted) => {
-            eprintln!("a checkpoint was written: continue with `--resume`");
-            anyhow::Error::new(interrupted)
-        }
-        other => anyhow::Error::new(other).context("cannot train the decoder"),
-    })?;
+    let report = train_decoder(&request, &bar).map_err(|error| training_error(error, "cannot train the decoder"))?;
     let show =
         |loss: Option<f32>| loss.map_or("-".to_string(), |loss| format!("{loss:.3} (perplexity {:.1})", loss.exp()));
     match report.resumed_from {

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use storytool::train::encoder::{EncoderTrainRequest, METRICS_FILE, TrainError, train_encoder};
+use storytool::train::encoder::{EncoderTrainRequest, METRICS_FILE, train_encoder};
 
 use super::progress_bar::Bar;
-use super::{ConfigArgs, cancel_on_interrupt, command_line};
+use super::{ConfigArgs, cancel_on_interrupt, command_line, training_error};
 
 /// Train a skip-thought sentence encoder on a corpus from `storytool ingest`: a GRU encoder whose state
 /// lets two GRU decoders write the previous and the next sentence. Writes checkpoints, `metrics.jsonl`,
@@ -53,13 +53,7 @@ pub fn run(args: TrainEncoderArgs) -> anyhow::Result<()> {
         cancel: cancel_on_interrupt(),
     };
     let bar = Bar::steps();
-    let report = train_encoder(&request, &bar).map_err(|error| match error {
-        TrainError::Interrupted(interrupted) => {
-            eprintln!("a checkpoint was written: continue with `--resume`");
-            anyhow::Error::new(interrupted)
-        }
-        other => anyhow::Error::new(other).context("cannot train the encoder"),
-    })?;
+    let report = train_encoder(&request, &bar).map_err(|error| training_error(error, "cannot train the encoder"))?;
     let show =
         |loss: Option<f32>| loss.map_or("-".to_string(), |loss| format!("{loss:.3} (perplexity {:.1})", loss.exp()));
     match report.resumed_from {

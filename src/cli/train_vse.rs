@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use storytool::retrieval::RetrievalScores;
-use storytool::train::run::{METRICS_FILE, TrainError};
+use storytool::train::run::METRICS_FILE;
 use storytool::train::vse::{VseTrainRequest, WordVectorsSource, train_vse};
 use storytool::vectors::readers::VectorFormat;
 
 use super::progress_bar::Bar;
-use super::{ConfigArgs, cancel_on_interrupt, command_line};
+use super::{ConfigArgs, cancel_on_interrupt, command_line, training_error};
 
 /// Train a visual-semantic embedding on features from `storytool extract-features`: a GRU caption encoder
 /// and a linear image projection into one space, with VSE's hinge loss (or VSE++'s max violation).
@@ -75,13 +75,7 @@ pub fn run(args: TrainVseArgs) -> anyhow::Result<()> {
         command: command_line(),
         cancel: cancel_on_interrupt(),
     };
-    let report = train_vse(&request, &Bar::steps()).map_err(|error| match error {
-        TrainError::Interrupted(interrupted) => {
-            eprintln!("a checkpoint was written: continue with `--resume`");
-            anyhow::Error::new(interrupted)
-        }
-        other => anyhow::Error::new(other).context("cannot train the VSE"),
-    })?;
+    let report = train_vse(&request, &Bar::steps()).map_err(|error| training_error(error, "cannot train the VSE"))?;
     match report.resumed_from {
         Some(step) => println!("Resumed at step {step} and trained to step {}", report.steps),
         None => println!("Trained {} steps", report.steps),

@@ -28,7 +28,7 @@ impl CancelFlag {
 
 /// The error a job returns when it stopped because its [`CancelFlag`] was set; the CLI exits with 130 for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("interrupted; nothing was written")]
+#[error("interrupted")]
 pub struct Interrupted;
 
 impl CancelFlag {

@@ -5,6 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use storytool::progress::Progress;
+use storytool::util::cancel::CancelFlag;
 
 /// A minimal pickle (protocol 2) writer: just the opcodes a `torch.save` state dict uses.
 #[derive(Default)]
@@ -334,4 +338,28 @@ pub fn models(root: &Path) -> PathBuf {
         .arg(models.join("caption-bank")));
     std::fs::rename(&weights, models.join("cnn.pth")).unwrap();
     models
+}
+
+/// Progress that sets `flag` after `after` steps, as a Ctrl-C would: the trainers' resume tests.
+pub struct CancelAfter {
+    pub flag: CancelFlag,
+    after: u64,
+    steps: AtomicU64,
+}
+
+impl CancelAfter {
+    pub fn new(flag: CancelFlag, after: u64) -> CancelAfter {
+        CancelAfter { flag, after, steps: AtomicU64::new(0) }
+    }
+}
+
+impl Progress for CancelAfter {
+    fn set_total(&self, _total: u64) {}
+    fn advance(&self, amount: u64) {
+        if self.steps.fetch_add(amount, Ordering::SeqCst) + amount >= self.after {
+            self.flag.cancel();
+        }
+    }
+    fn set_message(&self, _message: &str) {}
+    fn finish(&self) {}
 }
