@@ -2,14 +2,12 @@
 //! maps, each with its captions, assigned to train / valid / test by the same hash of the image key as the
 //! VSE's split.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::captions::{Split, split_of};
 use crate::config::CaptionerConfig;
 use crate::corpus::manifest::InputFile;
 use crate::features::{FeatureSet, FeaturesError, SpatialInfo};
-use crate::text::tokenize::for_each_word;
 use crate::text::vocab::Vocabulary;
 use crate::train::vse_data::FeaturesInput;
 
@@ -89,23 +87,10 @@ impl CaptionerData {
         let vocabulary = match vocabulary {
             Some(vocabulary) => vocabulary,
             None => {
-                let mut counts: HashMap<String, u64> = HashMap::new();
-                let mut buffer = String::new();
-                for image in sets.iter().flat_map(|set| &set.images).filter(|image| split(&image.key) == Split::Train) {
-                    for caption in &image.captions {
-                        for_each_word(&caption.text, true, &mut buffer, |word| {
-                            *counts.entry(word.to_string()).or_default() += 1;
-                        });
-                    }
-                }
-                Vocabulary::from_counts(
-                    counts
-                        .iter()
-                        .filter(|&(_, &count)| count >= config.min_word_count)
-                        .map(|(word, &count)| (word.as_str(), count)),
-                    config.vocab_size,
-                    true,
-                )
+                let training =
+                    sets.iter().flat_map(|set| &set.images).filter(|image| split(&image.key) == Split::Train);
+                let texts = training.flat_map(|image| image.captions.iter().map(|caption| caption.text.as_str()));
+                Vocabulary::from_texts(texts, config.vocab_size, config.min_word_count)
             }
         };
         let mut images = Vec::new();
@@ -129,14 +114,7 @@ impl CaptionerData {
             vocabulary,
             cnn: first.manifest.cnn.clone(),
             image_size: first.manifest.image_size,
-            inputs: sets
-                .iter()
-                .map(|set| FeaturesInput {
-                    dir: set.dir.display().to_string(),
-                    annotations: set.manifest.annotations.clone(),
-                    images: set.images.len(),
-                })
-                .collect(),
+            inputs: sets.iter().map(FeaturesInput::of).collect(),
         })
     }
 

@@ -56,6 +56,23 @@ impl Vocabulary {
         Vocabulary::from_words(words.collect(), lowercase)
     }
 
+    /// The lowercased words of `texts` (caption files): those seen at least `min_count` times, the
+    /// `max_size - 2` most frequent of them after the two reserved ids.
+    pub fn from_texts<'a>(texts: impl IntoIterator<Item = &'a str>, max_size: usize, min_count: u64) -> Self {
+        let mut counts: FxHashMap<String, u64> = FxHashMap::default();
+        let mut buffer = String::new();
+        for text in texts {
+            for_each_word(text, true, &mut buffer, |word| match counts.get_mut(word) {
+                Some(count) => *count += 1,
+                None => {
+                    counts.insert(word.to_string(), 1);
+                }
+            });
+        }
+        let kept = counts.iter().filter(|&(_, &count)| count >= min_count).map(|(word, &count)| (word.as_str(), count));
+        Vocabulary::from_counts(kept, max_size, true)
+    }
+
     fn from_words(words: Vec<String>, lowercase: bool) -> Self {
         let ids = words.iter().enumerate().map(|(id, word)| (word.clone(), id as u32)).collect();
         Vocabulary { words, ids, lowercase }

@@ -1,7 +1,6 @@
 //! The pairs a VSE trains and is evaluated on: images from one or more features folders, each with its
 //! captions tokenized, assigned to train / valid / test by image.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -10,7 +9,6 @@ use crate::captions::{Split, split_of};
 use crate::config::VseConfig;
 use crate::corpus::manifest::InputFile;
 use crate::features::{FeatureSet, FeaturesError};
-use crate::text::tokenize::for_each_word;
 use crate::text::vocab::Vocabulary;
 
 /// One image with its feature row and captions.
@@ -30,6 +28,16 @@ pub struct FeaturesInput {
     pub dir: String,
     pub annotations: InputFile,
     pub images: usize,
+}
+
+impl FeaturesInput {
+    pub fn of(set: &FeatureSet) -> FeaturesInput {
+        FeaturesInput {
+            dir: set.dir.display().to_string(),
+            annotations: set.manifest.annotations.clone(),
+            images: set.images.len(),
+        }
+    }
 }
 
 /// Everything a VSE run reads.
@@ -76,20 +84,11 @@ impl VseData {
         let vocabulary = match vocabulary {
             Some(vocabulary) => vocabulary,
             None => {
-                let mut counts: HashMap<String, u64> = HashMap::new();
-                let mut buffer = String::new();
+                let mut lines = Vec::new();
                 for set in &sets {
-                    for line in set.all_captions()? {
-                        for_each_word(&line.caption.text, true, &mut buffer, |word| {
-                            *counts.entry(word.to_string()).or_default() += 1;
-                        });
-                    }
+                    lines.extend(set.all_captions()?);
                 }
-                Vocabulary::from_counts(
-                    counts.iter().map(|(word, &count)| (word.as_str(), count)),
-                    config.vocab_size,
-                    true,
-                )
+                Vocabulary::from_texts(lines.iter().map(|line| line.caption.text.as_str()), config.vocab_size, 1)
             }
         };
         let mut images = Vec::new();
@@ -113,14 +112,7 @@ impl VseData {
             vocabulary,
             cnn: first.manifest.cnn.clone(),
             image_size: first.manifest.image_size,
-            inputs: sets
-                .iter()
-                .map(|set| FeaturesInput {
-                    dir: set.dir.display().to_string(),
-                    annotations: set.manifest.annotations.clone(),
-                    images: set.images.len(),
-                })
-                .collect(),
+            inputs: sets.iter().map(FeaturesInput::of).collect(),
         })
     }
 
