@@ -46,6 +46,8 @@ pub struct CaptionScorer<'a> {
     model: &'a Captioner,
     /// One row: the photo.
     annotations: Annotations,
+    /// The photo repeated for the last step's number of hypotheses (it changes only when beams finish).
+    repeated: Option<(usize, Annotations)>,
     state: Option<LstmState>,
     device: Device,
 }
@@ -54,7 +56,7 @@ impl<'a> CaptionScorer<'a> {
     /// `vectors`: `[1, locations, feature_dim]`.
     pub fn new(model: &'a Captioner, vectors: Tensor<3>) -> CaptionScorer<'a> {
         let device = vectors.device();
-        CaptionScorer { annotations: model.annotate(vectors), model, state: None, device }
+        CaptionScorer { annotations: model.annotate(vectors), model, repeated: None, state: None, device }
     }
 }
 
@@ -72,7 +74,11 @@ impl Scorer for CaptionScorer<'_> {
             }
         };
         let words = self.model.embed_previous(last_words, rows, &self.device);
-        let step = self.model.step(words, state, &self.annotations.repeat(rows));
+        if self.repeated.as_ref().is_none_or(|(cached, _)| *cached != rows) {
+            self.repeated = Some((rows, self.annotations.repeat(rows)));
+        }
+        let (_, annotations) = self.repeated.as_ref().expect("just set");
+        let step = self.model.step(words, state, annotations);
         self.state = Some(step.state);
         let [_, vocab] = step.logits.dims();
         let values = log_softmax(step.logits, 1).into_data().try_to_vec::<f32>().expect("f32 log-probabilities");

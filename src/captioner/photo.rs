@@ -72,8 +72,13 @@ impl PhotoCaptioner {
 
     /// The finished beams for the photo, best first (at most `beam` of them).
     pub fn captions(&self, image: &DynamicImage, beam: usize) -> Vec<WrittenCaption> {
+        self.captions_of(self.annotations(image), beam)
+    }
+
+    /// [`PhotoCaptioner::captions`] from the photo's annotation vectors (kept to ask for the attention).
+    pub fn captions_of(&self, annotations: Tensor<3>, beam: usize) -> Vec<WrittenCaption> {
         let settings = caption_beam_settings(beam, &CaptionRules::of(&self.captioner.manifest.config));
-        beam_captions(&self.captioner.model, self.annotations(image), &settings)
+        beam_captions(&self.captioner.model, annotations, &settings)
             .into_iter()
             .map(|finished| WrittenCaption {
                 text: self.captioner.vocabulary.decode(&finished.words),
@@ -83,8 +88,9 @@ impl PhotoCaptioner {
             .collect()
     }
 
-    /// Attention weights of each word of `caption` and of its end, `[words + 1][locations]`.
-    pub fn attention(&self, image: &DynamicImage, caption: &WrittenCaption) -> Vec<Vec<f32>> {
-        attention_of(&self.captioner.model, self.annotations(image), &caption.words)
+    /// Attention weights of each word of `caption` and of its end, `[words + 1][locations]`, given the
+    /// annotation vectors it was written from.
+    pub fn attention(&self, annotations: Tensor<3>, caption: &WrittenCaption) -> Vec<Vec<f32>> {
+        attention_of(&self.captioner.model, annotations, &caption.words)
     }
 }

@@ -111,7 +111,8 @@ fn write_captions(args: &CaptionArgs, dir: &std::path::Path, image: &DynamicImag
     if beam == 0 {
         anyhow::bail!("--beam must be at least 1");
     }
-    let captions = captioner.captions(image, beam);
+    let annotations = captioner.annotations(image);
+    let captions = captioner.captions_of(annotations.clone(), beam);
     let Some(best) = captions.first() else {
         anyhow::bail!(
             "the captioner finished no caption within {} words",
@@ -119,7 +120,7 @@ fn write_captions(args: &CaptionArgs, dir: &std::path::Path, image: &DynamicImag
         );
     };
     if let Some(path) = &args.attention {
-        let maps = captioner.attention(image, best);
+        let maps = captioner.attention(annotations, best);
         let mut labels: Vec<String> = best.text.split_whitespace().map(String::from).collect();
         labels.push("<end>".into());
         let crop = resize_and_crop(image, captioner.captioner.manifest.image_size);
