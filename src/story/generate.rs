@@ -255,8 +255,8 @@ impl Generator {
             return Err(GenerateError::UnknownGenre { genre: options.genre.clone(), known: self.genres().join(", ") });
         };
         let dim = self.encoder.dim();
-        let (captions, thoughts): (Vec<UsedCaption>, Vec<Vec<f32>>) = match input {
-            StoryInput::Captions(texts) => {
+        let (captions, thoughts): (Vec<UsedCaption>, Vec<Vec<f32>>) = match (input, &self.captioner) {
+            (StoryInput::Captions(texts), _) => {
                 if texts.iter().all(|text| text.trim().is_empty()) {
                     return Err(GenerateError::NoText);
                 }
@@ -265,8 +265,7 @@ impl Generator {
                     texts.iter().map(|text| UsedCaption { id: None, score: None, text: Some(text.clone()) }).collect();
                 (used, vectors)
             }
-            StoryInput::Image(image) if self.captioner.is_some() => {
-                let captioner = self.captioner.as_ref().expect("matched");
+            (StoryInput::Image(image), Some(captioner)) => {
                 let written = captioner.captions(image, captioner.captioner.manifest.config.beam);
                 if written.is_empty() {
                     return Err(GenerateError::NoCaption);
@@ -279,7 +278,7 @@ impl Generator {
                     .collect();
                 (used, vectors)
             }
-            StoryInput::Image(image) => {
+            (StoryInput::Image(image), None) => {
                 let retriever = self.retriever.as_ref().expect("a generator for photos has a retriever");
                 let thoughts = retriever.bank.thoughts.as_ref().expect("checked at load");
                 let nearest = retriever.nearest(image, options.k.max(1));
