@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::{Device, Tensor, TensorData};
+
 use crate::captions::{Split, split_of};
 use crate::config::CaptionerConfig;
 use crate::corpus::manifest::InputFile;
@@ -30,6 +32,9 @@ pub struct CaptionerData {
     pub images: Vec<CaptionerImage>,
     /// `[images, locations * feature_dim]` row-major.
     pub annotations: Vec<f32>,
+    /// `[images, pooled_dim]` row-major: the pooled features (what a VSE reads) of the same photos.
+    pub pooled: Vec<f32>,
+    pub pooled_dim: usize,
     pub spatial: SpatialInfo,
     pub vocabulary: Vocabulary,
     pub cnn: InputFile,
@@ -95,7 +100,9 @@ impl CaptionerData {
         };
         let mut images = Vec::new();
         let mut annotations = Vec::new();
+        let mut pooled = Vec::new();
         for (set, table) in sets.iter().zip(&tables) {
+            pooled.extend_from_slice(&set.pooled.values);
             for (index, image) in set.images.iter().enumerate() {
                 images.push(CaptionerImage {
                     key: image.key.clone(),
@@ -110,6 +117,8 @@ impl CaptionerData {
         Ok(CaptionerData {
             images,
             annotations,
+            pooled,
+            pooled_dim: first.pooled.columns,
             spatial,
             vocabulary,
             cnn: first.manifest.cnn.clone(),
@@ -129,6 +138,17 @@ impl CaptionerData {
 
     pub fn annotation_row(&self, image: &CaptionerImage) -> &[f32] {
         &self.annotations[image.row * self.row_len()..(image.row + 1) * self.row_len()]
+    }
+
+    pub fn pooled_row(&self, image: &CaptionerImage) -> &[f32] {
+        &self.pooled[image.row * self.pooled_dim..(image.row + 1) * self.pooled_dim]
+    }
+
+    /// The annotation vectors of `photos` as one `[photos, locations, feature_dim]` tensor.
+    pub fn annotation_batch(&self, photos: &[&CaptionerImage], device: &Device) -> Tensor<3> {
+        let values: Vec<f32> = photos.iter().flat_map(|photo| self.annotation_row(photo)).copied().collect();
+        let shape = [photos.len(), self.spatial.locations(), self.spatial.dim];
+        Tensor::from_data(TensorData::new(values, shape), device)
     }
 
     /// Folders as recorded in a manifest, back to paths.

@@ -2,8 +2,6 @@
 //! beside the retrieval baseline, the VSE's nearest caption for the same photo among the training photos'
 //! captions (so neither model has seen the photo or its captions).
 
-use std::collections::HashMap;
-
 use burn::tensor::Device;
 use serde::Serialize;
 
@@ -16,7 +14,6 @@ use crate::captions::{Split, split_of};
 use crate::features::{FeatureSet, FeaturesError};
 use crate::progress::Progress;
 use crate::retrieval::TrainedVse;
-use crate::train::captioner::annotation_batch;
 
 /// Photos decoded together by greedy decoding.
 const GREEDY_BATCH: usize = 32;
@@ -90,14 +87,14 @@ pub fn evaluate_captioner(
     let mut written: Vec<String> = Vec::with_capacity(photos.len());
     if beam <= 1 {
         for chunk in photos.chunks(GREEDY_BATCH) {
-            let words = greedy_captions(&captioner.model, annotation_batch(data, chunk, &device), &rules);
+            let words = greedy_captions(&captioner.model, data.annotation_batch(chunk, &device), &rules);
             written.extend(words.iter().map(|words| captioner.vocabulary.decode(words)));
             progress.advance(chunk.len() as u64);
         }
     } else {
         let settings = caption_beam_settings(beam, &rules);
         for photo in &photos {
-            let best = beam_captions(&captioner.model, annotation_batch(data, &[photo], &device), &settings);
+            let best = beam_captions(&captioner.model, data.annotation_batch(&[photo], &device), &settings);
             written.push(best.first().map(|finished| captioner.vocabulary.decode(&finished.words)).unwrap_or_default());
             progress.advance(1);
         }
@@ -162,18 +159,11 @@ fn retrieve(
         ));
     }
     let split = |key: &str| split_of(key, config.valid_percent, config.test_percent);
-    let mut pooled: HashMap<String, Vec<f32>> = HashMap::new();
     let mut pool: Vec<String> = Vec::new();
     for input in &data.inputs {
-        let set = FeatureSet::open(std::path::Path::new(&input.dir))?;
-        for (row, image) in set.images.iter().enumerate() {
-            pooled.insert(image.key.clone(), set.pooled.row(row).to_vec());
-        }
+        let captions = FeatureSet::captions_in(std::path::Path::new(&input.dir))?;
         pool.extend(
-            set.all_captions()?
-                .into_iter()
-                .filter(|line| split(&line.image) == Split::Train)
-                .map(|line| line.caption.text),
+            captions.into_iter().filter(|line| split(&line.image) == Split::Train).map(|line| line.caption.text),
         );
     }
     if pool.is_empty() {
@@ -184,15 +174,7 @@ fn retrieve(
     for chunk in pool.chunks(EMBED_BATCH) {
         caption_vectors.extend(vse.embed_texts(chunk));
     }
-    let features: Vec<f32> = photos
-        .iter()
-        .map(|photo| {
-            pooled.get(&photo.key).cloned().ok_or_else(|| {
-                EvaluateError::Incompatible(format!("no pooled feature for `{}` in the features folders", photo.key))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?
-        .concat();
+    let features: Vec<f32> = photos.iter().flat_map(|photo| data.pooled_row(photo)).copied().collect();
     let image_vectors = vse.embed_features(&features);
     let captions = image_vectors
         .chunks(dim)

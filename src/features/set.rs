@@ -136,7 +136,12 @@ impl FeatureSet {
 
     /// Every caption of the annotation file (also of images without features).
     pub fn all_captions(&self) -> Result<Vec<CaptionLine>, FeaturesError> {
-        read_jsonl(&self.dir.join(CAPTIONS_FILE))
+        FeatureSet::captions_in(&self.dir)
+    }
+
+    /// [`FeatureSet::all_captions`] of the features folder `dir`, without reading its features.
+    pub fn captions_in(dir: &Path) -> Result<Vec<CaptionLine>, FeaturesError> {
+        read_jsonl(&dir.join(CAPTIONS_FILE))
     }
 }
 

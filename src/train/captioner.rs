@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::AdamConfig;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::batches::{PaddedBatch, plan_epoch};
@@ -185,13 +185,6 @@ pub fn train_captioner(
     })
 }
 
-/// The annotation vectors of `photos` as one `[photos, locations, feature_dim]` tensor.
-pub fn annotation_batch(data: &CaptionerData, photos: &[&CaptionerImage], device: &Device) -> Tensor<3> {
-    let values: Vec<f32> = photos.iter().flat_map(|photo| data.annotation_row(photo)).copied().collect();
-    let shape = [photos.len(), data.spatial.locations(), data.spatial.dim];
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
 /// Negative log-likelihood per token of every caption of `photos`, without dropout; `None` without any.
 pub fn validation_nll(
     model: &Captioner,
@@ -209,7 +202,7 @@ pub fn validation_nll(
         let photos: Vec<&CaptionerImage> = chunk.iter().map(|(photo, _)| *photo).collect();
         let batch = PaddedBatch::new(chunk.iter().map(|(_, caption)| *caption), max_tokens);
         let (loss, _) =
-            model.forward_targets(annotation_batch(data, &photos, &device), &DecoderTargets::new(&batch, &device));
+            model.forward_targets(data.annotation_batch(&photos, &device), &DecoderTargets::new(&batch, &device));
         nll += f64::from(loss.nll.into_scalar::<f32>());
         tokens += f64::from(loss.tokens.into_scalar::<f32>());
     }
@@ -254,7 +247,7 @@ impl TrainingTask for CaptionerTask<'_> {
         );
         let tokens = padded.lengths.iter().sum();
         let targets = DecoderTargets::new(&padded, &self.device);
-        let (loss, _) = model.forward_targets(annotation_batch(self.data, &photos, &self.device), &targets);
+        let (loss, _) = model.forward_targets(self.data.annotation_batch(&photos, &self.device), &targets);
         (loss.objective(self.config.attention_penalty), tokens)
     }
 
