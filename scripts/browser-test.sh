@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
 # The real-browser test of `storytool serve`: headless Chromium opens the upload page, uploads a sample
-# photo, waits for the story and saves a screenshot. Run by .ci/run. Needs Debian's `chromium` and Node
-# (installed here if missing), puppeteer-core from npm (into the user's cache folder), the demo models and
-# the EfficientNet-Lite0 weights (scripts/fetch-cnn.sh).
+# photo, waits for the story and saves a screenshot. Run by .ci/run. Needs Debian's `chromium` and Node with
+# npm (each installed on its own if missing, by scripts/install-browser-tools.sh), puppeteer-core from npm (into
+# the user's cache folder), the demo models and the EfficientNet-Lite0 weights (scripts/fetch-cnn.sh).
 # Usage: scripts/browser-test.sh [SCREENSHOT.png]   (default: runs/browser/screenshot.png)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 screenshot="${1:-runs/browser/screenshot.png}"
 mkdir -p "$(dirname "$screenshot")"
 
-if ! command -v chromium >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq chromium nodejs npm
-fi
+scripts/install-browser-tools.sh
 tools="${XDG_CACHE_HOME:-$HOME/.cache}/storytool/browser"
 if [ ! -d "$tools/node_modules/puppeteer-core" ]; then
     mkdir -p "$tools"
