@@ -220,6 +220,15 @@ pub struct DecoderConfig {
     pub hidden_dim: usize,
     /// Feed the conditioning vector beside every input word, not only through the initial state.
     pub per_step_context: bool,
+    /// Word dropout (Bowman et al. 2016): the share of input words replaced by `<unk>` in training, so the
+    /// passage cannot be written from the words before it alone.
+    pub word_dropout: f32,
+    /// Weight of the bag-of-words loss (Zhao et al. 2017): the starting state must predict the passage's
+    /// words. 0 turns it off.
+    pub bag_of_words: f32,
+    /// Centre and scale the conditioning vectors by the training passages' mean and spread (stored with the
+    /// decoder and applied at generation): what differs between passages is then what the decoder sees.
+    pub centre_context: bool,
     /// Training passages, taken evenly across the corpus's training books (each is encoded once, up front).
     pub max_passages: usize,
     pub batch_size: usize,
@@ -242,6 +251,9 @@ impl Default for DecoderConfig {
             word_dim: 128,
             hidden_dim: 384,
             per_step_context: false,
+            word_dropout: 0.0,
+            bag_of_words: 0.0,
+            centre_context: false,
             max_passages: 40_000,
             batch_size: 32,
             learning_rate: 2e-3,
@@ -289,6 +301,12 @@ pub struct GenerateConfig {
     pub no_repeat_ngram: usize,
     /// Scores are divided by length^alpha to compare hypotheses of different lengths.
     pub length_penalty: f32,
+    /// How far the story's vector moves with the photo: the captions' offset from the caption bias is
+    /// multiplied by this (1 = neural-storyteller's shift).
+    pub content_strength: f32,
+    /// How far it moves toward the genre: the genre bias's offset from the decoder's mean passage vector
+    /// (from zero for decoders trained without `decoder.centre_context`) is multiplied by this.
+    pub genre_strength: f32,
 }
 
 impl Default for GenerateConfig {
@@ -301,6 +319,8 @@ impl Default for GenerateConfig {
             min_words: 15,
             no_repeat_ngram: 3,
             length_penalty: 1.0,
+            content_strength: 1.0,
+            genre_strength: 1.0,
         }
     }
 }
@@ -484,6 +504,13 @@ impl Override {
     }
 }
 
+/// The widest beam a search may use (neural-storyteller's fallback is 50).
+pub const MAX_BEAM: usize = 200;
+/// The longest story or caption, in words.
+pub const MAX_WORDS: usize = 1000;
+/// The most nearest captions a story may be made from.
+pub const MAX_NEAREST: usize = 10_000;
+
 impl Config {
     /// Reads `path` (or starts from the defaults when `None`), applies `overrides` in order, and validates.
     pub fn load(path: Option<&Path>, overrides: &[Override]) -> Result<Config, ConfigError> {
@@ -569,6 +596,38 @@ impl Config {
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid { key: key.into(), message: "must be at least 1".into() });
+            }
+        }
+        // Search sizes bound the work of one story or caption: each beam step scores beam x vocabulary words,
+        // so `--beam 100000` would run for many minutes on one request.
+        for (key, value, most) in [
+            ("generate.beam", self.generate.beam, MAX_BEAM),
+            ("generate.fallback_beam", self.generate.fallback_beam, MAX_BEAM),
+            ("captioner.beam", self.captioner.beam, MAX_BEAM),
+            ("generate.max_words", self.generate.max_words, MAX_WORDS),
+            ("captioner.max_words", self.captioner.max_words, MAX_WORDS),
+            ("generate.k", self.generate.k, MAX_NEAREST),
+        ] {
+            if value > most {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: format!("{value} is more than the {most} allowed"),
+                });
+            }
+        }
+        if !(0.0..1.0).contains(&self.decoder.word_dropout) {
+            return Err(ConfigError::Invalid {
+                key: "decoder.word_dropout".into(),
+                message: format!("{} is not a share from 0 up to (not including) 1", self.decoder.word_dropout),
+            });
+        }
+        for (key, value) in [
+            ("decoder.bag_of_words", self.decoder.bag_of_words),
+            ("generate.content_strength", self.generate.content_strength),
+            ("generate.genre_strength", self.generate.genre_strength),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err(ConfigError::Invalid { key: key.into(), message: format!("{value} is not 0 or more") });
             }
         }
         if encoder.bidirectional && encoder.hidden_dim % 2 != 0 {

@@ -9,6 +9,7 @@ pub mod captions;
 pub mod config;
 pub mod corpus;
 pub mod encoder;
+pub mod evaluation;
 pub mod features;
 pub mod model;
 pub mod pipeline;

@@ -193,6 +193,7 @@ pub fn run_pipeline(
             config: config.clone(),
             command: command.clone(),
             cancel: cancel.clone(),
+            vocabulary: None,
         };
         ingest(&request, progress).map(|_| ()).map_err(fail("ingest"))
     })?;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use storytool::config::GenerateConfig;
-use storytool::serve::pool::WorkerPool;
 use storytool::serve::{ServeSettings, ServeState, router};
 use storytool::story::generate::{Generator, ModelPaths};
 use tower::ServiceExt;
@@ -85,14 +84,9 @@ async fn the_api_writes_stories_and_refuses_bad_requests_in_json() {
     let settings = ServeSettings { workers: 1, queue: 1, timeout: Duration::from_secs(20), ..ServeSettings::default() };
     let mut generate = GenerateConfig::default();
     generate.k = 3;
-    let pool = WorkerPool::new(settings.workers, settings.queue);
-    let state = ServeState {
-        generator: Arc::new(generator),
-        generate,
-        pool: pool.clone(),
-        settings,
-        caption_texts: Arc::new(Default::default()),
-    };
+    let generator = Arc::new(generator);
+    let state = ServeState::new(Arc::clone(&generator), generate, settings, Default::default());
+    let pool = state.pool.clone();
     let app = router(state);
     // A real photo (the models are fixtures, the picture is not).
     let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/samples/coffee.png")).unwrap();
@@ -118,7 +112,30 @@ async fn the_api_writes_stories_and_refuses_bad_requests_in_json() {
         .unwrap();
     truncated.truncate(truncated.len() / 3);
     let huge = huge_png();
-    let cases: [(&[(&str, Option<&str>, &[u8])], StatusCode, &str); 6] = [
+    let hostile =
+        |name: &str| std::fs::read(format!("{}/tests/fixtures/hostile/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let (wide, tall) = (hostile("wide.png"), hostile("tall.png"));
+    let mut slightly_cut = Vec::new();
+    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8, y as u8, 9]))
+        .write_to(&mut std::io::Cursor::new(&mut slightly_cut), image::ImageFormat::Jpeg)
+        .unwrap();
+    slightly_cut.truncate(slightly_cut.len() - 30);
+    let cases: [(&[(&str, Option<&str>, &[u8])], StatusCode, &str); 9] = [
+        (
+            &[("image", Some("wide.png"), &wide), ("genre", None, b"adventure")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "100000x1",
+        ),
+        (
+            &[("image", Some("tall.png"), &tall), ("genre", None, b"adventure")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "1x20000",
+        ),
+        (
+            &[("image", Some("cut.jpg"), &slightly_cut), ("genre", None, b"adventure")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "truncated",
+        ),
         (
             &[("image", Some("a.jpg"), b"plain text, not a picture"), ("genre", None, b"adventure")],
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -173,4 +190,106 @@ async fn the_api_writes_stories_and_refuses_bad_requests_in_json() {
     assert_eq!(retry.as_deref(), Some("2"));
     assert!(json["error"].as_str().unwrap().contains("busy"));
     tokio::task::block_in_place(|| gate.wait());
+
+    // A story whose request was given up on stops at once.
+    let cancel = storytool::util::cancel::CancelFlag::new();
+    cancel.cancel();
+    let options = storytool::story::generate::StoryOptions::new("adventure", &GenerateConfig::default());
+    let input = storytool::story::generate::StoryInput::Captions(vec!["It was at night.".into()]);
+    let stopped = tokio::task::block_in_place(|| generator.generate_cancellable(&input, &options, &cancel));
+    assert!(matches!(stopped, Err(storytool::story::generate::GenerateError::Interrupted(_))), "{stopped:?}");
+}
+
+/// Errors that do not come from the story handler are JSON too, and every answer carries the security
+/// headers; random and damaged multipart bodies never get a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_json_with_security_headers_and_multipart_never_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = tokio::task::block_in_place(|| support::models(dir.path()));
+    let generator =
+        Generator::load(&ModelPaths::from_dir(&models, models.join("cnn.pth")), true).expect("fixture models load");
+    let settings = ServeSettings { workers: 1, queue: 64, max_body_bytes: 1 << 16, ..ServeSettings::default() };
+    let app = router(ServeState::new(Arc::new(generator), GenerateConfig::default(), settings, Default::default()));
+
+    let page = app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    for (name, value) in [("x-content-type-options", "nosniff"), ("x-frame-options", "DENY")] {
+        assert_eq!(page.headers().get(name).and_then(|v| v.to_str().ok()), Some(value), "{name}");
+    }
+    let policy = page.headers().get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(policy.contains("default-src 'none'") && !policy.contains("unsafe-inline"), "{policy}");
+    let (status, _, _) = answer(&app, Request::get("/page.js").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let long_target = format!("/api/genres?{}", "a".repeat(20_000));
+    let mut many_headers = Request::get("/api/genres");
+    for index in 0..150 {
+        many_headers = many_headers.header(format!("x-h{index}"), "v");
+    }
+    let cases = [
+        (Request::get("/api/story").body(Body::empty()).unwrap(), StatusCode::METHOD_NOT_ALLOWED),
+        (Request::get(long_target.as_str()).body(Body::empty()).unwrap(), StatusCode::URI_TOO_LONG),
+        (many_headers.body(Body::empty()).unwrap(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        (
+            Request::post("/api/story")
+                .header(header::CONTENT_TYPE, "multipart/form-data; boundary=")
+                .body(Body::from("--\r\n"))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Request::post("/api/story")
+                .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+                .body(Body::from(vec![b'x'; 1 << 17]))
+                .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (request, expected) in cases {
+        let what = format!("{} {}", request.method(), request.uri().path());
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), expected, "{what}");
+        assert!(response.headers().contains_key("content-security-policy"), "{what}");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{what}: {bytes:?}"));
+        assert!(json["error"].as_str().is_some_and(|message| !message.is_empty()), "{what}: {json}");
+    }
+
+    // Random bodies and damaged valid ones: always a JSON answer, never a 500.
+    let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/samples/coffee.png")).unwrap();
+    let valid =
+        multipart(&[("image", Some("a.png"), &photo[..2000]), ("genre", None, b"adventure"), ("beam", None, b"2")]);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for case in 0..300 {
+        let mut body = if case % 3 == 0 { (0..next() % 512).map(|_| next() as u8).collect() } else { valid.clone() };
+        for _ in 0..(next() % 6) {
+            if body.is_empty() {
+                break;
+            }
+            let at = (next() as usize) % body.len();
+            match next() % 3 {
+                0 => body[at] = next() as u8,
+                1 => body.truncate(at),
+                _ => body.insert(at, next() as u8),
+            }
+        }
+        let response = app.clone().oneshot(story_request_bytes(body.clone())).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        assert!(status != StatusCode::INTERNAL_SERVER_ERROR, "case {case}: {}", String::from_utf8_lossy(&bytes));
+        let json: Result<serde_json::Value, _> = serde_json::from_slice(&bytes);
+        assert!(json.is_ok(), "case {case}: {status} {}", String::from_utf8_lossy(&bytes));
+    }
+}
+
+fn story_request_bytes(body: Vec<u8>) -> Request<Body> {
+    Request::post("/api/story")
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(Body::from(body))
+        .unwrap()
 }

@@ -45,6 +45,7 @@ fn tiny_corpus(root: &Path) -> std::path::PathBuf {
         config,
         command: Vec::new(),
         cancel: CancelFlag::new(),
+        vocabulary: None,
     };
     ingest(&request, &NoProgress).unwrap();
     out

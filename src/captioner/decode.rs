@@ -38,6 +38,7 @@ pub fn caption_beam_settings(beam: usize, rules: &CaptionRules) -> BeamSettings 
         temperature: 0.0,
         seed: 0,
         no_immediate_repeat: false,
+        cancel: None,
     }
 }
 

@@ -32,6 +32,16 @@ pub fn read_flickr8k(path: &Path) -> Result<CaptionDataset, DatasetError> {
         let (Some(file_name), Some(text)) = (record.get(image_column), record.get(caption_column)) else {
             return Err(format_error(path, line, "expected two fields, `image,caption`".into()));
         };
+        // No Flickr8k caption spans lines: one that does was opened by a quote that is never closed, and the
+        // CSV reader would take the rest of the file as that one caption.
+        if let Some(extra) = [file_name, text].iter().map(|field| field.matches('\n').count()).max().filter(|&n| n > 0)
+        {
+            return Err(format_error(
+                path,
+                line,
+                format!("a quoted field runs over {} lines: a quote opened here is never closed", extra + 1),
+            ));
+        }
         let file_name = file_name.trim();
         if file_name.is_empty() {
             return Err(format_error(path, line, "the image name is empty".into()));
@@ -76,6 +86,19 @@ mod tests {
         assert_eq!(dataset.images[0].captions[1].text, "A dog, brown, runs .");
         assert_eq!(dataset.images[0].captions[1].id, "flickr8k:a.jpg#1");
         assert_eq!(dataset.images[1].key, "flickr8k:b.jpg");
+    }
+
+    #[test]
+    fn an_unterminated_quote_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("captions.txt");
+        let mut text = String::from("image,caption\na.jpg,A dog .\nb.jpg,\"A cat sits .\n");
+        for index in 0..14 {
+            text.push_str(&format!("c{index}.jpg,A bird .\n"));
+        }
+        std::fs::write(&path, text).unwrap();
+        let error = read_flickr8k(&path).unwrap_err().to_string();
+        assert!(error.contains("line 3") && error.contains("never closed"), "{error}");
     }
 
     #[test]

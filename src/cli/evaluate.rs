@@ -1,4 +1,5 @@
-//! `storytool evaluate`: figures of trained models on their held-out data (VSE recall, captioner BLEU).
+//! `storytool evaluate`: figures of trained models on their held-out data (VSE recall, captioner BLEU; the
+//! story decoder and the stories in `evaluate_story`).
 
 use std::path::PathBuf;
 
@@ -28,6 +29,10 @@ enum Evaluate {
     Vse(EvaluateVseArgs),
     /// BLEU-1..4 and CIDEr-D of a captioner's written captions on its test photos, beside the VSE retrieval baseline
     Captioner(EvaluateCaptionerArgs),
+    /// Perplexity of a story decoder on held-out books and how much it uses its input (conditioning gain)
+    Decoder(super::evaluate_story::EvaluateDecoderArgs),
+    /// Stories for every test photo in every genre: relevance to the photo, genre accuracy, diversity
+    Story(super::evaluate_story::EvaluateStoryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +96,8 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     match args.what {
         Evaluate::Vse(args) => evaluate_vse(args),
         Evaluate::Captioner(args) => evaluate_captioner_cli(args),
+        Evaluate::Decoder(args) => super::evaluate_story::evaluate_decoder_cli(args),
+        Evaluate::Story(args) => super::evaluate_story::evaluate_story_cli(args),
     }
 }
 

@@ -35,6 +35,11 @@ pub struct IngestArgs {
     #[arg(long, value_name = "N")]
     vocab_size: Option<usize>,
 
+    /// Tokenize with this model's `tokenizer.json` (an encoder's or decoder's) instead of building a
+    /// vocabulary: books it never saw become a corpus that model can be trained further on or evaluated with
+    #[arg(long, value_name = "FILE", conflicts_with = "vocab_size")]
+    vocabulary: Option<PathBuf>,
+
     /// Books held out for validation (overrides `corpus.valid_books`)
     #[arg(long, value_name = "N")]
     valid_books: Option<usize>,
@@ -77,6 +82,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         config,
         command: command_line(),
         cancel: super::cancel_on_interrupt(),
+        vocabulary: args.vocabulary,
     };
     let bar = Bar::bytes();
     let report = match args.threads {

@@ -5,6 +5,7 @@ mod caption;
 mod compute_bias;
 mod encode;
 mod evaluate;
+mod evaluate_story;
 mod expand_vocab;
 mod extract_features;
 mod generate;

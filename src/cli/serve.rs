@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use storytool::serve::pool::WorkerPool;
+use storytool::serve::server::{ConnectionSettings, Stopped, serve};
 use storytool::serve::{ServeSettings, ServeState, router};
 use storytool::story::generate::{Generator, ModelPaths};
 
@@ -50,6 +50,22 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 10)]
     max_upload_mb: usize,
 
+    /// Most megapixels an uploaded photo may have (a worker needs about 7 bytes a pixel to read it)
+    #[arg(long, default_value_t = 24.0)]
+    max_megapixels: f64,
+
+    /// Connections served at once; more are answered 503 and closed
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+
+    /// Seconds a client has to send a request's headers, and may stay silent while sending its body
+    #[arg(long, default_value_t = 10)]
+    read_timeout: u64,
+
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for requests in flight before dropping them
+    #[arg(long, default_value_t = 10)]
+    shutdown_timeout: u64,
+
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -67,6 +83,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if !(args.max_megapixels > 0.0 && args.max_megapixels <= 64.0) {
+        anyhow::bail!("`--max-megapixels` must be above 0 and at most 64, not {}", args.max_megapixels);
+    }
     let cnn = cnn_weights(args.cnn.clone())?;
     let mut paths = ModelPaths::from_dir(&args.models, cnn);
     paths.captioner = args.captioner.clone();
@@ -79,17 +98,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         queue: args.queue,
         timeout: Duration::from_secs(args.timeout),
         max_body_bytes: args.max_upload_mb << 20,
+        max_pixels: (args.max_megapixels * 1e6) as u64,
+        body_timeout: Duration::from_secs(args.read_timeout.max(1)),
         ..ServeSettings::default()
     };
-    let state = ServeState {
-        generator: Arc::new(generator),
-        generate: config.generate.clone(),
-        pool: WorkerPool::new(settings.workers, settings.queue),
-        settings,
-        caption_texts: Arc::new(caption_texts),
+    let connections = ConnectionSettings {
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.read_timeout.max(1)),
+        shutdown_deadline: Duration::from_secs(args.shutdown_timeout),
+        ..ConnectionSettings::default()
     };
+    let state = ServeState::new(Arc::new(generator), config.generate.clone(), settings, caption_texts);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -99,10 +120,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             listener.local_addr()?,
             args.queue
         );
-        axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
-        eprintln!("stopped");
+        let stopped = serve(listener, router(state), &connections, shutdown_signal()).await?;
+        match stopped {
+            Stopped::Drained => eprintln!("stopped"),
+            Stopped::DeadlinePassed(open) => {
+                eprintln!("stopped after {} s, dropping {open} open connections", args.shutdown_timeout)
+            }
+        }
         anyhow::Ok(())
-    })
+    });
+    // Connections dropped at the deadline may still have tasks: do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    served
 }
 
 /// Ctrl-C or SIGTERM (what Docker and Kubernetes send): stop accepting, finish the requests in flight.
@@ -125,5 +154,5 @@ async fn shutdown_signal() {
         () = interrupt => {}
         () = terminate => {}
     }
-    eprintln!("shutting down: finishing the requests in flight");
+    eprintln!("shutting down: finishing the requests in flight (at most --shutdown-timeout seconds)");
 }

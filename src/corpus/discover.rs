@@ -58,32 +58,72 @@ pub fn discover(books_dir: &Path, catalogue: Option<&Path>) -> Result<Discovery,
     if !books_dir.is_dir() {
         return Err(DiscoverError::NoBooksFolder(books_dir.to_path_buf()));
     }
-    let files = list_files(books_dir, catalogue)?;
-    match catalogue {
-        Some(catalogue) => from_catalogue(books_dir, catalogue, files),
-        None => Ok(from_folders(books_dir, files)),
-    }
+    let (files, unreadable) = list_files(books_dir, catalogue)?;
+    let mut discovery = match catalogue {
+        Some(catalogue) => from_catalogue(books_dir, catalogue, files)?,
+        None => from_folders(books_dir, files),
+    };
+    discovery.skipped.extend(unreadable);
+    Ok(discovery)
 }
 
-/// Every file under `books_dir` by its relative name, except the catalogue itself.
-fn list_files(books_dir: &Path, catalogue: Option<&Path>) -> Result<BTreeMap<String, PathBuf>, DiscoverError> {
+/// Every regular file under `books_dir` by its relative name, except the catalogue itself, and what could
+/// not be listed below it (a broken link, a link loop, an unreadable folder, a FIFO or device): those are
+/// reported and the rest is read, since one bad entry should not stop the ingestion of thousands of books.
+fn list_files(
+    books_dir: &Path,
+    catalogue: Option<&Path>,
+) -> Result<(BTreeMap<String, PathBuf>, Vec<Skipped>), DiscoverError> {
     let catalogue = catalogue.and_then(|path| path.canonicalize().ok());
     let mut files = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let name_of = |path: &Path| relative_name(path.strip_prefix(books_dir).unwrap_or(path));
     for entry in WalkDir::new(books_dir).follow_links(true).sort_by_file_name() {
-        let entry = entry.map_err(|error| DiscoverError::Walk {
-            path: error.path().unwrap_or(books_dir).to_path_buf(),
-            message: error.to_string(),
-        })?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) if error.depth() > 0 => {
+                let file = error.path().map(name_of).unwrap_or_default();
+                let reason = if error.loop_ancestor().is_some() {
+                    "a link loop".to_string()
+                } else if error.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) {
+                    "a broken link".to_string()
+                } else {
+                    format!("cannot be read: {}", error.io_error().map_or(error.to_string(), ToString::to_string))
+                };
+                skipped.push(Skipped { file, reason });
+                continue;
+            }
+            Err(error) => {
+                return Err(DiscoverError::Walk {
+                    path: error.path().unwrap_or(books_dir).to_path_buf(),
+                    message: error.to_string(),
+                });
+            }
+        };
+        if entry.file_type().is_dir() {
+            continue;
+        }
         if !entry.file_type().is_file() {
+            skipped.push(Skipped {
+                file: name_of(entry.path()),
+                reason: "not a regular file (a FIFO, socket or device)".into(),
+            });
             continue;
         }
         if catalogue.is_some() && entry.path().canonicalize().ok() == catalogue {
             continue;
         }
-        let relative = entry.path().strip_prefix(books_dir).unwrap_or(entry.path());
-        files.insert(relative_name(relative), entry.path().to_path_buf());
+        files.insert(name_of(entry.path()), entry.path().to_path_buf());
     }
-    Ok(files)
+    Ok((files, skipped))
+}
+
+/// Whether a relative name from a listing (a catalogue row, an annotation file) stays inside the folder it
+/// is relative to: not absolute, and no `..` part. A user's catalogue must not make `ingest` read
+/// `/etc/passwd` into a vocabulary.
+pub fn stays_inside(name: &str) -> bool {
+    let path = Path::new(name);
+    path.components().all(|part| matches!(part, std::path::Component::Normal(_) | std::path::Component::CurDir))
 }
 
 fn relative_name(path: &Path) -> String {
@@ -173,6 +213,13 @@ fn from_catalogue(
                 line,
                 message: format!("`{file}` is already listed on line {first}"),
             });
+        }
+        if !stays_inside(&file) {
+            discovery.skipped.push(Skipped {
+                file,
+                reason: format!("catalogue row (line {line}) names a path outside the books folder"),
+            });
+            continue;
         }
         let path = match files.remove(&file) {
             Some(path) => path,

@@ -37,6 +37,9 @@ pub struct IngestRequest {
     pub command: Vec<String>,
     /// Set to stop early (Ctrl-C); ingest then returns [`Interrupted`] and writes nothing.
     pub cancel: CancelFlag,
+    /// A model's `tokenizer.json` to tokenize with instead of building a vocabulary from the books: novels
+    /// it never saw become a corpus an existing encoder or decoder can read (words it lacks are `<unk>`).
+    pub vocabulary: Option<PathBuf>,
 }
 
 /// Why ingest failed.
@@ -95,6 +98,7 @@ struct ReadBook {
 /// Builds the corpus folder described by `request`.
 pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<IngestReport, IngestError> {
     let started = Instant::now();
+    let given_vocabulary = request.vocabulary.as_deref().map(Vocabulary::load).transpose()?;
     let staging = StagingDir::new(&request.out, request.force)?;
     let catalogue = request.catalogue.as_deref();
     let found = discover(&request.books_dir, catalogue)?;
@@ -103,7 +107,7 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
     let total_bytes: u64 = found.books.iter().filter_map(|book| book.path.metadata().ok()).map(|meta| meta.len()).sum();
     progress.set_total(total_bytes);
     progress.set_message("reading books");
-    let lowercase = request.config.corpus.lowercase;
+    let lowercase = given_vocabulary.as_ref().map_or(request.config.corpus.lowercase, Vocabulary::lowercase);
     let cancel = &request.cancel;
     let results: Vec<Option<Result<ReadBook, Skipped>>> = found
         .books
@@ -151,7 +155,10 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
 
     phase("remove duplicates");
     let valid = choose_validation_books(&books, request.config.corpus.valid_books);
-    let vocabulary = build_vocabulary(&books, &valid, request.config.corpus.vocab_size, lowercase);
+    let vocabulary = match given_vocabulary {
+        Some(vocabulary) => vocabulary,
+        None => build_vocabulary(&books, &valid, request.config.corpus.vocab_size, lowercase),
+    };
 
     phase("build the vocabulary");
     let unknown_per_book: Vec<u64> =
@@ -325,6 +332,7 @@ mod tests {
             config: Config::default(),
             command: Vec::new(),
             cancel: CancelFlag::new(),
+            vocabulary: None,
         };
         request.cancel.cancel();
         assert!(matches!(ingest(&request, &NoProgress), Err(IngestError::Interrupted(_))));

@@ -12,6 +12,7 @@ use super::set::{
 };
 use super::{CAPTIONS_FILE, FEATURES_FILE, FeaturesError, IMAGES_FILE};
 use crate::captions::{CaptionDataset, CaptionedImage};
+use crate::corpus::discover::stays_inside;
 use crate::corpus::manifest::{CreatedBy, InputFile};
 use crate::progress::Progress;
 use crate::util::PathError;
@@ -77,7 +78,12 @@ pub fn extract_features(request: &ExtractRequest, progress: &dyn Progress) -> Re
     let mut missing = Vec::new();
     let mut present: Vec<&CaptionedImage> = Vec::new();
     for image in &request.dataset.images {
-        if request.images_dir.join(&image.file_name).is_file() {
+        if !stays_inside(&image.file_name) {
+            missing.push(SkippedImage {
+                file_name: image.file_name.clone(),
+                reason: "names a path outside the images folder".into(),
+            });
+        } else if request.images_dir.join(&image.file_name).is_file() {
             present.push(image);
         } else {
             missing.push(SkippedImage { file_name: image.file_name.clone(), reason: "not on disk".into() });

@@ -17,6 +17,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 
+use crate::text::{EOS_ID, UNK_ID};
 use crate::train::batches::PaddedBatch;
 
 /// Sizes of the model. The paper: vocabulary 20,000, words 620, GRU 2400.
@@ -69,6 +70,9 @@ pub struct DecoderTargets {
     pub mask: Tensor<2>,
     /// With a sampled softmax: each target's position among the batch's candidates, `[batch, len]`.
     pub candidate_positions: Option<Tensor<2, Int>>,
+    /// The words fed as inputs when they differ from the targets (word dropout replaces some by `<unk>`),
+    /// `[batch, len]`; the input at step `t` is word `t - 1` of these.
+    pub inputs: Option<Tensor<2, Int>>,
 }
 
 impl SkipThoughtConfig {
@@ -147,7 +151,23 @@ impl DecoderTargets {
             ids: ids_tensor(batch, device),
             mask: Tensor::from_data(TensorData::new(batch.mask(), [batch.rows, batch.width]), device),
             candidate_positions: None,
+            inputs: None,
         }
+    }
+
+    /// Word dropout (Bowman et al. 2016): each input word of `batch` is replaced by `<unk>` with
+    /// probability `rate`, so that the decoder cannot write the passage from the words before alone and has
+    /// to read its conditioning vector. The targets stay whole.
+    pub fn with_word_dropout(mut self, batch: &PaddedBatch, rate: f32, rng: &mut impl Rng, device: &Device) -> Self {
+        if rate > 0.0 {
+            let ids: Vec<i64> = batch
+                .ids
+                .iter()
+                .map(|&id| if id != EOS_ID && rng.random::<f32>() < rate { i64::from(UNK_ID) } else { i64::from(id) })
+                .collect();
+            self.inputs = Some(Tensor::from_data(TensorData::new(ids, [batch.rows, batch.width]), device));
+        }
+        self
     }
 }
 
@@ -240,7 +260,7 @@ pub(crate) fn decoder_nll(
     candidates: Option<&Tensor<1, Int>>,
 ) -> (Tensor<1>, Tensor<1>) {
     let [batch, len] = targets.ids.shape().dims();
-    let embedded = embedding.forward(targets.ids.clone()); // [batch, len, word]
+    let embedded = embedding.forward(targets.inputs.clone().unwrap_or_else(|| targets.ids.clone())); // [batch, len, word]
     let [_, _, word_dim] = embedded.shape().dims();
     let start = Tensor::zeros([batch, 1, word_dim], &embedded.device());
     let mut inputs = Tensor::cat(vec![start, embedded.slice([0..batch, 0..len - 1, 0..word_dim])], 1);

@@ -62,6 +62,15 @@ impl StoryDecoder {
         input > word_dim
     }
 
+    /// Bag-of-words loss (Zhao et al. 2017): the mean negative log-likelihood of the passage's words under
+    /// one softmax of the output layer over the starting state. The starting state alone must then say
+    /// which words the passage holds, so the vector it is made from cannot be ignored.
+    pub fn bag_of_words_loss(&self, context: Tensor<2>, targets: &DecoderTargets) -> Tensor<1> {
+        let log_probs = log_softmax(self.output.forward(self.start(context)), 1); // [batch, vocab]
+        let picked = log_probs.gather(1, targets.ids.clone()); // [batch, len]
+        (picked * targets.mask.clone()).sum().neg() / targets.mask.clone().sum()
+    }
+
     /// The decoder's starting state for conditioning vectors `[rows, context_dim]`.
     pub fn start(&self, context: Tensor<2>) -> Tensor<2> {
         self.initial_state.forward(context).tanh()

@@ -218,8 +218,13 @@ impl CaptionBank {
 
     /// The `k` rows most similar to `query` (a unit vector), best first, with their cosine scores.
     pub fn nearest(&self, query: &[f32], k: usize) -> Vec<(usize, f32)> {
+        self.nearest_where(query, k, |_| true)
+    }
+
+    /// [`nearest`](Self::nearest) among the rows `keep` accepts.
+    pub fn nearest_where(&self, query: &[f32], k: usize, keep: impl Fn(usize) -> bool) -> Vec<(usize, f32)> {
         let scores = super::metrics::scores(query, 1, &self.vectors.values, self.vectors.rows, self.vectors.columns);
-        let mut order: Vec<usize> = (0..scores.len()).collect();
+        let mut order: Vec<usize> = (0..scores.len()).filter(|&row| keep(row)).collect();
         let k = k.min(order.len());
         if k == 0 {
             return Vec::new();

@@ -9,6 +9,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::util::cancel::CancelFlag;
+
 /// What the search asks of a model.
 pub trait Scorer {
     /// Log-probabilities of the next word for each live hypothesis. `parents[i]` is the row of the previous
@@ -33,6 +35,9 @@ pub struct BeamSettings {
     pub seed: u64,
     /// Forbid a word right after itself (stories: the clean-up would drop the repeat).
     pub no_immediate_repeat: bool,
+    /// Checked before every step: once set, the search stops and returns what has finished (a server drops
+    /// the work of a request whose client is gone).
+    pub cancel: Option<CancelFlag>,
 }
 
 /// A finished story's words (without the end token) and scores.
@@ -81,6 +86,9 @@ pub fn beam_search_all(scorer: &mut impl Scorer, settings: &BeamSettings) -> Vec
     let width = settings.beam.max(1);
     // Punctuation does not count as words, so allow some extra steps for it.
     for _ in 0..=settings.max_words * 2 {
+        if settings.cancel.as_ref().is_some_and(CancelFlag::is_cancelled) {
+            break;
+        }
         let log_probs = scorer.next(&parents, last.as_deref());
         // (ranking score, hypothesis, word, log-probability)
         let mut candidates: Vec<(f32, usize, u32, f32)> = Vec::new();
@@ -191,6 +199,7 @@ mod tests {
             non_word: vec![],
             temperature: 0.0,
             seed: 0,
+            cancel: None,
             no_immediate_repeat: true,
         }
     }
@@ -296,5 +305,17 @@ mod tests {
         };
         assert_eq!(noisy(7), noisy(7));
         assert!((0..10).any(|seed| noisy(seed) != noisy(7)));
+    }
+
+    #[test]
+    fn a_cancelled_search_scores_nothing_more() {
+        let model = |_: &[u32]| log(&[0.2, 0.0, 0.4, 0.4]);
+        let mut scorer = Table { model, histories: vec![] };
+        assert!(beam_search(&mut scorer, &settings()).is_some());
+        let cancel = CancelFlag::new();
+        cancel.cancel();
+        let mut scorer = Table { model, histories: vec![] };
+        assert!(beam_search(&mut scorer, &BeamSettings { cancel: Some(cancel), ..settings() }).is_none());
+        assert!(scorer.histories.is_empty(), "the model was never asked");
     }
 }

@@ -7,6 +7,7 @@
 //! With a captioner (`ModelPaths::captioner`), the captions are written instead: photo -> CNN spatial map
 //! -> captioner beam search -> every finished beam's caption -> the skip-thought encoder -> as above.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,9 +25,10 @@ use crate::encoder::{EncoderError, SentenceEncoder};
 use crate::model::story_decoder::{StoryDecoder, StoryDecoderConfig};
 use crate::retrieval::photo::{PhotoRetriever, RetrieverError};
 use crate::text::vocab::{EOS_ID, UNK_ID, Vocabulary};
-use crate::train::decoder::{DECODER_FILE, DecoderManifest, TOKENIZER_FILE};
+use crate::train::decoder::{ContextCentre, DECODER_FILE, DecoderManifest, TOKENIZER_FILE};
 use crate::train::run::MANIFEST_FILE;
 use crate::util::PathError;
+use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::tensor_file::read_widened;
 
 /// Where each model of a model set lives; `from_dir` gives the layout of `checkpoints/demo/`.
@@ -82,6 +84,8 @@ pub enum GenerateError {
     UnknownGenre { genre: String, known: String },
     #[error("no caption text given")]
     NoText,
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
 }
 
 /// What a story is made from.
@@ -105,6 +109,9 @@ pub struct StoryOptions {
     pub length_penalty: f32,
     pub temperature: f32,
     pub seed: u64,
+    /// See `generate.content_strength` and `generate.genre_strength`.
+    pub content_strength: f32,
+    pub genre_strength: f32,
 }
 
 impl StoryOptions {
@@ -120,6 +127,8 @@ impl StoryOptions {
             length_penalty: config.length_penalty,
             temperature: 0.0,
             seed: 0,
+            content_strength: config.content_strength,
+            genre_strength: config.genre_strength,
         }
     }
 }
@@ -165,6 +174,8 @@ pub struct Generator {
     pub captioner: Option<PhotoCaptioner>,
     /// Per decoder word id: true for punctuation, which does not count toward a story's length.
     non_word: Vec<bool>,
+    /// What the decoder reads its vectors through (`decoder.centre_context`), if it was trained so.
+    context_centre: Option<ContextCentre>,
     device: Device,
 }
 
@@ -240,8 +251,43 @@ impl Generator {
             retriever,
             captioner,
             non_word,
+            context_centre: decoder_manifest.context_centre,
             device: Device::flex(),
         })
+    }
+
+    /// The style shift: `origin + genre_strength (genre bias - origin) + content_strength (mean(captions) -
+    /// caption bias)`, where the origin is the decoder's mean passage vector (zero for a decoder without
+    /// one). At strengths 1 this is neural-storyteller's `mean(captions) - caption bias + genre bias`. The
+    /// result is then centred and scaled as the decoder was trained to read.
+    pub fn style_shift(&self, thoughts: &[Vec<f32>], genre_bias: &[f32], options: &StoryOptions) -> Vec<f32> {
+        let dim = self.encoder.dim();
+        let mut captions = vec![0.0f32; dim];
+        for vector in thoughts {
+            for (sum, value) in captions.iter_mut().zip(vector) {
+                *sum += value / thoughts.len() as f32;
+            }
+        }
+        let origin = self.context_centre.as_ref().map_or_else(|| vec![0.0; dim], |centre| centre.mean.clone());
+        let mut shifted: Vec<f32> = (0..dim)
+            .map(|i| {
+                origin[i]
+                    + options.genre_strength * (genre_bias[i] - origin[i])
+                    + options.content_strength * (captions[i] - self.bias.caption[i])
+            })
+            .collect();
+        if let Some(centre) = &self.context_centre {
+            centre.apply(&mut shifted);
+        }
+        shifted
+    }
+
+    /// The vector the decoder reads for a passage vector `vector` (centred and scaled if it was trained so).
+    pub fn decoder_input(&self, mut vector: Vec<f32>) -> Vec<f32> {
+        if let Some(centre) = &self.context_centre {
+            centre.apply(&mut vector);
+        }
+        vector
     }
 
     /// The genres the bias folder holds.
@@ -250,12 +296,41 @@ impl Generator {
     }
 
     pub fn generate(&self, input: &StoryInput, options: &StoryOptions) -> Result<Story, GenerateError> {
+        self.generate_cancellable(input, options, &CancelFlag::new())
+    }
+
+    /// [`generate`](Self::generate), stopping with [`Interrupted`] soon after `cancel` is set: before and
+    /// after the photo's captions, and at every step of the story's beam search.
+    pub fn generate_cancellable(
+        &self,
+        input: &StoryInput,
+        options: &StoryOptions,
+        cancel: &CancelFlag,
+    ) -> Result<Story, GenerateError> {
+        cancel.check()?;
         let started = Instant::now();
-        let Some(genre_bias) = self.bias.genres.get(&options.genre) else {
+        if !self.bias.genres.contains_key(&options.genre) {
             return Err(GenerateError::UnknownGenre { genre: options.genre.clone(), known: self.genres().join(", ") });
-        };
-        let dim = self.encoder.dim();
-        let (captions, thoughts): (Vec<UsedCaption>, Vec<Vec<f32>>) = match (input, &self.captioner) {
+        }
+        let (captions, thoughts) = self.captions(input, options.k, &HashSet::new())?;
+        cancel.check()?;
+        let captions_ms = started.elapsed().as_secs_f64() * 1e3;
+        let mut story = self.write(captions, &thoughts, options, cancel)?;
+        story.timings.captions_ms = captions_ms;
+        story.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
+        Ok(story)
+    }
+
+    /// The captions a story is made from and their skip-thought vectors: the given texts, the captioner's
+    /// finished beams, or the `k` bank captions nearest to the photo (never a bank row in `excluded`: an
+    /// evaluation leaves out the test photos' own captions).
+    pub fn captions(
+        &self,
+        input: &StoryInput,
+        k: usize,
+        excluded: &HashSet<usize>,
+    ) -> Result<(Vec<UsedCaption>, Vec<Vec<f32>>), GenerateError> {
+        Ok(match (input, &self.captioner) {
             (StoryInput::Captions(texts), _) => {
                 if texts.iter().all(|text| text.trim().is_empty()) {
                     return Err(GenerateError::NoText);
@@ -281,7 +356,8 @@ impl Generator {
             (StoryInput::Image(image), None) => {
                 let retriever = self.retriever.as_ref().expect("a generator for photos has a retriever");
                 let thoughts = retriever.bank.thoughts.as_ref().expect("checked at load");
-                let nearest = retriever.nearest(image, options.k.max(1));
+                let query = retriever.image_vector(image);
+                let nearest = retriever.bank.nearest_where(&query, k.max(1), |row| !excluded.contains(&row));
                 let vectors = nearest.iter().map(|&(row, _)| thoughts.row(row).to_vec()).collect();
                 let used = nearest
                     .iter()
@@ -293,21 +369,24 @@ impl Generator {
                     .collect();
                 (used, vectors)
             }
-        };
-        // The style shift: mean(captions) - caption bias + genre bias.
-        let mut shifted = vec![0.0f32; dim];
-        for vector in &thoughts {
-            for (sum, value) in shifted.iter_mut().zip(vector) {
-                *sum += value / thoughts.len() as f32;
-            }
-        }
-        for ((value, caption), genre) in shifted.iter_mut().zip(&self.bias.caption).zip(genre_bias) {
-            *value += genre - caption;
-        }
-        let captions_ms = started.elapsed().as_secs_f64() * 1e3;
+        })
+    }
 
+    /// A story in `options.genre` from captions and their vectors: the style shift, the decoder's beam
+    /// search (retried wider when nothing finishes), the clean-up.
+    pub fn write(
+        &self,
+        captions: Vec<UsedCaption>,
+        thoughts: &[Vec<f32>],
+        options: &StoryOptions,
+        cancel: &CancelFlag,
+    ) -> Result<Story, GenerateError> {
+        let Some(genre_bias) = self.bias.genres.get(&options.genre) else {
+            return Err(GenerateError::UnknownGenre { genre: options.genre.clone(), known: self.genres().join(", ") });
+        };
         let decoding = Instant::now();
-        let context = Tensor::<2>::from_data(TensorData::new(shifted, [1, dim]), &self.device);
+        let shifted = self.style_shift(thoughts, genre_bias, options);
+        let context = Tensor::<2>::from_data(TensorData::new(shifted, [1, self.encoder.dim()]), &self.device);
         let mut settings = BeamSettings {
             beam: options.beam,
             max_words: options.max_words,
@@ -320,12 +399,14 @@ impl Generator {
             temperature: options.temperature,
             seed: options.seed,
             no_immediate_repeat: true,
+            cancel: Some(cancel.clone()),
         };
         let mut found = beam_search(&mut DecoderScorer::new(&self.decoder, context.clone()), &settings);
         if found.is_none() && options.fallback_beam > options.beam {
             settings.beam = options.fallback_beam;
             found = beam_search(&mut DecoderScorer::new(&self.decoder, context), &settings);
         }
+        cancel.check()?;
         let words = found.map(|finished| finished.words).unwrap_or_default();
         let mut tokens: Vec<&str> = words.iter().filter_map(|&id| self.decoder_vocabulary.word(id)).collect();
         cut_to_last_sentence(&mut tokens, options.min_words);
@@ -337,7 +418,7 @@ impl Generator {
             genre: options.genre.clone(),
             beam: settings.beam,
             captions,
-            timings: Timings { captions_ms, decode_ms, total_ms: started.elapsed().as_secs_f64() * 1e3 },
+            timings: Timings { captions_ms: 0.0, decode_ms, total_ms: decode_ms },
         })
     }
 }

@@ -6,7 +6,7 @@
 //! photos' negative log-likelihood per token (no dropout, no penalty) every `validate_every` steps; the
 //! checkpoint, resume, Ctrl-C and NaN-guard behaviour of [`super::run`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::batches::{PaddedBatch, plan_epoch};
 use super::run::{
     LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TrainError, TrainingTask, export_weights,
-    last_logged_losses, prepare_run_dir, require_unchanged, resume, store_error, train_steps,
+    last_logged_losses, require_unchanged, resume, store_error, train_steps,
 };
+use super::run_dir::RunDir;
 use crate::captioner::data::{CaptionerData, CaptionerImage};
 use crate::captioner::trained::{CAPTIONER_FILE, CaptionerManifest, FORMAT, TOKENIZER_FILE, model_config};
 use crate::captions::Split;
@@ -107,7 +108,8 @@ pub fn train_captioner(
     progress: &dyn Progress,
 ) -> Result<CaptionerTrainReport, TrainError> {
     let config = &request.config.captioner;
-    prepare_run_dir(&request.out, request.resume, request.force)?;
+    let inputs: Vec<&Path> = request.features.iter().map(PathBuf::as_path).collect();
+    let run_dir = RunDir::check(&request.out, request.resume, request.force, &inputs)?;
     let data =
         CaptionerData::load(&request.features, config, None).map_err(|error| TrainError::Input(error.to_string()))?;
     let train = data.split(Split::Train);
@@ -120,6 +122,7 @@ pub fn train_captioner(
         )));
     }
 
+    let run = run_dir.begin()?;
     let device = Device::flex().autodiff();
     device.seed(config.seed);
     let mut model = model_config(config, data.vocabulary.len(), data.spatial.dim).init(&device);
@@ -175,6 +178,7 @@ pub fn train_captioner(
     )?;
     let (train_loss, valid_loss) = (task.train_loss, task.valid_loss);
     export_captioner(request, &data, &model, &state, train_loss, valid_loss)?;
+    run.finish()?;
     Ok(CaptionerTrainReport {
         steps: state.position.step,
         resumed_from,
@@ -281,6 +285,10 @@ impl TrainingTask for CaptionerTask<'_> {
             self.valid_loss.map(|loss| format!(" valid nll {loss:.3} ppl {:.1}", loss.exp())).unwrap_or_default()
         );
         (serde_json::to_string(&line).expect("metrics serialize"), message)
+    }
+
+    fn validation_score(&self) -> Option<f32> {
+        self.valid_loss
     }
 }
 

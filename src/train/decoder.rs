@@ -22,8 +22,9 @@ use super::batches::{PaddedBatch, plan_epoch};
 use super::passages::{evenly, passage_tokens, passage_vectors, sentence_windows};
 use super::run::{
     LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TokenLossLog, TrainError, TrainingTask, export_weights,
-    prepare_run_dir, require_unchanged, resume, store_error, train_steps,
+    require_unchanged, resume, store_error, train_steps,
 };
+use super::run_dir::RunDir;
 use crate::config::{Config, DecoderConfig};
 use crate::corpus::Corpus;
 use crate::corpus::manifest::CreatedBy;
@@ -79,6 +80,78 @@ pub struct DecoderManifest {
     pub final_train_loss: Option<f32>,
     pub final_valid_loss: Option<f32>,
     pub config: DecoderConfig,
+    /// With `decoder.centre_context`: the training passages' mean vector and the spread it is divided by;
+    /// every vector the decoder reads is `(v - centre) / scale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_centre: Option<ContextCentre>,
+    /// The corpus's validation books, which the decoder never saw: what `evaluate` reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HeldOutBooks>,
+}
+
+/// The affine map applied to conditioning vectors (see `decoder.centre_context`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextCentre {
+    pub mean: Vec<f32>,
+    pub scale: f32,
+}
+
+impl ContextCentre {
+    /// The mean of `vectors` and the root-mean-square of their deviations from it.
+    pub fn of(vectors: &[Vec<f32>]) -> ContextCentre {
+        let dim = vectors.first().map_or(0, Vec::len);
+        let mut mean = vec![0.0f64; dim];
+        for vector in vectors {
+            for (sum, value) in mean.iter_mut().zip(vector) {
+                *sum += f64::from(*value);
+            }
+        }
+        let count = vectors.len().max(1) as f64;
+        let mean: Vec<f32> = mean.iter().map(|sum| (sum / count) as f32).collect();
+        let squares: f64 = vectors
+            .iter()
+            .flat_map(|vector| vector.iter().zip(&mean).map(|(value, centre)| f64::from(value - centre).powi(2)))
+            .sum();
+        let scale = (squares / (count * dim.max(1) as f64)).sqrt().max(1e-6) as f32;
+        ContextCentre { mean, scale }
+    }
+
+    /// `(vector - mean) / scale`, in place.
+    pub fn apply(&self, vector: &mut [f32]) {
+        for (value, centre) in vector.iter_mut().zip(&self.mean) {
+            *value = (*value - centre) / self.scale;
+        }
+    }
+}
+
+/// Books of a corpus that a model did not train on, and where they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutBooks {
+    /// The corpus's books folder, as given to `ingest`.
+    pub books_dir: String,
+    pub books: Vec<HeldOutBook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutBook {
+    /// Relative to `books_dir`.
+    pub file: String,
+    pub tags: Vec<String>,
+}
+
+impl HeldOutBooks {
+    /// The validation books of `corpus`.
+    pub fn of(corpus: &Corpus) -> HeldOutBooks {
+        HeldOutBooks {
+            books_dir: corpus.manifest.inputs.books_dir.clone(),
+            books: corpus
+                .books
+                .iter()
+                .filter(|book| book.split == "valid")
+                .map(|book| HeldOutBook { file: book.file.clone(), tags: book.tags.clone() })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,7 +205,8 @@ impl PassageSet {
 
 pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> Result<DecoderTrainReport, TrainError> {
     let config = &request.config.decoder;
-    prepare_run_dir(&request.out, request.resume, request.force)?;
+    let run_dir =
+        RunDir::check(&request.out, request.resume, request.force, &[&request.corpus_dir, &request.encoder_dir])?;
     let corpus = Corpus::open(&request.corpus_dir)?;
     let encoder = SentenceEncoder::load(&request.encoder_dir).map_err(|error| TrainError::Input(error.to_string()))?;
     let encoder_hash = &encoder.manifest().vocabulary_hash;
@@ -153,10 +227,15 @@ pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> 
         )));
     }
     let started = Instant::now();
-    let train = PassageSet::new(&encoder, &corpus.train, &train_windows, config.max_tokens, progress);
-    let valid = PassageSet::new(&encoder, &corpus.valid, &valid_windows, config.max_tokens, progress);
+    let mut train = PassageSet::new(&encoder, &corpus.train, &train_windows, config.max_tokens, progress);
+    let mut valid = PassageSet::new(&encoder, &corpus.valid, &valid_windows, config.max_tokens, progress);
+    let centre = config.centre_context.then(|| ContextCentre::of(&train.vectors));
+    if let Some(centre) = &centre {
+        train.vectors.iter_mut().chain(valid.vectors.iter_mut()).for_each(|vector| centre.apply(vector));
+    }
     let encode_seconds = started.elapsed().as_secs_f32();
     request.cancel.check()?;
+    let run = run_dir.begin()?;
 
     let device = Device::flex().autodiff();
     device.seed(config.seed);
@@ -212,7 +291,8 @@ pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> 
         resumed_from,
     )?;
     let (last_train_loss, last_valid_loss) = (task.log.train_loss, task.log.valid_loss);
-    export_decoder(request, &corpus, &model, &state, encoder.dim(), last_train_loss, last_valid_loss)?;
+    export_decoder(request, &corpus, &model, &state, encoder.dim(), centre, last_train_loss, last_valid_loss)?;
+    run.finish()?;
     Ok(DecoderTrainReport {
         steps: state.position.step,
         resumed_from,
@@ -247,14 +327,19 @@ impl TrainingTask for DecoderTask<'_> {
         let (context, padded) = self.train.batch(&self.plan[index], self.config, &self.device);
         let mut targets = DecoderTargets::new(&padded, &self.device);
         let mut candidates = None;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
         if self.config.sampled_softmax > 0 {
-            let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
             let (words, mut positions) =
                 sample_candidates(&[&padded], self.vocab_size, self.config.sampled_softmax, &mut rng, &self.device);
             targets.candidate_positions = positions.pop();
             candidates = Some(words);
         }
-        (model.loss(context, &targets, candidates.as_ref()), padded.lengths.iter().sum())
+        let targets = targets.with_word_dropout(&padded, self.config.word_dropout, &mut rng, &self.device);
+        let mut loss = model.loss(context.clone(), &targets, candidates.as_ref());
+        if self.config.bag_of_words > 0.0 {
+            loss = loss + model.bag_of_words_loss(context, &targets) * self.config.bag_of_words;
+        }
+        (loss, padded.lengths.iter().sum())
     }
 
     fn log(
@@ -267,6 +352,10 @@ impl TrainingTask for DecoderTask<'_> {
     ) -> (String, String) {
         let valid_loss = if validate { validation_loss(model, self.valid, self.config) } else { None };
         self.log.line(step, window, valid_loss, elapsed_seconds)
+    }
+
+    fn validation_score(&self) -> Option<f32> {
+        self.log.valid_loss
     }
 }
 
@@ -301,6 +390,9 @@ fn check_same_settings(saved: &DecoderState, now: &DecoderState, dir: &Path) -> 
             ("decoder.word_dim", a.word_dim == b.word_dim),
             ("decoder.hidden_dim", a.hidden_dim == b.hidden_dim),
             ("decoder.per_step_context", a.per_step_context == b.per_step_context),
+            ("decoder.word_dropout", a.word_dropout == b.word_dropout),
+            ("decoder.bag_of_words", a.bag_of_words == b.bag_of_words),
+            ("decoder.centre_context", a.centre_context == b.centre_context),
             ("decoder.max_passages", a.max_passages == b.max_passages),
             ("decoder.batch_size", a.batch_size == b.batch_size),
             ("decoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
@@ -315,6 +407,7 @@ fn export_decoder(
     model: &StoryDecoder,
     state: &DecoderState,
     context_dim: usize,
+    context_centre: Option<ContextCentre>,
     train_loss: Option<f32>,
     valid_loss: Option<f32>,
 ) -> Result<(), TrainError> {
@@ -333,6 +426,8 @@ fn export_decoder(
         final_train_loss: train_loss,
         final_valid_loss: valid_loss,
         config: request.config.decoder.clone(),
+        context_centre,
+        held_out: Some(HeldOutBooks::of(corpus)),
     };
     write_json(&request.out.join(MANIFEST_FILE), &manifest)?;
     Ok(())

@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::batches::{PaddedBatch, plan_epoch};
 use super::run::{
-    LossWindow, Position, RunState, Schedule, TokenLossLog, TrainingTask, export_weights, prepare_run_dir,
-    require_unchanged, resume, store_error, train_steps,
+    LossWindow, Position, RunState, Schedule, TokenLossLog, TrainingTask, export_weights, require_unchanged, resume,
+    store_error, train_steps,
 };
+use super::run_dir::RunDir;
 use super::triples::{Triple, sentence_triples};
 use crate::config::{Config, EncoderConfig};
 use crate::corpus::Corpus;
@@ -151,7 +152,7 @@ impl<'a> TripleSet<'a> {
 /// Trains (or resumes training) a skip-thought encoder on `request.corpus_dir`.
 pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> Result<EncoderTrainReport, TrainError> {
     let config = &request.config.encoder;
-    prepare_run_dir(&request.out, request.resume, request.force)?;
+    let run_dir = RunDir::check(&request.out, request.resume, request.force, &[&request.corpus_dir])?;
 
     let corpus = Corpus::open(&request.corpus_dir)?;
     let train = TripleSet::new(&corpus.train, corpus.vocabulary.len(), config.max_tokens);
@@ -162,6 +163,7 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
         ));
     }
 
+    let run = run_dir.begin()?;
     let device = Device::flex().autodiff();
     // burn's generator is per backend and process-wide: one training per process is reproducible.
     device.seed(config.seed);
@@ -210,6 +212,7 @@ pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> 
     )?;
     let (last_train_loss, last_valid_loss) = (task.log.train_loss, task.log.valid_loss);
     export_encoder(request, &corpus, &model, &state, last_train_loss, last_valid_loss)?;
+    run.finish()?;
     Ok(EncoderTrainReport {
         out: request.out.clone(),
         steps: state.position.step,
@@ -254,6 +257,10 @@ impl TrainingTask for EncoderTask<'_> {
     ) -> (String, String) {
         let valid_loss = if validate { validation_loss(model, self.valid, self.config) } else { None };
         self.log.line(step, window, valid_loss, elapsed_seconds)
+    }
+
+    fn validation_score(&self) -> Option<f32> {
+        self.log.valid_loss
     }
 }
 

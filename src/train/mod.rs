@@ -8,6 +8,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod passages;
 pub mod run;
+pub mod run_dir;
 pub mod triples;
 pub mod vse;
 pub mod vse_data;

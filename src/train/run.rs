@@ -26,6 +26,9 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 const MODEL_FILE: &str = "model.bpk";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
+/// The weights of the best validation point so far, and which step and score that was.
+const BEST_MODEL_FILE: &str = "best.bpk";
+pub const BEST_FILE: &str = "best.json";
 
 /// Why training stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -57,22 +60,6 @@ pub enum TrainError {
     NonFinite { step: u64, loss: f32, checkpoint_step: Option<u64> },
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
-}
-
-/// Makes `out` ready: it must hold a checkpoint to resume, and is emptied with `force`.
-pub fn prepare_run_dir(out: &Path, resume: bool, force: bool) -> Result<(), TrainError> {
-    if resume {
-        if !out.join(CHECKPOINT_DIR).join(STATE_FILE).is_file() {
-            return Err(TrainError::NoCheckpoint(out.to_path_buf()));
-        }
-    } else if out.exists() {
-        if !force {
-            return Err(TrainError::RunExists(out.to_path_buf()));
-        }
-        std::fs::remove_dir_all(out).path_context("remove", out)?;
-    }
-    std::fs::create_dir_all(out).path_context("create folder", out)?;
-    Ok(())
 }
 
 /// Writes model, optimizer and position to `out/checkpoint`, replacing the last one only when complete.
@@ -260,6 +247,32 @@ pub trait TrainingTask {
         validate: bool,
         elapsed_seconds: f32,
     ) -> (String, String);
+    /// The last validation's score, lower being better (a loss; a negated recall), if one ran.
+    fn validation_score(&self) -> Option<f32>;
+}
+
+/// The best validation point of a run (`best.json`): the weights exported are this step's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BestPoint {
+    pub step: u64,
+    pub score: f32,
+}
+
+/// The best validation point recorded in `out`, if any.
+pub fn best_point(out: &Path) -> Option<BestPoint> {
+    read_json(&out.join(BEST_FILE)).ok()
+}
+
+/// Keeps `model` as the best so far: its weights beside the checkpoint (through a partial file and a
+/// rename), then `best.json`, written last so that it never names weights that are not there.
+fn save_best<M: Module>(out: &Path, model: &M, best: BestPoint) -> Result<(), TrainError> {
+    let path = out.join(BEST_MODEL_FILE);
+    let partial = out.join(format!("{BEST_MODEL_FILE}.partial"));
+    let mut store = BurnpackStore::from_file(&partial).overwrite(true);
+    model.save_into(&mut store).map_err(|error| store_error(&partial, error))?;
+    std::fs::rename(&partial, &path).path_context("move into place", &path)?;
+    write_json(&out.join(BEST_FILE), &best)?;
+    Ok(())
 }
 
 /// The loop every trainer shares: until `schedule.steps`, take the next batch (starting a new epoch when
@@ -279,6 +292,7 @@ pub fn train_steps<T: TrainingTask, S: RunState>(
     mut checkpoint_step: Option<u64>,
 ) -> Result<T::Model, TrainError> {
     let mut metrics = MetricsLog::open(out)?;
+    let mut best = best_point(out).filter(|best| best.step <= state.position().step);
     progress.set_total(schedule.steps);
     progress.advance(state.position().step);
     let started = Instant::now();
@@ -314,6 +328,12 @@ pub fn train_steps<T: TrainingTask, S: RunState>(
             progress.set_message(&message);
             metrics.write_json(&line)?;
             window = LossWindow::default();
+            if let Some(score) = task.validation_score().filter(|_| validate)
+                && best.is_none_or(|best| score < best.score)
+            {
+                best = Some(BestPoint { step, score });
+                save_best(out, &model, BestPoint { step, score })?;
+            }
         }
         if step % schedule.checkpoint_every == 0 || step == schedule.steps {
             metrics.flush()?;
@@ -322,6 +342,14 @@ pub fn train_steps<T: TrainingTask, S: RunState>(
         }
     }
     progress.finish();
+    // Export the best validation point, not the last step: small data overfits late in a run.
+    if let Some(best) = best
+        && best.step < state.position().step
+    {
+        let path = out.join(BEST_MODEL_FILE);
+        let mut store = BurnpackStore::from_file(&path);
+        model.load_from(&mut store).map_err(|error| store_error(&path, error))?;
+    }
     Ok(model)
 }
 

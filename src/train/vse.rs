@@ -6,7 +6,7 @@
 //! the validation images every `validate_every` steps, and the checkpoint, resume, Ctrl-C and NaN-guard
 //! behaviour of [`super::run`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::batches::PaddedBatch;
 use super::run::{
-    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TrainError, TrainingTask, export_weights, prepare_run_dir,
+    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TrainError, TrainingTask, export_weights,
     require_unchanged, resume, store_error, train_steps,
 };
+use super::run_dir::RunDir;
 use super::vse_data::{VseData, VseImage};
 use crate::captions::Split;
 use crate::config::{Config, VseConfig};
@@ -113,7 +114,11 @@ fn plan_vse_epoch(train: &[&VseImage], batch_size: usize, seed: u64, epoch: u64)
 /// Trains (or resumes) a VSE on the features folders of `request`.
 pub fn train_vse(request: &VseTrainRequest, progress: &dyn Progress) -> Result<VseTrainReport, TrainError> {
     let config = &request.config.vse;
-    prepare_run_dir(&request.out, request.resume, request.force)?;
+    let mut inputs: Vec<&Path> = request.features.iter().map(PathBuf::as_path).collect();
+    inputs.extend(
+        request.word_vectors.iter().flat_map(|source| [Some(source.path.as_path()), source.words.as_deref()]).flatten(),
+    );
+    let run_dir = RunDir::check(&request.out, request.resume, request.force, &inputs)?;
     let data = VseData::load(&request.features, config, None).map_err(|error| TrainError::Input(error.to_string()))?;
     let train = data.split(Split::Train);
     let valid = data.split(Split::Valid);
@@ -137,6 +142,7 @@ pub fn train_vse(request: &VseTrainRequest, progress: &dyn Progress) -> Result<V
         model = model.set_word_vectors(&ids, &rows);
         word_vectors = Some(init);
     }
+    let run = run_dir.begin()?;
     let mut optimizer =
         AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
     let mut state = VseState {
@@ -182,6 +188,7 @@ pub fn train_vse(request: &VseTrainRequest, progress: &dyn Progress) -> Result<V
     )?;
     let (last_train_loss, last_valid) = (task.train_loss, task.valid_scores);
     export_vse(request, &data, &model, &state, last_train_loss, last_valid)?;
+    run.finish()?;
     Ok(VseTrainReport {
         steps: state.position.step,
         resumed_from,
@@ -255,6 +262,11 @@ impl TrainingTask for VseTask<'_> {
             self.valid_scores.map(|scores| format!(" valid rsum {:.1}", scores.rsum())).unwrap_or_default()
         );
         (serde_json::to_string(&line).expect("metrics serialize"), message)
+    }
+
+    /// Recall summed over both directions, negated: higher recall is better.
+    fn validation_score(&self) -> Option<f32> {
+        self.valid_scores.map(|scores| -(scores.rsum() as f32))
     }
 }
 

@@ -26,6 +26,13 @@ impl CancelFlag {
     }
 }
 
+/// Two flags are equal when they are the same flag (settings holding one stay comparable).
+impl PartialEq for CancelFlag {
+    fn eq(&self, other: &CancelFlag) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// The error a job returns when it stopped because its [`CancelFlag`] was set; the CLI exits with 130 for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("interrupted")]

@@ -86,6 +86,7 @@ pub fn open_vectors(path: &Path, format: VectorFormat, words: Option<&Path>) -> 
             } else {
                 Source::Text { lines: reader.lines(), pending: None }
             };
+            check_dim(dim).map_err(|message| invalid("line 1", message))?;
             (dim, Some(count), source)
         }
         VectorFormat::Glove => {
@@ -98,11 +99,13 @@ pub fn open_vectors(path: &Path, format: VectorFormat, words: Option<&Path>) -> 
             if dim == 0 {
                 return Err(invalid("line 1", "expected a word followed by its values".into()));
             }
+            check_dim(dim).map_err(|message| invalid("line 1", message))?;
             (dim, None, Source::Text { lines, pending: Some(first) })
         }
         VectorFormat::Npy => {
             let header = read_npy_header(&mut reader).map_err(|message| invalid("header", message))?;
             let (count, dim) = (header.rows, header.columns);
+            check_dim(dim).map_err(|message| invalid("header", message))?;
             let table = NpyTable::map(path, header)?;
             let words_path = words.map(Path::to_path_buf).unwrap_or_else(|| path.with_extension("words.txt"));
             let words: Box<dyn Iterator<Item = std::io::Result<String>>> =
@@ -132,6 +135,17 @@ fn parse_header(header: &str) -> Option<(usize, usize)> {
     (parts.next().is_none() && dim > 0).then_some((count, dim))
 }
 
+/// The most values per word a file may declare. Published vectors have 25 to 1,024; the regression
+/// allocates `(dim + 1)²` doubles, so a header's dimension is checked before anything is sized by it.
+pub const MAX_DIM: usize = 4096;
+
+fn check_dim(dim: usize) -> Result<(), String> {
+    if dim > MAX_DIM {
+        return Err(format!("{dim} values per word, more than the {MAX_DIM} this tool reads (a corrupt header?)"));
+    }
+    Ok(())
+}
+
 /// What a `.npy` header says about its table.
 #[derive(Debug, Clone, Copy)]
 struct NpyHeader {
@@ -143,6 +157,9 @@ struct NpyHeader {
     data_offset: usize,
 }
 
+/// The longest `.npy` header read (numpy writes under 100 bytes for a 2-D table; version 1 allows 64 KiB).
+const MAX_NPY_HEADER: usize = 1 << 16;
+
 /// Reads a `.npy` header of a little-endian float32 2-D array.
 fn read_npy_header(reader: &mut impl Read) -> Result<NpyHeader, String> {
     let mut magic = [0u8; 8];
@@ -150,15 +167,23 @@ fn read_npy_header(reader: &mut impl Read) -> Result<NpyHeader, String> {
     if &magic[..6] != b"\x93NUMPY" {
         return Err("not a .npy file (no \\x93NUMPY magic)".into());
     }
-    let (header_len, prefix) = if magic[6] == 1 {
-        let mut len = [0u8; 2];
-        reader.read_exact(&mut len).map_err(|error| error.to_string())?;
-        (u16::from_le_bytes(len) as usize, 10)
-    } else {
-        let mut len = [0u8; 4];
-        reader.read_exact(&mut len).map_err(|error| error.to_string())?;
-        (u32::from_le_bytes(len) as usize, 12)
+    let (header_len, prefix) = match magic[6] {
+        1 => {
+            let mut len = [0u8; 2];
+            reader.read_exact(&mut len).map_err(|error| error.to_string())?;
+            (u16::from_le_bytes(len) as usize, 10)
+        }
+        2 | 3 => {
+            let mut len = [0u8; 4];
+            reader.read_exact(&mut len).map_err(|error| error.to_string())?;
+            (u32::from_le_bytes(len) as usize, 12)
+        }
+        version => return Err(format!(".npy format version {version}; this tool reads versions 1 to 3")),
     };
+    // The header is a short Python dict; a length beyond this is damage, not a header to allocate for.
+    if header_len > MAX_NPY_HEADER {
+        return Err(format!("the header claims {header_len} bytes, more than the {MAX_NPY_HEADER} a header may have"));
+    }
     let mut header = vec![0u8; header_len];
     reader.read_exact(&mut header).map_err(|_| "the header is truncated".to_string())?;
     let header = String::from_utf8_lossy(&header);
@@ -200,7 +225,12 @@ impl NpyTable {
         // SAFETY: the table is only read; a file changed underneath would give wrong numbers, not UB in Rust
         // terms beyond what any reader of a changing file sees.
         let map = unsafe { memmap2::Mmap::map(&file) }.path_context("memory-map", path)?;
-        let needed = header.data_offset + header.rows * header.columns * 4;
+        let needed = header
+            .rows
+            .checked_mul(header.columns)
+            .and_then(|values| values.checked_mul(4))
+            .and_then(|bytes| bytes.checked_add(header.data_offset))
+            .unwrap_or(usize::MAX);
         if map.len() < needed {
             return Err(VectorsError::Invalid {
                 path: path.to_path_buf(),
@@ -269,6 +299,13 @@ impl WordVectorReader {
             };
         match word {
             Some(word) => {
+                if let Some(position) = vector.iter().position(|value| !value.is_finite()) {
+                    return Err(VectorsError::Invalid {
+                        path: self.path.clone(),
+                        place: format!("entry {entry} (`{word}`)"),
+                        message: format!("value {} is {}, not a finite number", position + 1, vector[position]),
+                    });
+                }
                 self.read += 1;
                 if self.expected.is_some_and(|expected| self.read > expected) {
                     return Err(VectorsError::Invalid {

@@ -9,11 +9,17 @@ use std::io::Cursor;
 use std::path::Path;
 
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 /// The most pixels (width x height) an image may declare before it is refused undecoded: a guard against
 /// decompression bombs, far above any photo's size.
 pub const MAX_PIXELS: u64 = 64_000_000;
+
+/// The most one side may exceed the other. Every photo is resized so that its shorter side is the model's
+/// input size (224 or 448 pixels) before the centre is cropped, so the resized picture is `ratio` input
+/// squares: a 100000x1 strip of 370 bytes would ask for 15 GB. At 20:1 (wider than any panorama) the resized
+/// picture stays under 20 squares (3 MB at 224 px, 12 MB at 448).
+pub const MAX_ASPECT_RATIO: u32 = 20;
 
 /// Why an image could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -22,25 +28,47 @@ pub enum ImageError {
     Io { path: String, source: std::io::Error },
     #[error("`{path}` is not an image this tool can read (JPEG, PNG or WebP): {message}")]
     Decode { path: String, message: String },
-    #[error("`{path}` declares {width}x{height} pixels, more than the {MAX_PIXELS} allowed")]
-    TooLarge { path: String, width: u32, height: u32 },
+    #[error("`{path}` declares {width}x{height} pixels, more than the {max_pixels} allowed")]
+    TooLarge { path: String, width: u32, height: u32, max_pixels: u64 },
+    #[error(
+        "`{path}` is {width}x{height} pixels: one side is more than {MAX_ASPECT_RATIO} times the other, which no photo is"
+    )]
+    BadShape { path: String, width: u32, height: u32 },
+    #[error("`{path}` is not a whole JPEG: {source}")]
+    Truncated { path: String, source: super::jpeg::JpegError },
 }
 
 /// Decodes an image from bytes (format sniffed from its content), applying its EXIF orientation. `name`
 /// is used in errors only.
 pub fn decode_image(bytes: &[u8], name: &str) -> Result<DynamicImage, ImageError> {
+    decode_image_within(bytes, name, MAX_PIXELS)
+}
+
+/// [`decode_image`] with a lower pixel limit (a server bounds the memory of each worker by it: a photo
+/// takes about 7 bytes a pixel while it is decoded and converted).
+pub fn decode_image_within(bytes: &[u8], name: &str, max_pixels: u64) -> Result<DynamicImage, ImageError> {
+    let max_pixels = max_pixels.min(MAX_PIXELS);
     let decode_error =
         |error: image::ImageError| ImageError::Decode { path: name.to_string(), message: error.to_string() };
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| ImageError::Io { path: name.to_string(), source })?;
+    let reader_format = reader.format();
     let mut limits = Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 4 + (64 << 20));
+    limits.max_alloc = Some(max_pixels * 4 + (64 << 20));
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(ImageError::TooLarge { path: name.to_string(), width, height });
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(ImageError::TooLarge { path: name.to_string(), width, height, max_pixels });
+    }
+    let (short, long) = (width.min(height), width.max(height));
+    if short == 0 || u64::from(long) > u64::from(short) * u64::from(MAX_ASPECT_RATIO) {
+        return Err(ImageError::BadShape { path: name.to_string(), width, height });
+    }
+    if reader_format == Some(ImageFormat::Jpeg) {
+        super::jpeg::check_complete(bytes)
+            .map_err(|source| ImageError::Truncated { path: name.to_string(), source })?;
     }
     let orientation = decoder.orientation().map_err(decode_error)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
@@ -148,5 +176,32 @@ mod tests {
         assert!(error.to_string().contains("notes.jpg"), "{error}");
         let truncated = &png[..png.len() / 2];
         assert!(decode_image(truncated, "half.png").is_err());
+    }
+
+    fn encoded(width: u32, height: u32, format: ImageFormat) -> Vec<u8> {
+        let image = RgbImage::from_pixel(width, height, Rgb([90, 20, 200]));
+        let mut bytes = Vec::new();
+        image.write_to(&mut Cursor::new(&mut bytes), format).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn strips_are_refused_by_their_shape_before_decoding() {
+        for (width, height) in [(100_000, 1), (1, 20_000), (2_100, 100)] {
+            let error = decode_image(&encoded(width, height, ImageFormat::Png), "strip.png").unwrap_err();
+            assert!(matches!(error, ImageError::BadShape { .. }), "{width}x{height}: {error}");
+            assert!(error.to_string().contains(&format!("{width}x{height}")), "{error}");
+        }
+        assert!(decode_image(&encoded(2_000, 100, ImageFormat::Png), "panorama.png").is_ok());
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_an_error_naming_the_cause() {
+        let whole = encoded(64, 48, ImageFormat::Jpeg);
+        assert!(decode_image(&whole, "whole.jpg").is_ok());
+        // Cut inside the scan, past every header: the decoder alone would fill the rest with grey.
+        assert!(image::load_from_memory(&whole[..whole.len() - 20]).is_ok());
+        let error = decode_image(&whole[..whole.len() - 20], "cut.jpg").unwrap_err();
+        assert!(error.to_string().contains("cut.jpg") && error.to_string().contains("truncated"), "{error}");
     }
 }
