@@ -250,10 +250,10 @@ impl Default for DecoderConfig {
             max_tokens: 70,
             word_dim: 128,
             hidden_dim: 384,
-            per_step_context: false,
-            word_dropout: 0.0,
-            bag_of_words: 0.0,
-            centre_context: false,
+            per_step_context: true,
+            word_dropout: 0.5,
+            bag_of_words: 3.0,
+            centre_context: true,
             max_passages: 40_000,
             batch_size: 32,
             learning_rate: 2e-3,
@@ -307,6 +307,10 @@ pub struct GenerateConfig {
     /// How far it moves toward the genre: the genre bias's offset from the decoder's mean passage vector
     /// (from zero for decoders trained without `decoder.centre_context`) is multiplied by this.
     pub genre_strength: f32,
+    /// Steering by the decoder's own bag-of-words head (decoders trained with `decoder.bag_of_words`): each
+    /// word's score gains this times how much more likely the story's vector makes it than the mean
+    /// passage's vector does (`log p_bow(w | v) - log p_bow(w | mean)`). 0 turns it off.
+    pub bag_of_words: f32,
 }
 
 impl Default for GenerateConfig {
@@ -321,6 +325,7 @@ impl Default for GenerateConfig {
             length_penalty: 1.0,
             content_strength: 1.0,
             genre_strength: 1.0,
+            bag_of_words: 1.0,
         }
     }
 }
@@ -625,6 +630,7 @@ impl Config {
             ("decoder.bag_of_words", self.decoder.bag_of_words),
             ("generate.content_strength", self.generate.content_strength),
             ("generate.genre_strength", self.generate.genre_strength),
+            ("generate.bag_of_words", self.generate.bag_of_words),
         ] {
             if !(value >= 0.0 && value.is_finite()) {
                 return Err(ConfigError::Invalid { key: key.into(), message: format!("{value} is not 0 or more") });

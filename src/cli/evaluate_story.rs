@@ -67,6 +67,11 @@ pub struct EvaluateStoryArgs {
     #[arg(long, value_name = "DIR")]
     books: Option<PathBuf>,
 
+    /// Train the genre classifier on this corpus's validation books (its vocabulary must be the decoder's)
+    /// instead of the held-out books the decoder's manifest names
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+
     /// Seed of the shuffled baseline
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -152,6 +157,7 @@ pub fn evaluate_story_cli(args: EvaluateStoryArgs) -> anyhow::Result<()> {
         generate: config.generate.clone(),
         max_photos: args.max_photos,
         books_dir: args.books.clone(),
+        corpus: args.corpus.clone(),
         seed: args.seed,
         cancel: super::cancel_on_interrupt(),
     };

@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::EvaluationError;
-use super::books::read_held_out;
+use super::books::{corpus_held_out, read_held_out};
 use super::genre::{GenreClassifier, Labelled, argmax, leave_one_book_out};
 use super::text::{TfIdf, all_words, content_words, cosine, distinct_n, jaccard, rank_of, top_opening_share};
 use crate::captions::{CaptionDataset, DatasetKind, Split, split_of};
@@ -48,6 +48,9 @@ pub struct StoryEvalRequest {
     pub max_photos: Option<usize>,
     /// The folder of the held-out books, if not where the decoder's manifest records it.
     pub books_dir: Option<PathBuf>,
+    /// Train the genre classifier on this corpus's validation books instead of the decoder's held-out books
+    /// (for decoders whose manifest records none).
+    pub corpus: Option<PathBuf>,
     pub seed: u64,
     pub cancel: CancelFlag,
 }
@@ -316,10 +319,11 @@ fn test_photos(
 /// evaluated genres are left out: they would teach the classifier both).
 fn classifier_passages(request: &StoryEvalRequest) -> Result<Vec<Labelled>, EvaluationError> {
     let (_, vocabulary, manifest) = load_decoder(&request.models.decoder)?;
-    let Some(held_out) = &manifest.held_out else {
-        return Err(super::books::BooksError::NoneRecorded.into());
+    let books = match (&request.corpus, &manifest.held_out) {
+        (Some(corpus), _) => corpus_held_out(corpus, &request.models.decoder, &manifest.vocabulary_hash)?,
+        (None, Some(held_out)) => read_held_out(held_out, request.books_dir.as_deref(), &vocabulary)?,
+        (None, None) => return Err(super::books::BooksError::NoneRecorded.into()),
     };
-    let books = read_held_out(held_out, request.books_dir.as_deref(), &vocabulary)?;
     let mut examples = Vec::new();
     for (book_index, book) in books.iter().enumerate() {
         let genres: Vec<usize> = request

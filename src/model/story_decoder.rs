@@ -66,9 +66,15 @@ impl StoryDecoder {
     /// one softmax of the output layer over the starting state. The starting state alone must then say
     /// which words the passage holds, so the vector it is made from cannot be ignored.
     pub fn bag_of_words_loss(&self, context: Tensor<2>, targets: &DecoderTargets) -> Tensor<1> {
-        let log_probs = log_softmax(self.output.forward(self.start(context)), 1); // [batch, vocab]
+        let log_probs = self.bag_of_words(context); // [batch, vocab]
         let picked = log_probs.gather(1, targets.ids.clone()); // [batch, len]
         (picked * targets.mask.clone()).sum().neg() / targets.mask.clone().sum()
+    }
+
+    /// `[rows, vocab]` log-probabilities of the bag of words that the starting state predicts (the head the
+    /// bag-of-words loss trains).
+    pub fn bag_of_words(&self, context: Tensor<2>) -> Tensor<2> {
+        log_softmax(self.output.forward(self.start(context)), 1)
     }
 
     /// The decoder's starting state for conditioning vectors `[rows, context_dim]`.

@@ -109,9 +109,10 @@ pub struct StoryOptions {
     pub length_penalty: f32,
     pub temperature: f32,
     pub seed: u64,
-    /// See `generate.content_strength` and `generate.genre_strength`.
+    /// See `generate.content_strength`, `generate.genre_strength` and `generate.bag_of_words`.
     pub content_strength: f32,
     pub genre_strength: f32,
+    pub bag_of_words: f32,
 }
 
 impl StoryOptions {
@@ -129,6 +130,7 @@ impl StoryOptions {
             seed: 0,
             content_strength: config.content_strength,
             genre_strength: config.genre_strength,
+            bag_of_words: config.bag_of_words,
         }
     }
 }
@@ -282,6 +284,17 @@ impl Generator {
         shifted
     }
 
+    /// The bag-of-words steering of a story whose decoder input is `context` (`[1, dim]`): `weight` times
+    /// `log p_bow(w | context) - log p_bow(w | mean passage)`, per word.
+    fn steering(&self, context: &Tensor<2>, weight: f32) -> Vec<f32> {
+        // A centred decoder reads the mean passage as zero (for one trained without centring, zero is the
+        // origin of the style shift: the comparison is then with a vector of no content at all).
+        let mean = Tensor::<2>::zeros([1, self.encoder.dim()], &self.device);
+        let own = self.decoder.bag_of_words(context.clone()).into_data().try_to_vec::<f32>().expect("f32");
+        let base = self.decoder.bag_of_words(mean).into_data().try_to_vec::<f32>().expect("f32");
+        own.iter().zip(&base).map(|(own, base)| weight * (own - base)).collect()
+    }
+
     /// The vector the decoder reads for a passage vector `vector` (centred and scaled if it was trained so).
     pub fn decoder_input(&self, mut vector: Vec<f32>) -> Vec<f32> {
         if let Some(centre) = &self.context_centre {
@@ -401,10 +414,12 @@ impl Generator {
             no_immediate_repeat: true,
             cancel: Some(cancel.clone()),
         };
-        let mut found = beam_search(&mut DecoderScorer::new(&self.decoder, context.clone()), &settings);
+        let steering = (options.bag_of_words > 0.0).then(|| self.steering(&context, options.bag_of_words));
+        let mut found =
+            beam_search(&mut DecoderScorer::new(&self.decoder, context.clone(), steering.clone()), &settings);
         if found.is_none() && options.fallback_beam > options.beam {
             settings.beam = options.fallback_beam;
-            found = beam_search(&mut DecoderScorer::new(&self.decoder, context), &settings);
+            found = beam_search(&mut DecoderScorer::new(&self.decoder, context, steering), &settings);
         }
         cancel.check()?;
         let words = found.map(|finished| finished.words).unwrap_or_default();
@@ -436,16 +451,18 @@ fn cut_to_last_sentence(tokens: &mut Vec<&str>, min_words: usize) {
     }
 }
 
-/// The story decoder behind the beam search's [`Scorer`].
+/// The story decoder behind the beam search's [`Scorer`], with an optional per-word bonus added to every
+/// step's log-probabilities.
 struct DecoderScorer<'a> {
     decoder: &'a StoryDecoder,
     context: Tensor<2>,
     state: Option<Tensor<2>>,
+    steering: Option<Vec<f32>>,
 }
 
 impl<'a> DecoderScorer<'a> {
-    fn new(decoder: &'a StoryDecoder, context: Tensor<2>) -> DecoderScorer<'a> {
-        DecoderScorer { decoder, context, state: None }
+    fn new(decoder: &'a StoryDecoder, context: Tensor<2>, steering: Option<Vec<f32>>) -> DecoderScorer<'a> {
+        DecoderScorer { decoder, context, state: None, steering }
     }
 }
 
@@ -465,7 +482,13 @@ impl Scorer for DecoderScorer<'_> {
         self.state = Some(step.state);
         let [_, vocab] = step.log_probs.dims();
         let values = step.log_probs.into_data().try_to_vec::<f32>().expect("f32 log-probabilities");
-        values.chunks(vocab).map(<[f32]>::to_vec).collect()
+        values
+            .chunks(vocab)
+            .map(|row| match &self.steering {
+                Some(bonus) => row.iter().zip(bonus).map(|(log_prob, bonus)| log_prob + bonus).collect(),
+                None => row.to_vec(),
+            })
+            .collect()
     }
 }
 
