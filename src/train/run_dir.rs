@@ -15,6 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::run::{CHECKPOINT_DIR, MANIFEST_FILE, METRICS_FILE, TrainError};
 use crate::util::IoContext;
+use crate::util::atomic::parent_of;
 
 /// The file a checkpoint writes last: a checkpoint folder holding it is complete.
 const STATE_FILE: &str = "state.json";
@@ -219,13 +220,6 @@ fn absolute(path: &Path) -> PathBuf {
                 return cwd.join(path).components().filter(|part| !matches!(part, Component::CurDir)).collect();
             }
         }
-    }
-}
-
-fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
     }
 }
 

@@ -106,7 +106,8 @@ fn shared_builder(prefix: &str, mode: u32) -> tempfile::Builder<'_, 'static> {
     builder
 }
 
-fn parent_of(path: &Path) -> &Path {
+/// The folder `path` is in (`.` for a bare name): where its temporary siblings go.
+pub(crate) fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
