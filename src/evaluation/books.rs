@@ -9,7 +9,7 @@ use crate::corpus::book::tokenize_book;
 use crate::corpus::decode::{NotText, decode};
 use crate::corpus::discover::stays_inside;
 use crate::text::{UNK_ID, Vocabulary};
-use crate::train::decoder::HeldOutBooks;
+use crate::train::decoder::{DecoderManifest, HeldOutBooks};
 
 /// One held-out book: its tags and its sentences as ids of the model's vocabulary.
 #[derive(Debug, Clone)]
@@ -71,6 +71,22 @@ pub fn read_held_out(
             Ok(HeldOutText { file: book.file.clone(), tags: book.tags.clone(), sentences, text })
         })
         .collect()
+}
+
+/// The books a decoder did not train on: `corpus`'s validation split when given, else the held-out books
+/// its manifest records (read from `books_dir`, or the folder it records).
+pub fn decoder_held_out(
+    corpus: Option<&Path>,
+    books_dir: Option<&Path>,
+    decoder_dir: &Path,
+    manifest: &DecoderManifest,
+    vocabulary: &Vocabulary,
+) -> Result<Vec<HeldOutText>, EvaluationError> {
+    match (corpus, &manifest.held_out) {
+        (Some(corpus), _) => corpus_held_out(corpus, decoder_dir, &manifest.vocabulary_hash),
+        (None, Some(held_out)) => Ok(read_held_out(held_out, books_dir, vocabulary)?),
+        (None, None) => Err(BooksError::NoneRecorded.into()),
+    }
 }
 
 /// The validation books of a corpus, read from its streams; its vocabulary must be the model's.

@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
 use super::EvaluationError;
-use super::books::{HeldOutText, corpus_held_out, read_held_out};
+use super::books::{HeldOutText, decoder_held_out};
 use super::text::content_words;
 use crate::encoder::SentenceEncoder;
 use crate::model::skip_thought::DecoderTargets;
@@ -23,7 +23,7 @@ use crate::story::generate::load_decoder;
 use crate::text::{EOS_ID, UNK_ID};
 use crate::train::batches::PaddedBatch;
 use crate::train::decoder::DecoderManifest;
-use crate::train::passages::evenly;
+use crate::train::passages::{evenly, mean_sentence_vectors};
 
 const BATCH: usize = 32;
 
@@ -79,11 +79,13 @@ pub fn evaluate_decoder(request: &DecoderEvalRequest) -> Result<DecoderEvaluatio
     let (decoder, vocabulary, manifest) = load_decoder(&request.decoder_dir)?;
     let encoder = SentenceEncoder::load(&request.encoder_dir)?;
     check_fit(&encoder, &manifest, &request.encoder_dir, &request.decoder_dir)?;
-    let books = match (&request.corpus, &manifest.held_out) {
-        (Some(corpus), _) => corpus_held_out(corpus, &request.decoder_dir, &manifest.vocabulary_hash)?,
-        (None, Some(held_out)) => read_held_out(held_out, request.books_dir.as_deref(), &vocabulary)?,
-        (None, None) => return Err(super::books::BooksError::NoneRecorded.into()),
-    };
+    let books = decoder_held_out(
+        request.corpus.as_deref(),
+        request.books_dir.as_deref(),
+        &request.decoder_dir,
+        &manifest,
+        &vocabulary,
+    )?;
     let passages = passages(&books, &encoder, &manifest, request.passages);
     if passages.len() < 2 {
         return Err(EvaluationError::NothingToEvaluate(format!(
@@ -195,17 +197,12 @@ fn passages(
     let windows = evenly(&windows, limit);
     let mut passages = Vec::with_capacity(windows.len());
     for chunk in windows.chunks(256) {
-        let sentences = chunk
+        let sentences: Vec<Vec<&[u32]>> = chunk
             .iter()
-            .flat_map(|&(book, start)| books[book].sentences[start..start + size].iter().map(Vec::as_slice));
-        let vectors = encoder.encode_ids(sentences);
-        for (index, &(book, start)) in chunk.iter().enumerate() {
-            let mut mean = vec![0.0f32; encoder.dim()];
-            for vector in &vectors[index * size..(index + 1) * size] {
-                for (sum, value) in mean.iter_mut().zip(vector) {
-                    *sum += value / size as f32;
-                }
-            }
+            .map(|&(book, start)| books[book].sentences[start..start + size].iter().map(Vec::as_slice).collect())
+            .collect();
+        let vectors = mean_sentence_vectors(encoder, &sentences);
+        for (mut mean, &(book, start)) in vectors.into_iter().zip(chunk) {
             if let Some(centre) = &manifest.context_centre {
                 centre.apply(&mut mean);
             }

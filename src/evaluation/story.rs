@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::EvaluationError;
-use super::books::{corpus_held_out, read_held_out};
+use super::books::decoder_held_out;
 use super::genre::{GenreClassifier, Labelled, argmax, leave_one_book_out};
 use super::text::{TfIdf, all_words, content_words, cosine, distinct_n, jaccard, rank_of, top_opening_share};
 use crate::captions::{CaptionDataset, DatasetKind, Split, split_of};
@@ -319,11 +319,13 @@ fn test_photos(
 /// evaluated genres are left out: they would teach the classifier both).
 fn classifier_passages(request: &StoryEvalRequest) -> Result<Vec<Labelled>, EvaluationError> {
     let (_, vocabulary, manifest) = load_decoder(&request.models.decoder)?;
-    let books = match (&request.corpus, &manifest.held_out) {
-        (Some(corpus), _) => corpus_held_out(corpus, &request.models.decoder, &manifest.vocabulary_hash)?,
-        (None, Some(held_out)) => read_held_out(held_out, request.books_dir.as_deref(), &vocabulary)?,
-        (None, None) => return Err(super::books::BooksError::NoneRecorded.into()),
-    };
+    let books = decoder_held_out(
+        request.corpus.as_deref(),
+        request.books_dir.as_deref(),
+        &request.models.decoder,
+        &manifest,
+        &vocabulary,
+    )?;
     let mut examples = Vec::new();
     for (book_index, book) in books.iter().enumerate() {
         let genres: Vec<usize> = request

@@ -67,27 +67,36 @@ pub fn passage_vectors(
     passages: &[Range<usize>],
     mut progress: impl FnMut(usize),
 ) -> Vec<Vec<f32>> {
-    let dim = encoder.dim();
     let mut out = Vec::with_capacity(passages.len());
     // A few hundred passages at a time, so the encoder sees full batches.
     for chunk in passages.chunks(256) {
-        let sentences = chunk.iter().flat_map(|passage| passage.clone().map(|sentence| split.sentence(sentence)));
-        let vectors = encoder.encode_ids(sentences);
-        let mut next = vectors.into_iter();
-        for passage in chunk {
+        let sentences: Vec<Vec<&[u32]>> =
+            chunk.iter().map(|passage| passage.clone().map(|sentence| split.sentence(sentence)).collect()).collect();
+        out.extend(mean_sentence_vectors(encoder, &sentences));
+        progress(chunk.len());
+    }
+    out
+}
+
+/// Each passage's vector: the mean of its sentences' vectors (sentences given as token ids).
+pub fn mean_sentence_vectors(encoder: &SentenceEncoder, passages: &[Vec<&[u32]>]) -> Vec<Vec<f32>> {
+    let dim = encoder.dim();
+    let vectors = encoder.encode_ids(passages.iter().flat_map(|sentences| sentences.iter().copied()));
+    let mut next = vectors.into_iter();
+    passages
+        .iter()
+        .map(|sentences| {
             let mut mean = vec![0.0f32; dim];
-            for vector in next.by_ref().take(passage.len()) {
+            for vector in next.by_ref().take(sentences.len()) {
                 for (sum, value) in mean.iter_mut().zip(vector) {
                     *sum += value;
                 }
             }
-            let count = passage.len().max(1) as f32;
+            let count = sentences.len().max(1) as f32;
             mean.iter_mut().for_each(|value| *value /= count);
-            out.push(mean);
-        }
-        progress(chunk.len());
-    }
-    out
+            mean
+        })
+        .collect()
 }
 
 #[cfg(test)]
