@@ -229,6 +229,16 @@ pub struct DecoderConfig {
     /// Centre and scale the conditioning vectors by the training passages' mean and spread (stored with the
     /// decoder and applied at generation): what differs between passages is then what the decoder sees.
     pub centre_context: bool,
+    /// Keywords: each training passage comes with up to this many of its own content words (0 to this many,
+    /// uniformly), read as their mean embedding; at generation time the photo's caption words take their
+    /// place. 0: the decoder reads no keywords.
+    pub keywords: usize,
+    /// Genre input: the decoder reads the genres of each passage's book (the config's `[genres]`) as a
+    /// multi-hot vector, and at generation time the story's genre.
+    pub genre_input: bool,
+    /// The share of training passages given no genre (with `genre_input`), so that the decoder also writes
+    /// for a genre it does not know.
+    pub genre_dropout: f32,
     /// Training passages, taken evenly across the corpus's training books (each is encoded once, up front).
     pub max_passages: usize,
     pub batch_size: usize,
@@ -254,6 +264,9 @@ impl Default for DecoderConfig {
             word_dropout: 0.5,
             bag_of_words: 3.0,
             centre_context: true,
+            keywords: 6,
+            genre_input: true,
+            genre_dropout: 0.2,
             max_passages: 40_000,
             batch_size: 32,
             learning_rate: 2e-3,
@@ -311,6 +324,9 @@ pub struct GenerateConfig {
     /// word's score gains this times how much more likely the story's vector makes it than the mean
     /// passage's vector does (`log p_bow(w | v) - log p_bow(w | mean)`). 0 turns it off.
     pub bag_of_words: f32,
+    /// Keywords for decoders trained with `decoder.keywords`: the decoder is given this many of the
+    /// captions' commonest content words (counted once per caption over the `k` captions). 0: none.
+    pub keywords: usize,
 }
 
 impl Default for GenerateConfig {
@@ -326,6 +342,7 @@ impl Default for GenerateConfig {
             content_strength: 1.0,
             genre_strength: 1.0,
             bag_of_words: 1.0,
+            keywords: 4,
         }
     }
 }
@@ -515,6 +532,8 @@ pub const MAX_BEAM: usize = 200;
 pub const MAX_WORDS: usize = 1000;
 /// The most nearest captions a story may be made from.
 pub const MAX_NEAREST: usize = 10_000;
+/// The most keywords a decoder is trained with or given.
+pub const MAX_KEYWORDS: usize = 64;
 
 impl Config {
     /// Reads `path` (or starts from the defaults when `None`), applies `overrides` in order, and validates.
@@ -612,6 +631,8 @@ impl Config {
             ("generate.max_words", self.generate.max_words, MAX_WORDS),
             ("captioner.max_words", self.captioner.max_words, MAX_WORDS),
             ("generate.k", self.generate.k, MAX_NEAREST),
+            ("generate.keywords", self.generate.keywords, MAX_KEYWORDS),
+            ("decoder.keywords", self.decoder.keywords, MAX_KEYWORDS),
         ] {
             if value > most {
                 return Err(ConfigError::Invalid {
@@ -620,11 +641,15 @@ impl Config {
                 });
             }
         }
-        if !(0.0..1.0).contains(&self.decoder.word_dropout) {
-            return Err(ConfigError::Invalid {
-                key: "decoder.word_dropout".into(),
-                message: format!("{} is not a share from 0 up to (not including) 1", self.decoder.word_dropout),
-            });
+        for (key, value) in
+            [("decoder.word_dropout", self.decoder.word_dropout), ("decoder.genre_dropout", self.decoder.genre_dropout)]
+        {
+            if !(0.0..1.0).contains(&value) {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: format!("{value} is not a share from 0 up to (not including) 1"),
+                });
+            }
         }
         for (key, value) in [
             ("decoder.bag_of_words", self.decoder.bag_of_words),

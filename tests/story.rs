@@ -51,6 +51,14 @@ fn from_books_and_photos_to_stories() {
     assert_eq!(first[0]["captions"][0]["text"], "It was still at night.");
     assert!(other[0]["captions"][0]["text"].as_str().unwrap().ends_with("at dawn."));
 
+    // The decoder reads keywords: the captions' commonest content word is given to it and written.
+    assert_eq!(first[0]["keywords"], serde_json::json!(["night"]));
+    assert_eq!(other[0]["keywords"], serde_json::json!(["dawn"]));
+    let dawn = other[0]["story"].as_str().unwrap();
+    assert!(adventure.contains("night") && dawn.contains("dawn"), "{adventure} / {dawn}");
+    let bare = stories(&models, &photo, &["--set", "generate.keywords=0"]);
+    assert_eq!(bare[0]["keywords"], serde_json::json!([]));
+
     // From text, and the errors a user can make.
     let text = run(storytool()
         .args(["generate", "--text", "a robot near the star .", "--genre", "sci-fi", "--models"])

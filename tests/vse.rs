@@ -250,6 +250,11 @@ fn photos_to_captions_through_the_cli() {
         .arg("--out")
         .arg(dir.path().join("models/caption-bank")));
     assert!(bank.contains("37 captions embedded"), "{bank}");
+    // Each caption's content words, a line per bank row, for decoders that read keywords.
+    let keywords = std::fs::read_to_string(dir.path().join("models/caption-bank/keywords.txt")).unwrap();
+    let ids = std::fs::read_to_string(dir.path().join("models/caption-bank/captions.txt")).unwrap();
+    assert_eq!(keywords.split('\n').count(), ids.lines().count());
+    assert!(keywords.lines().all(|line| !line.split_whitespace().any(|word| ["a", "the", "is"].contains(&word))));
     let shown = run(storytool()
         .args(["caption", "--image"])
         .arg(images.join("4.jpg"))

@@ -136,6 +136,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 None => println!("  {text}"),
             }
         }
+        if !first.keywords.is_empty() {
+            println!("keywords: {}", first.keywords.join(", "));
+        }
         println!();
     }
     for story in &stories {

@@ -18,7 +18,7 @@ use super::books::{HeldOutText, decoder_held_out};
 use super::text::content_words;
 use crate::encoder::SentenceEncoder;
 use crate::model::skip_thought::DecoderTargets;
-use crate::model::story_decoder::StoryDecoder;
+use crate::model::story_decoder::{ConditionInputs, StoryDecoder};
 use crate::story::generate::load_decoder;
 use crate::text::{EOS_ID, UNK_ID};
 use crate::train::batches::PaddedBatch;
@@ -104,8 +104,8 @@ pub fn evaluate_decoder(request: &DecoderEvalRequest) -> Result<DecoderEvaluatio
             PaddedBatch::new(rows.iter().map(|&row| passages[row].tokens.as_slice()), manifest.config.max_tokens);
         let targets = DecoderTargets::new(&padded, &device);
         let count: usize = padded.lengths.iter().sum();
-        let own = contexts(&rows, |row| &passages[row].vector, &device);
-        let others = contexts(&rows, |row| &passages[other(row)].vector, &device);
+        let own = vector_only(&decoder, contexts(&rows, |row| &passages[row].vector, &device));
+        let others = vector_only(&decoder, contexts(&rows, |row| &passages[other(row)].vector, &device));
         own_sum += f64::from(decoder.loss(own, &targets, None).into_scalar::<f32>()) * count as f64;
         other_sum += f64::from(decoder.loss(others, &targets, None).into_scalar::<f32>()) * count as f64;
         tokens += count;
@@ -214,6 +214,12 @@ fn passages(
     passages
 }
 
+/// The condition of vectors alone: a decoder that also reads keywords and genres is given none, so the
+/// figures measure what the skip-thought vector carries.
+fn vector_only(decoder: &StoryDecoder, vectors: Tensor<2>) -> Tensor<2> {
+    decoder.condition(vectors, &ConditionInputs::default())
+}
+
 fn contexts<'a>(rows: &[usize], vector: impl Fn(usize) -> &'a Vec<f32>, device: &Device) -> Tensor<2> {
     let dim = vector(rows[0]).len();
     let values: Vec<f32> = rows.iter().flat_map(|&row| vector(row).iter().copied()).collect();
@@ -226,7 +232,7 @@ pub fn greedy(decoder: &StoryDecoder, vectors: &[Vec<f32>], max_tokens: usize) -
     let mut written = vec![Vec::new(); vectors.len()];
     for (chunk_index, chunk) in vectors.chunks(BATCH).enumerate() {
         let rows: Vec<usize> = (0..chunk.len()).collect();
-        let context = contexts(&rows, |row| &chunk[row], &device);
+        let context = vector_only(decoder, contexts(&rows, |row| &chunk[row], &device));
         let mut state = decoder.start(context.clone());
         let mut previous: Option<Vec<u32>> = None;
         let mut done = vec![false; chunk.len()];

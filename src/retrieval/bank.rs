@@ -2,11 +2,12 @@
 //!
 //! A bank folder holds `bank.safetensors` (`vectors`, `[captions, embed_dim]`, int8 with a scale per row:
 //! cosines move by about 1e-3, and the committed demo bank is a quarter of its f32 size), `captions.txt` (each row's caption id, e.g. `coco:38`) and
-//! `manifest.json` (the VSE's vocabulary hash and size, and each annotation file with its hash). It holds
-//! no caption text: text is read, when shown, from the annotation files, found where the manifest says or
-//! where the user points, and checked by hash.
+//! `manifest.json` (the VSE's vocabulary hash and size, and each annotation file with its hash), and
+//! `keywords.txt` (each row's content words, space-separated: what `generate` gives a decoder that reads
+//! keywords). It holds no caption text: text is read, when shown, from the annotation files, found where the
+//! manifest says or where the user points, and checked by hash.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use crate::captions::{CaptionDataset, DatasetError, DatasetKind};
 use crate::corpus::manifest::{CreatedBy, InputFile};
 use crate::encoder::SentenceEncoder;
 use crate::progress::Progress;
+use crate::text::content::content_words;
 use crate::util::PathError;
 use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
@@ -23,6 +25,7 @@ use crate::util::tensor_file::{Precision, Table, TensorFileError, read_table, wr
 
 pub const BANK_FILE: &str = "bank.safetensors";
 pub const IDS_FILE: &str = "captions.txt";
+pub const KEYWORDS_FILE: &str = "keywords.txt";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const FORMAT: &str = "storytool-caption-bank";
 
@@ -46,6 +49,9 @@ pub struct BankManifest {
     pub thoughts: Option<ThoughtsInfo>,
     pub sources: Vec<BankSource>,
     pub captions: usize,
+    /// Whether `keywords.txt` is there (banks built before it was added have none).
+    #[serde(default)]
+    pub keywords: bool,
 }
 
 /// Which encoder made a bank's `thoughts`.
@@ -65,6 +71,8 @@ pub struct CaptionBank {
     pub vectors: Table,
     /// Skip-thought vectors of the captions, row for row, when the bank has them.
     pub thoughts: Option<Table>,
+    /// Content words of each caption, row for row, when the bank has them.
+    pub keywords: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +112,7 @@ pub fn build_bank(
     let staging = StagingDir::new(out, force)?;
     let mut ids = Vec::new();
     let mut texts = Vec::new();
+    let mut keywords = Vec::new();
     let mut bank_sources = Vec::new();
     for (kind, path) in sources {
         let dataset = CaptionDataset::read(*kind, path)?;
@@ -114,6 +123,10 @@ pub fn build_bank(
         });
         for caption in dataset.images.into_iter().flat_map(|image| image.captions) {
             ids.push(caption.id);
+            let mut words = content_words(&caption.text);
+            let mut seen = HashSet::new();
+            words.retain(|word| seen.insert(word.clone()));
+            keywords.push(words.join(" "));
             texts.push(caption.text);
         }
     }
@@ -135,6 +148,7 @@ pub fn build_bank(
     }
     write_tables(&staging.path().join(BANK_FILE), &tables.iter().collect::<Vec<_>>(), Precision::I8)?;
     write_file(&staging.path().join(IDS_FILE), ids.join("\n").as_bytes())?;
+    write_file(&staging.path().join(KEYWORDS_FILE), keywords.join("\n").as_bytes())?;
     let manifest = BankManifest {
         format: FORMAT.into(),
         created_by: CreatedBy::now(command),
@@ -147,6 +161,7 @@ pub fn build_bank(
         }),
         sources: bank_sources,
         captions: ids.len(),
+        keywords: true,
     };
     write_json(&staging.path().join(MANIFEST_FILE), &manifest)?;
     staging.commit()?;
@@ -188,7 +203,21 @@ impl CaptionBank {
             }
             None => None,
         };
-        Ok(CaptionBank { dir: dir.to_path_buf(), manifest, ids, vectors, thoughts })
+        let keywords = if manifest.keywords {
+            let path = dir.join(KEYWORDS_FILE);
+            let text = std::fs::read_to_string(&path).map_err(|error| PathError::new("read", &path, error))?;
+            // One line per row, joined by newlines (a row without content words is an empty line).
+            let mut lines: Vec<String> =
+                if ids.is_empty() { Vec::new() } else { text.split('\n').map(String::from).collect() };
+            if lines.len() != ids.len() {
+                return Err(not_bank(format!("{} ids but {} lines in {KEYWORDS_FILE}", ids.len(), lines.len())));
+            }
+            lines.shrink_to_fit();
+            Some(lines)
+        } else {
+            None
+        };
+        Ok(CaptionBank { dir: dir.to_path_buf(), manifest, ids, vectors, thoughts, keywords })
     }
 
     /// Refuses a bank built by another VSE than `vse`.

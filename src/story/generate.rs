@@ -2,7 +2,8 @@
 //! once, so a server can reuse one `Generator` for many requests.
 //!
 //! photo -> CNN -> VSE -> the `k` nearest bank captions -> their skip-thought vectors (stored in the bank)
-//! -> `mean - caption bias + genre bias` -> story decoder beam search -> clean-up.
+//! -> `mean - caption bias + genre bias` -> story decoder beam search -> clean-up. A decoder trained with
+//! keywords and genres is also given the captions' commonest content words and the story's genre.
 //!
 //! With a captioner (`ModelPaths::captioner`), the captions are written instead: photo -> CNN spatial map
 //! -> captioner beam search -> every finished beam's caption -> the skip-thought encoder -> as above.
@@ -22,8 +23,9 @@ use super::cleanup::clean_up;
 use crate::captioner::photo::{PhotoCaptioner, PhotoCaptionerError};
 use crate::config::GenerateConfig;
 use crate::encoder::{EncoderError, SentenceEncoder};
-use crate::model::story_decoder::{StoryDecoder, StoryDecoderConfig};
+use crate::model::story_decoder::{ConditionInputs, StoryDecoder};
 use crate::retrieval::photo::{PhotoRetriever, RetrieverError};
+use crate::text::content::{content_words, keywords};
 use crate::text::vocab::{EOS_ID, UNK_ID, Vocabulary};
 use crate::train::decoder::{ContextCentre, DECODER_FILE, DecoderManifest, TOKENIZER_FILE};
 use crate::train::run::MANIFEST_FILE;
@@ -113,6 +115,8 @@ pub struct StoryOptions {
     pub content_strength: f32,
     pub genre_strength: f32,
     pub bag_of_words: f32,
+    /// See `generate.keywords`.
+    pub keywords: usize,
 }
 
 impl StoryOptions {
@@ -131,6 +135,7 @@ impl StoryOptions {
             content_strength: config.content_strength,
             genre_strength: config.genre_strength,
             bag_of_words: config.bag_of_words,
+            keywords: config.keywords,
         }
     }
 }
@@ -143,6 +148,15 @@ pub struct UsedCaption {
     /// Cosine to the photo (retrieved), or log-probability (written).
     pub score: Option<f32>,
     pub text: Option<String>,
+    /// The caption's content words (what keywords are chosen from).
+    #[serde(skip)]
+    pub words: Vec<String>,
+}
+
+impl UsedCaption {
+    fn written(text: String, score: Option<f32>) -> UsedCaption {
+        UsedCaption { id: None, score, words: content_words(&text), text: Some(text) }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,6 +173,8 @@ pub struct Story {
     pub words: usize,
     /// The beam width that produced it (the fallback width when the first search did not finish).
     pub beam: usize,
+    /// The words the decoder was given to write about (empty for a decoder without keyword input).
+    pub keywords: Vec<String>,
     pub captions: Vec<UsedCaption>,
     pub timings: Timings,
 }
@@ -178,6 +194,8 @@ pub struct Generator {
     non_word: Vec<bool>,
     /// What the decoder reads its vectors through (`decoder.centre_context`), if it was trained so.
     context_centre: Option<ContextCentre>,
+    /// The genres the decoder reads, in its input's order (empty: none).
+    decoder_genres: Vec<String>,
     device: Device,
 }
 
@@ -254,6 +272,7 @@ impl Generator {
             captioner,
             non_word,
             context_centre: decoder_manifest.context_centre,
+            decoder_genres: decoder_manifest.genres,
             device: Device::flex(),
         })
     }
@@ -284,13 +303,15 @@ impl Generator {
         shifted
     }
 
-    /// The bag-of-words steering of a story whose decoder input is `context` (`[1, dim]`): `weight` times
-    /// `log p_bow(w | context) - log p_bow(w | mean passage)`, per word.
-    fn steering(&self, context: &Tensor<2>, weight: f32) -> Vec<f32> {
+    /// The bag-of-words steering of a story whose decoder condition is `condition` (`[1, dim]`): `weight`
+    /// times `log p_bow(w | condition) - log p_bow(w | mean passage)`, per word.
+    fn steering(&self, condition: &Tensor<2>, weight: f32) -> Vec<f32> {
         // A centred decoder reads the mean passage as zero (for one trained without centring, zero is the
-        // origin of the style shift: the comparison is then with a vector of no content at all).
-        let mean = Tensor::<2>::zeros([1, self.encoder.dim()], &self.device);
-        let own = self.decoder.bag_of_words(context.clone()).into_data().try_to_vec::<f32>().expect("f32");
+        // origin of the style shift: the comparison is then with a vector of no content at all), with no
+        // keywords and no genre.
+        let zero = Tensor::<2>::zeros([1, self.encoder.dim()], &self.device);
+        let mean = self.decoder.condition(zero, &ConditionInputs::default());
+        let own = self.decoder.bag_of_words(condition.clone()).into_data().try_to_vec::<f32>().expect("f32");
         let base = self.decoder.bag_of_words(mean).into_data().try_to_vec::<f32>().expect("f32");
         own.iter().zip(&base).map(|(own, base)| weight * (own - base)).collect()
     }
@@ -349,8 +370,7 @@ impl Generator {
                     return Err(GenerateError::NoText);
                 }
                 let vectors = self.encoder.encode(texts).into_iter().map(|encoded| encoded.vector).collect();
-                let used =
-                    texts.iter().map(|text| UsedCaption { id: None, score: None, text: Some(text.clone()) }).collect();
+                let used = texts.iter().map(|text| UsedCaption::written(text.clone(), None)).collect();
                 (used, vectors)
             }
             (StoryInput::Image(image), Some(captioner)) => {
@@ -362,7 +382,7 @@ impl Generator {
                 let vectors = self.encoder.encode(&texts).into_iter().map(|encoded| encoded.vector).collect();
                 let used = written
                     .into_iter()
-                    .map(|caption| UsedCaption { id: None, score: Some(caption.log_prob), text: Some(caption.text) })
+                    .map(|caption| UsedCaption::written(caption.text, Some(caption.log_prob)))
                     .collect();
                 (used, vectors)
             }
@@ -378,6 +398,9 @@ impl Generator {
                         id: Some(retriever.bank.ids[row].clone()),
                         score: Some(score),
                         text: None,
+                        words: retriever.bank.keywords.as_ref().map_or_else(Vec::new, |keywords| {
+                            keywords[row].split_whitespace().map(String::from).collect()
+                        }),
                     })
                     .collect();
                 (used, vectors)
@@ -399,7 +422,20 @@ impl Generator {
         };
         let decoding = Instant::now();
         let shifted = self.style_shift(thoughts, genre_bias, options);
-        let context = Tensor::<2>::from_data(TensorData::new(shifted, [1, self.encoder.dim()]), &self.device);
+        let vector = Tensor::<2>::from_data(TensorData::new(shifted, [1, self.encoder.dim()]), &self.device);
+        let keywords = if self.decoder.keyword_input && options.keywords > 0 {
+            let words: Vec<Vec<String>> = captions.iter().map(|caption| caption.words.clone()).collect();
+            keywords(&words, &self.decoder_vocabulary, options.keywords)
+        } else {
+            Vec::new()
+        };
+        let genre: Vec<f32> = self
+            .decoder_genres
+            .iter()
+            .map(|name| if *name == options.genre { options.genre_strength } else { 0.0 })
+            .collect();
+        let inputs = ConditionInputs { keywords: vec![keywords.clone()], genres: vec![genre] };
+        let context = self.decoder.condition(vector, &inputs);
         let mut settings = BeamSettings {
             beam: options.beam,
             max_words: options.max_words,
@@ -432,6 +468,7 @@ impl Generator {
             story,
             genre: options.genre.clone(),
             beam: settings.beam,
+            keywords: keywords.iter().filter_map(|&id| self.decoder_vocabulary.word(id)).map(String::from).collect(),
             captions,
             timings: Timings { captions_ms: 0.0, decode_ms, total_ms: decode_ms },
         })
@@ -506,11 +543,15 @@ pub fn load_decoder(dir: &Path) -> Result<(StoryDecoder, Vocabulary, DecoderMani
             manifest.vocabulary_hash
         )));
     }
-    let config = &manifest.config;
+    if vocabulary.len() != manifest.vocabulary_size {
+        return Err(error(format!(
+            "its tokenizer.json has {} words, its manifest says {}",
+            vocabulary.len(),
+            manifest.vocabulary_size
+        )));
+    }
     let device = Device::flex();
-    let mut model = StoryDecoderConfig::new(vocabulary.len(), config.word_dim, config.hidden_dim, manifest.context_dim)
-        .with_per_step_context(config.per_step_context)
-        .init(&device);
+    let mut model = manifest.model_config().init(&device);
     let weights = read_widened(&dir.join(DECODER_FILE)).map_err(|e| error(e.to_string()))?;
     let mut store = SafetensorsStore::from_bytes(Some(weights));
     model.load_from(&mut store).map_err(|e| error(e.to_string()))?;

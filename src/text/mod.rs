@@ -5,6 +5,7 @@
 //! storytool the same splitting runs through [`tokenize::for_each_word`], a hand-rolled scanner that agrees
 //! with the `tokenizers` pipeline token for token (tested) and is several times faster on whole books.
 
+pub mod content;
 pub mod tokenize;
 pub mod vocab;
 

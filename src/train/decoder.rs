@@ -2,7 +2,9 @@
 //!
 //! Passages of `decoder.passage_sentences` consecutive sentences are taken evenly across the corpus's
 //! training books (at most `decoder.max_passages`), each encoded once by the frozen skip-thought encoder
-//! (the mean of its sentences' vectors); the decoder learns to write each passage back from its vector.
+//! (the mean of its sentences' vectors); the decoder learns to write each passage back from its vector and,
+//! with `decoder.keywords` and `decoder.genre_input`, from a few of its own content words (sampled afresh
+//! for every batch) and its book's genres.
 //! Batches, Adam, sampled softmax, validation on held-out books, checkpoints, resume, Ctrl-C and the NaN
 //! guard work as in [`super::encoder`].
 
@@ -14,7 +16,8 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, Param};
 use burn::optim::AdamConfig;
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +34,9 @@ use crate::corpus::manifest::CreatedBy;
 use crate::corpus::streams::SplitStreams;
 use crate::encoder::SentenceEncoder;
 use crate::model::skip_thought::{DecoderTargets, sample_candidates};
-use crate::model::story_decoder::{StoryDecoder, StoryDecoderConfig};
+use crate::model::story_decoder::{ConditionInputs, StoryDecoder, StoryDecoderConfig};
 use crate::progress::Progress;
+use crate::text::content::content_ids;
 use crate::util::atomic::write_json;
 use crate::util::cancel::CancelFlag;
 
@@ -87,6 +91,22 @@ pub struct DecoderManifest {
     /// The corpus's validation books, which the decoder never saw: what `evaluate` reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out: Option<HeldOutBooks>,
+    /// Whether the decoder reads keywords (`decoder.keywords` > 0); decoders from before keywords read none.
+    #[serde(default)]
+    pub keywords: bool,
+    /// The genres it reads, in the order of its multi-hot input (empty: no genre input).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub genres: Vec<String>,
+}
+
+impl DecoderManifest {
+    /// The model's shape as this manifest describes it.
+    pub fn model_config(&self) -> StoryDecoderConfig {
+        StoryDecoderConfig::new(self.vocabulary_size, self.config.word_dim, self.config.hidden_dim, self.context_dim)
+            .with_per_step_context(self.config.per_step_context)
+            .with_keyword_input(self.keywords)
+            .with_genres(self.genres.len())
+    }
 }
 
 /// The affine map applied to conditioning vectors (see `decoder.centre_context`).
@@ -161,6 +181,8 @@ struct DecoderState {
     decoder: DecoderConfig,
     vocabulary_hash: String,
     context_dim: usize,
+    #[serde(default)]
+    genres: Vec<String>,
 }
 
 impl RunState for DecoderState {
@@ -169,11 +191,15 @@ impl RunState for DecoderState {
     }
 }
 
-/// Passages with their tokens and vectors.
+/// Passages with their tokens, vectors, content words and genres.
 struct PassageSet {
     tokens: Vec<Vec<u32>>,
     vectors: Vec<Vec<f32>>,
     lengths: Vec<usize>,
+    /// Each passage's distinct content words: what its keywords are sampled from.
+    content: Vec<Vec<u32>>,
+    /// Each passage's book's genres, multi-hot over [`DecoderManifest::genres`].
+    genres: Vec<Vec<f32>>,
 }
 
 impl PassageSet {
@@ -182,6 +208,8 @@ impl PassageSet {
         split: &SplitStreams,
         windows: &[Range<usize>],
         max_tokens: usize,
+        facts: &PassageFacts,
+        book_genres: &[Vec<f32>],
         progress: &dyn Progress,
     ) -> PassageSet {
         let tokens: Vec<Vec<u32>> = windows.iter().map(|window| passage_tokens(split, window, max_tokens)).collect();
@@ -191,16 +219,78 @@ impl PassageSet {
             progress.set_message(&format!("encoding passages: {done}/{}", windows.len()));
         });
         let lengths = tokens.iter().map(Vec::len).collect();
-        PassageSet { tokens, vectors, lengths }
+        let content = tokens
+            .iter()
+            .map(|passage| {
+                let mut words: Vec<u32> = Vec::new();
+                for &id in passage {
+                    if facts.content.get(id as usize).copied().unwrap_or(false) && !words.contains(&id) {
+                        words.push(id);
+                    }
+                }
+                words
+            })
+            .collect();
+        let book_starts: Vec<usize> = (0..split.n_books()).map(|book| split.book_sentences(book).start).collect();
+        let genres = windows
+            .iter()
+            .map(|window| {
+                let book = book_starts.partition_point(|&start| start <= window.start).saturating_sub(1);
+                book_genres.get(book).cloned().unwrap_or_default()
+            })
+            .collect();
+        PassageSet { tokens, vectors, lengths, content, genres }
     }
 
-    fn batch(&self, indices: &[usize], config: &DecoderConfig, device: &Device) -> (Tensor<2>, PaddedBatch) {
+    /// The passages `indices` as skip-thought vectors, condition inputs (keywords sampled by `rng`) and
+    /// padded targets.
+    fn batch(
+        &self,
+        indices: &[usize],
+        config: &DecoderConfig,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> (Tensor<2>, ConditionInputs, PaddedBatch) {
         let dim = self.vectors[0].len();
         let context: Vec<f32> = indices.iter().flat_map(|&index| self.vectors[index].iter().copied()).collect();
         let context = Tensor::from_data(TensorData::new(context, [indices.len(), dim]), device);
         let padded = PaddedBatch::new(indices.iter().map(|&index| self.tokens[index].as_slice()), config.max_tokens);
-        (context, padded)
+        let mut inputs = ConditionInputs::default();
+        for &index in indices {
+            let mut words = self.content[index].clone();
+            let wanted = rng.random_range(0..=config.keywords).min(words.len());
+            words.partial_shuffle(rng, wanted);
+            words.truncate(wanted);
+            inputs.keywords.push(words);
+            let dropped = config.genre_dropout > 0.0 && rng.random::<f32>() < config.genre_dropout;
+            inputs.genres.push(if dropped { Vec::new() } else { self.genres[index].clone() });
+        }
+        (context, inputs, padded)
     }
+}
+
+/// What passages are labelled with: which word ids carry content, and the genres' names.
+struct PassageFacts {
+    content: Vec<bool>,
+    genres: Vec<String>,
+}
+
+/// Each book of `split` (by index in the split) as a multi-hot vector over `genres`.
+fn book_genre_vectors(corpus: &Corpus, split: &str, genres: &[String], config: &Config) -> Vec<Vec<f32>> {
+    let mut books: Vec<_> = corpus.books.iter().filter(|book| book.split == split).collect();
+    books.sort_by_key(|book| book.index_in_split);
+    books
+        .iter()
+        .map(|book| {
+            genres
+                .iter()
+                .map(|genre| {
+                    let tags = &config.genres[genre];
+                    if book.tags.iter().any(|tag| tags.contains(tag)) { 1.0 } else { 0.0 }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> Result<DecoderTrainReport, TrainError> {
@@ -226,9 +316,16 @@ pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> 
             config.passage_sentences
         )));
     }
+    let genres: Vec<String> =
+        if config.genre_input { request.config.genres.keys().cloned().collect() } else { Vec::new() };
+    let facts = PassageFacts { content: content_ids(&corpus.vocabulary), genres };
+    let train_genres = book_genre_vectors(&corpus, "train", &facts.genres, &request.config);
+    let valid_genres = book_genre_vectors(&corpus, "valid", &facts.genres, &request.config);
     let started = Instant::now();
-    let mut train = PassageSet::new(&encoder, &corpus.train, &train_windows, config.max_tokens, progress);
-    let mut valid = PassageSet::new(&encoder, &corpus.valid, &valid_windows, config.max_tokens, progress);
+    let mut train =
+        PassageSet::new(&encoder, &corpus.train, &train_windows, config.max_tokens, &facts, &train_genres, progress);
+    let mut valid =
+        PassageSet::new(&encoder, &corpus.valid, &valid_windows, config.max_tokens, &facts, &valid_genres, progress);
     let centre = config.centre_context.then(|| ContextCentre::of(&train.vectors));
     if let Some(centre) = &centre {
         train.vectors.iter_mut().chain(valid.vectors.iter_mut()).for_each(|vector| centre.apply(vector));
@@ -241,7 +338,9 @@ pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> 
     device.seed(config.seed);
     let vocab_size = corpus.vocabulary.len();
     let model_config = StoryDecoderConfig::new(vocab_size, config.word_dim, config.hidden_dim, encoder.dim())
-        .with_per_step_context(config.per_step_context);
+        .with_per_step_context(config.per_step_context)
+        .with_keyword_input(config.keywords > 0)
+        .with_genres(facts.genres.len());
     let mut model = model_config.init(&device);
     if encoder.manifest().word_dim == config.word_dim {
         // Start from the encoder's word embeddings: the same vocabulary, already trained on the same books.
@@ -256,6 +355,7 @@ pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> 
         decoder: config.clone(),
         vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
         context_dim: encoder.dim(),
+        genres: facts.genres.clone(),
     };
     let mut resumed_from = None;
     if request.resume {
@@ -291,7 +391,8 @@ pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> 
         resumed_from,
     )?;
     let (last_train_loss, last_valid_loss) = (task.log.train_loss, task.log.valid_loss);
-    export_decoder(request, &corpus, &model, &state, encoder.dim(), centre, last_train_loss, last_valid_loss)?;
+    let losses = (last_train_loss, last_valid_loss);
+    export_decoder(request, &corpus, &model, &state, encoder.dim(), centre, &facts, losses)?;
     run.finish()?;
     Ok(DecoderTrainReport {
         steps: state.position.step,
@@ -324,10 +425,11 @@ impl TrainingTask for DecoderTask<'_> {
     }
 
     fn loss(&self, model: &StoryDecoder, index: usize, step: u64) -> (Tensor<1>, usize) {
-        let (context, padded) = self.train.batch(&self.plan[index], self.config, &self.device);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let (vectors, inputs, padded) = self.train.batch(&self.plan[index], self.config, &mut rng, &self.device);
+        let context = model.condition(vectors, &inputs);
         let mut targets = DecoderTargets::new(&padded, &self.device);
         let mut candidates = None;
-        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
         if self.config.sampled_softmax > 0 {
             let (words, mut positions) =
                 sample_candidates(&[&padded], self.vocab_size, self.config.sampled_softmax, &mut rng, &self.device);
@@ -367,12 +469,15 @@ fn validation_loss(model: &StoryDecoder, valid: &PassageSet, config: &DecoderCon
     let inference = model.valid();
     let device = Device::flex();
     let plan = plan_epoch(&valid.lengths, config.batch_size, config.seed, 0);
+    // The same keywords and genres at every validation, so losses compare.
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let losses: Vec<f32> = plan
         .iter()
         .take(config.valid_batches)
         .map(|batch| {
-            let (context, padded) = valid.batch(batch, config, &device);
-            inference.loss(context, &DecoderTargets::new(&padded, &device), None).into_scalar()
+            let (vectors, inputs, padded) = valid.batch(batch, config, &mut rng, &device);
+            let condition = inference.condition(vectors, &inputs);
+            inference.loss(condition, &DecoderTargets::new(&padded, &device), None).into_scalar()
         })
         .collect();
     Some(losses.iter().sum::<f32>() / losses.len() as f32)
@@ -393,6 +498,9 @@ fn check_same_settings(saved: &DecoderState, now: &DecoderState, dir: &Path) -> 
             ("decoder.word_dropout", a.word_dropout == b.word_dropout),
             ("decoder.bag_of_words", a.bag_of_words == b.bag_of_words),
             ("decoder.centre_context", a.centre_context == b.centre_context),
+            ("decoder.keywords", a.keywords == b.keywords),
+            ("decoder.genre_input and the genres", a.genre_input == b.genre_input && saved.genres == now.genres),
+            ("decoder.genre_dropout", a.genre_dropout == b.genre_dropout),
             ("decoder.max_passages", a.max_passages == b.max_passages),
             ("decoder.batch_size", a.batch_size == b.batch_size),
             ("decoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
@@ -408,8 +516,8 @@ fn export_decoder(
     state: &DecoderState,
     context_dim: usize,
     context_centre: Option<ContextCentre>,
-    train_loss: Option<f32>,
-    valid_loss: Option<f32>,
+    facts: &PassageFacts,
+    (train_loss, valid_loss): (Option<f32>, Option<f32>),
 ) -> Result<(), TrainError> {
     // Stored in f16: half the size, and generation does not notice (widened back to f32 when loaded).
     export_weights(model, &request.out.join(DECODER_FILE), None, true)?;
@@ -428,6 +536,8 @@ fn export_decoder(
         config: request.config.decoder.clone(),
         context_centre,
         held_out: Some(HeldOutBooks::of(corpus)),
+        keywords: request.config.decoder.keywords > 0,
+        genres: facts.genres.clone(),
     };
     write_json(&request.out.join(MANIFEST_FILE), &manifest)?;
     Ok(())
