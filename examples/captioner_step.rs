@@ -7,7 +7,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
 use storytool::model::captioner::CaptionerModelConfig;
 use storytool::model::skip_thought::DecoderTargets;
-use storytool::train::batches::PaddedBatch;
+use storytool::model::batch::PaddedBatch;
 
 fn main() {
     let device = Device::flex().autodiff();

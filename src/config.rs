@@ -327,6 +327,12 @@ pub struct GenerateConfig {
     /// Keywords for decoders trained with `decoder.keywords`: the decoder is given this many of the
     /// captions' commonest content words (counted once per caption over the `k` captions). 0: none.
     pub keywords: usize,
+    /// Weighted decoding toward the keywords (any decoder): each keyword's log-probability gains this many
+    /// nats until the story has used it. 0 turns it off.
+    pub keyword_bonus: f32,
+    /// Gumbel noise on the beam's ranking (stochastic beam search): 0 is plain beam search, which writes the
+    /// same phrases for every photo; 0.5-1 varies stories (by `--seed`).
+    pub temperature: f32,
 }
 
 impl Default for GenerateConfig {
@@ -343,6 +349,8 @@ impl Default for GenerateConfig {
             genre_strength: 1.0,
             bag_of_words: 1.0,
             keywords: 4,
+            keyword_bonus: 3.0,
+            temperature: 0.0,
         }
     }
 }
@@ -656,6 +664,8 @@ impl Config {
             ("generate.content_strength", self.generate.content_strength),
             ("generate.genre_strength", self.generate.genre_strength),
             ("generate.bag_of_words", self.generate.bag_of_words),
+            ("generate.keyword_bonus", self.generate.keyword_bonus),
+            ("generate.temperature", self.generate.temperature),
         ] {
             if !(value >= 0.0 && value.is_finite()) {
                 return Err(ConfigError::Invalid { key: key.into(), message: format!("{value} is not 0 or more") });

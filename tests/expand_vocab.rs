@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use rand::{Rng, SeedableRng};
+use storytool::encoder::expanded::ExpandedVocab;
 use storytool::text::Vocabulary;
-use storytool::vectors::expanded::ExpandedVocab;
 
 const IN_DIM: usize = 6;
 const WORD_DIM: usize = 4;

@@ -9,11 +9,11 @@ use std::sync::Mutex;
 use storytool::config::Config;
 use storytool::corpus::{IngestRequest, ingest};
 use storytool::encoder::SentenceEncoder;
+use storytool::encoder::expanded::TableType;
 use storytool::progress::NoProgress;
 use storytool::train::encoder::{EncoderTrainRequest, METRICS_FILE, MetricsLine, TrainError, train_encoder};
 use storytool::util::cancel::CancelFlag;
 use storytool::vectors::expand::{ExpandRequest, expand_vocab};
-use storytool::vectors::expanded::TableType;
 use storytool::vectors::readers::VectorFormat;
 use support::CancelAfter;
 
@@ -154,8 +154,7 @@ fn training_lowers_the_loss_and_exports_the_encoder() {
         cancel: CancelFlag::new(),
     };
     expand_vocab(&expand, &NoProgress).unwrap();
-    let expanded =
-        SentenceEncoder::load(&out).unwrap().with_expanded_vocab(&root.path().join("expanded"), &out).unwrap();
+    let expanded = SentenceEncoder::load(&out).unwrap().with_expanded_vocab(&root.path().join("expanded")).unwrap();
     let with = expanded.encode(&["The captain watched the sea.", "The zorblax watched the sea."]);
     assert!(with[1].unknown_words.is_empty(), "{:?}", with[1].unknown_words);
     assert_ne!(with[1].vector, encoded[1].vector, "zorblax no longer reads as <unk>");

@@ -9,9 +9,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::captions::{Split, split_of};
 use crate::config::CaptionerConfig;
 use crate::corpus::manifest::InputFile;
+use crate::features::FeaturesInput;
 use crate::features::{FeatureSet, FeaturesError, SpatialInfo};
 use crate::text::vocab::Vocabulary;
-use crate::train::vse_data::FeaturesInput;
 
 /// One photo: where its annotation vectors are and its captions.
 #[derive(Debug, Clone)]

@@ -1,13 +1,13 @@
 //! Writing captions with a trained captioner: beam search over one photo (the search of
-//! [`crate::story::beam`], without the story's constraints), batched greedy decoding over many photos (what
+//! [`crate::model::beam`], without the story's constraints), batched greedy decoding over many photos (what
 //! evaluation with a beam of 1 uses), and the attention weights behind a written caption.
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::CaptionerConfig;
+use crate::model::beam::{BeamSettings, Finished, Scorer, beam_search_all, repeating_words};
 use crate::model::captioner::{Annotations, Captioner, LstmState};
-use crate::story::beam::{BeamSettings, Finished, Scorer, beam_search_all, repeating_words};
 use crate::text::vocab::{EOS_ID, UNK_ID};
 
 /// What a written caption may be, whatever the search: at most `max_words` words, and no n-gram of

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::CaptionerConfig;
 use crate::corpus::manifest::{CreatedBy, InputFile};
+use crate::features::FeaturesInput;
 use crate::model::captioner::{Captioner, CaptionerModelConfig};
 use crate::text::vocab::Vocabulary;
-use crate::train::vse_data::FeaturesInput;
 use crate::util::tensor_file::read_widened;
 
 pub const CAPTIONER_FILE: &str = "captioner.safetensors";

@@ -68,7 +68,7 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
             SentenceEncoder::load(dir).with_context(|| format!("cannot load the encoder in `{}`", dir.display()))?;
         if let Some(expanded) = &args.expanded_vocab {
             encoder = encoder
-                .with_expanded_vocab(expanded, dir)
+                .with_expanded_vocab(expanded)
                 .with_context(|| format!("cannot use the expanded vocabulary in `{}`", expanded.display()))?;
         }
         parts.push(encoder);

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use storytool::encoder::expanded::TableType;
 use storytool::vectors::expand::{ExpandError, ExpandRequest, expand_vocab};
-use storytool::vectors::expanded::TableType;
 use storytool::vectors::readers::VectorFormat;
 
 use super::progress_bar::Bar;

@@ -57,8 +57,9 @@ pub struct GenerateArgs {
     seed: u64,
 
     /// Gumbel noise added to the beam's ranking: 0 is plain beam search; 0.5-1 varies stories by seed
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f32,
+    /// (overrides `generate.temperature`)
+    #[arg(long)]
+    temperature: Option<f32>,
 
     /// Also print the captions the story came from
     #[arg(long)]
@@ -86,7 +87,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
+    if args.temperature.is_some_and(|temperature| !(temperature >= 0.0 && temperature.is_finite())) {
         anyhow::bail!("--temperature must be 0 or more");
     }
     let input = match &args.image {
@@ -106,7 +107,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     for genre in &args.genre {
         let mut options = StoryOptions::new(genre, &config.generate);
         options.seed = args.seed;
-        options.temperature = args.temperature;
+        if let Some(temperature) = args.temperature {
+            options.temperature = temperature;
+        }
         let mut story = generator.generate(&input, &options)?;
         if let Some((texts, _)) = &texts {
             for caption in &mut story.captions {

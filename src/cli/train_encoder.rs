@@ -65,7 +65,7 @@ pub fn run(args: TrainEncoderArgs) -> anyhow::Result<()> {
     println!("valid loss: {}", show(report.valid_loss));
     println!(
         "encoder: `{}`, metrics: `{}`",
-        report.out.join(storytool::train::encoder::ENCODER_FILE).display(),
+        report.out.join(storytool::encoder::ENCODER_FILE).display(),
         report.out.join(METRICS_FILE).display()
     );
     Ok(())

@@ -8,8 +8,8 @@ use crate::corpus::Corpus;
 use crate::corpus::book::tokenize_book;
 use crate::corpus::decode::{NotText, decode};
 use crate::corpus::discover::stays_inside;
+use crate::story::decoder::{DecoderManifest, HeldOutBooks};
 use crate::text::{UNK_ID, Vocabulary};
-use crate::train::decoder::{DecoderManifest, HeldOutBooks};
 
 /// One held-out book: its tags and its sentences as ids of the model's vocabulary.
 #[derive(Debug, Clone)]

@@ -17,13 +17,13 @@ use super::EvaluationError;
 use super::books::{HeldOutText, decoder_held_out};
 use super::text::content_words;
 use crate::encoder::SentenceEncoder;
+use crate::model::batch::PaddedBatch;
 use crate::model::skip_thought::DecoderTargets;
 use crate::model::story_decoder::{ConditionInputs, StoryDecoder};
-use crate::story::generate::load_decoder;
+use crate::story::decoder::DecoderManifest;
+use crate::story::decoder::load_decoder;
+use crate::story::passages::{evenly, mean_sentence_vectors};
 use crate::text::{EOS_ID, UNK_ID};
-use crate::train::batches::PaddedBatch;
-use crate::train::decoder::DecoderManifest;
-use crate::train::passages::{evenly, mean_sentence_vectors};
 
 const BATCH: usize = 32;
 

@@ -15,6 +15,7 @@ pub mod text;
 use crate::captions::DatasetError;
 use crate::corpus::CorpusError;
 use crate::encoder::EncoderError;
+use crate::story::decoder::DecoderError;
 use crate::story::generate::GenerateError;
 use crate::vision::ImageError;
 
@@ -29,6 +30,8 @@ pub enum EvaluationError {
     Encoder(#[from] EncoderError),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    #[error(transparent)]
+    Decoder(#[from] DecoderError),
     #[error(transparent)]
     Dataset(#[from] DatasetError),
     #[error(transparent)]

@@ -26,7 +26,8 @@ use super::text::{TfIdf, all_words, content_words, cosine, distinct_n, jaccard, 
 use crate::captions::{CaptionDataset, DatasetKind, Split, split_of};
 use crate::config::GenerateConfig;
 use crate::progress::Progress;
-use crate::story::generate::{Generator, ModelPaths, StoryInput, StoryOptions, load_decoder};
+use crate::story::decoder::load_decoder;
+use crate::story::generate::{Generator, ModelPaths, StoryInput, StoryOptions};
 use crate::util::cancel::CancelFlag;
 use crate::vision::load_image;
 
@@ -128,7 +129,7 @@ pub fn evaluate_stories(
     };
     let mut photos = test_photos(&request.photo_sets, valid_percent, test_percent)?;
     if let Some(limit) = request.max_photos {
-        photos = crate::train::passages::evenly(&photos, limit);
+        photos = crate::story::passages::evenly(&photos, limit);
     }
     if photos.len() < 10 {
         return Err(EvaluationError::NothingToEvaluate(format!(
@@ -177,13 +178,15 @@ pub fn evaluate_stories(
 
     progress.set_total((photos.len() * genre_count) as u64);
     let mut stories: Vec<Vec<String>> = Vec::with_capacity(photos.len());
-    for photo in &photos {
+    for (photo_index, photo) in photos.iter().enumerate() {
         request.cancel.check().map_err(crate::story::generate::GenerateError::from)?;
         let image = load_image(&photo.path)?;
         let (captions, thoughts) = generator.captions(&StoryInput::Image(image), request.generate.k, &excluded)?;
         let mut per_genre = Vec::with_capacity(genre_count);
-        for genre in &request.genres {
-            let options = StoryOptions::new(genre, &request.generate);
+        for (genre_index, genre) in request.genres.iter().enumerate() {
+            let mut options = StoryOptions::new(genre, &request.generate);
+            // A seed per story (used with `generate.temperature` above 0), so noise differs between stories.
+            options.seed = request.seed.wrapping_add((photo_index * genre_count + genre_index) as u64);
             let story = generator.write(captions.clone(), &thoughts, &options, &request.cancel)?;
             per_genre.push(story.story);
             progress.advance(1);
@@ -340,7 +343,7 @@ fn classifier_passages(request: &StoryEvalRequest) -> Result<Vec<Labelled>, Eval
         let [genre] = genres[..] else { continue };
         let words: Vec<String> = content_words(&book.text);
         let chunks: Vec<&[String]> = words.chunks(PASSAGE_CONTENT_WORDS).filter(|chunk| chunk.len() >= 8).collect();
-        for chunk in crate::train::passages::evenly(&chunks, PASSAGES_PER_BOOK) {
+        for chunk in crate::story::passages::evenly(&chunks, PASSAGES_PER_BOOK) {
             examples.push(Labelled { words: chunk.to_vec(), genre, book: book_index });
         }
     }

@@ -13,6 +13,6 @@ mod set;
 
 pub use extract::{ExtractError, ExtractReport, ExtractRequest, extract_features};
 pub use set::{
-    CAPTIONS_FILE, FEATURES_FILE, FeatureSet, FeaturesError, FeaturesManifest, IMAGES_FILE, SPATIAL_FILE, SkippedImage,
-    SpatialInfo,
+    CAPTIONS_FILE, FEATURES_FILE, FeatureSet, FeaturesError, FeaturesInput, FeaturesManifest, IMAGES_FILE,
+    SPATIAL_FILE, SkippedImage, SpatialInfo,
 };

@@ -170,3 +170,21 @@ pub(crate) fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<
     }
     Ok(rows)
 }
+
+/// A features folder a model was trained on, as recorded in its manifest (VSE, captioner).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeaturesInput {
+    pub dir: String,
+    pub annotations: InputFile,
+    pub images: usize,
+}
+
+impl FeaturesInput {
+    pub fn of(set: &FeatureSet) -> FeaturesInput {
+        FeaturesInput {
+            dir: set.dir.display().to_string(),
+            annotations: set.manifest.annotations.clone(),
+            images: set.images.len(),
+        }
+    }
+}

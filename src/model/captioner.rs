@@ -264,7 +264,7 @@ mod tests {
         let mut model = model;
         // Zero scores: uniform attention.
         model.attention_score.weight = burn::module::Param::from_tensor(Tensor::zeros([3, 1], &device));
-        let batch = crate::train::batches::PaddedBatch::new([&[2u32][..], &[2, 3, 4][..]], 10);
+        let batch = crate::model::batch::PaddedBatch::new([&[2u32][..], &[2, 3, 4][..]], 10);
         let targets = DecoderTargets::new(&batch, &device);
         let (loss, alpha) = model.forward_targets(random([2, 2, 2], 5), &targets);
         assert_eq!(alpha.dims(), [2, 4, 2]);

@@ -1,5 +1,9 @@
-//! burn modules. Models never read files: loading and saving live with the stages that own them.
+//! burn modules, and what every model's forward pass and search share (`batch`: padded id arrays; `beam`:
+//! beam search over any word-by-word scorer). Models never read files: loading and saving live with the
+//! artifact modules that own them.
 
+pub mod batch;
+pub mod beam;
 pub mod captioner;
 pub mod skip_thought;
 pub mod story_decoder;

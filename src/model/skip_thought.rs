@@ -17,8 +17,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 
+use crate::model::batch::PaddedBatch;
 use crate::text::{EOS_ID, UNK_ID};
-use crate::train::batches::PaddedBatch;
 
 /// Sizes of the model. The paper: vocabulary 20,000, words 620, GRU 2400.
 #[derive(Config, Debug)]

@@ -191,7 +191,7 @@ mod tests {
     use burn::optim::{AdamConfig, GradientsParams};
 
     use super::*;
-    use crate::train::batches::PaddedBatch;
+    use crate::model::batch::PaddedBatch;
 
     #[test]
     fn a_tiny_decoder_memorises_two_passages_and_steps_agree_with_training() {

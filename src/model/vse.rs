@@ -9,7 +9,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Gru, GruConfig, Initializer, Linear, 
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::train::batches::PaddedBatch;
+use crate::model::batch::PaddedBatch;
 
 /// Sizes of the model. The paper: words 300, joint space 1024, VGG-19 features 4096.
 #[derive(Config, Debug)]

@@ -2,8 +2,8 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::model::batch::PaddedBatch;
 use crate::model::vse::{CaptionTensors, Vse};
-use crate::train::batches::PaddedBatch;
 
 /// Captions per forward pass when embedding many.
 const BATCH: usize = 256;

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::embed::{embed_captions, embed_images};
 use crate::config::VseConfig;
 use crate::corpus::manifest::{CreatedBy, InputFile};
+use crate::features::FeaturesInput;
 use crate::model::vse::{Vse, VseModelConfig};
 use crate::text::vocab::Vocabulary;
-use crate::train::vse_data::FeaturesInput;
 
 pub const VSE_FILE: &str = "vse.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";

@@ -4,7 +4,7 @@
 //! The caption bias is the mean skip-thought vector of a caption corpus (what "a caption" looks like); a
 //! genre's bias is the mean vector of its books' passages (paragraphs of at least `bias.min_passage_tokens`
 //! tokens), its books being those whose catalogue tags are among the genre's tags in the config. A passage's
-//! vector is the mean of its sentences' vectors ([`crate::train::passages`]).
+//! vector is the mean of its sentences' vectors ([`crate::story::passages`]).
 //!
 //! A bias folder holds `bias.safetensors` (`caption`, and `genre.<name>` for each genre, each `[1, dim]`,
 //! f32) and `manifest.json` (the encoder's vocabulary hash and size, counts per genre and their tags).
@@ -20,7 +20,7 @@ use crate::corpus::manifest::{CreatedBy, InputFile};
 use crate::corpus::{Corpus, CorpusError};
 use crate::encoder::{EncoderError, SentenceEncoder};
 use crate::progress::Progress;
-use crate::train::passages::{evenly, long_paragraphs, passage_vectors};
+use crate::story::passages::{evenly, long_paragraphs, passage_vectors};
 use crate::util::PathError;
 use crate::util::atomic::{StagingDir, StagingError, write_json};
 use crate::util::tensor_file::{Precision, Table, TensorFileError, read_table, write_tables};

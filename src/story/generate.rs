@@ -12,26 +12,23 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use image::DynamicImage;
 use serde::Serialize;
 
-use super::beam::{BeamSettings, Scorer, beam_search};
 use super::bias::{BiasError, StyleBias};
 use super::cleanup::clean_up;
+use super::decoder::{ContextCentre, DecoderError, load_decoder};
 use crate::captioner::photo::{PhotoCaptioner, PhotoCaptionerError};
 use crate::config::GenerateConfig;
 use crate::encoder::{EncoderError, SentenceEncoder};
+use crate::model::beam::{BeamSettings, Scorer, beam_search};
 use crate::model::story_decoder::{ConditionInputs, StoryDecoder};
 use crate::retrieval::photo::{PhotoRetriever, RetrieverError};
 use crate::text::content::{content_words, keywords};
 use crate::text::vocab::{EOS_ID, UNK_ID, Vocabulary};
-use crate::train::decoder::{ContextCentre, DECODER_FILE, DecoderManifest, TOKENIZER_FILE};
-use crate::train::run::MANIFEST_FILE;
 use crate::util::PathError;
 use crate::util::cancel::{CancelFlag, Interrupted};
-use crate::util::tensor_file::read_widened;
 
 /// Where each model of a model set lives; `from_dir` gives the layout of `checkpoints/demo/`.
 #[derive(Debug, Clone)]
@@ -74,8 +71,8 @@ pub enum GenerateError {
     NoCaption,
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error("cannot load the story decoder `{path}`: {message}")]
-    Decoder { path: PathBuf, message: String },
+    #[error(transparent)]
+    Decoder(#[from] DecoderError),
     #[error("{what} do not match: `{a}` has {a_value}, `{b}` has {b_value}")]
     Mismatch { what: &'static str, a: PathBuf, a_value: String, b: PathBuf, b_value: String },
     #[error(
@@ -115,8 +112,9 @@ pub struct StoryOptions {
     pub content_strength: f32,
     pub genre_strength: f32,
     pub bag_of_words: f32,
-    /// See `generate.keywords`.
+    /// See `generate.keywords` and `generate.keyword_bonus`.
     pub keywords: usize,
+    pub keyword_bonus: f32,
 }
 
 impl StoryOptions {
@@ -130,12 +128,13 @@ impl StoryOptions {
             min_words: config.min_words,
             no_repeat_ngram: config.no_repeat_ngram,
             length_penalty: config.length_penalty,
-            temperature: 0.0,
+            temperature: config.temperature,
             seed: 0,
             content_strength: config.content_strength,
             genre_strength: config.genre_strength,
             bag_of_words: config.bag_of_words,
             keywords: config.keywords,
+            keyword_bonus: config.keyword_bonus,
         }
     }
 }
@@ -423,7 +422,8 @@ impl Generator {
         let decoding = Instant::now();
         let shifted = self.style_shift(thoughts, genre_bias, options);
         let vector = Tensor::<2>::from_data(TensorData::new(shifted, [1, self.encoder.dim()]), &self.device);
-        let keywords = if self.decoder.keyword_input && options.keywords > 0 {
+        // Chosen for a decoder that reads them, and for the keyword pull, which works with any decoder.
+        let keywords = if options.keywords > 0 && (self.decoder.keyword_input || options.keyword_bonus > 0.0) {
             let words: Vec<Vec<String>> = captions.iter().map(|caption| caption.words.clone()).collect();
             keywords(&words, &self.decoder_vocabulary, options.keywords)
         } else {
@@ -451,11 +451,14 @@ impl Generator {
             cancel: Some(cancel.clone()),
         };
         let steering = (options.bag_of_words > 0.0).then(|| self.steering(&context, options.bag_of_words));
-        let mut found =
-            beam_search(&mut DecoderScorer::new(&self.decoder, context.clone(), steering.clone()), &settings);
+        let pull = KeywordPull { keywords: keywords.clone(), bonus: options.keyword_bonus };
+        let mut found = beam_search(
+            &mut DecoderScorer::new(&self.decoder, context.clone(), steering.clone(), pull.clone()),
+            &settings,
+        );
         if found.is_none() && options.fallback_beam > options.beam {
             settings.beam = options.fallback_beam;
-            found = beam_search(&mut DecoderScorer::new(&self.decoder, context, steering), &settings);
+            found = beam_search(&mut DecoderScorer::new(&self.decoder, context, steering, pull), &settings);
         }
         cancel.check()?;
         let words = found.map(|finished| finished.words).unwrap_or_default();
@@ -488,18 +491,55 @@ fn cut_to_last_sentence(tokens: &mut Vec<&str>, min_words: usize) {
     }
 }
 
+/// Weighted decoding toward the keywords: each keyword's log-probability gains `bonus` until the
+/// hypothesis has written it, so a story is pulled to use every keyword once without repeating it.
+#[derive(Debug, Clone, Default)]
+struct KeywordPull {
+    keywords: Vec<u32>,
+    bonus: f32,
+}
+
 /// The story decoder behind the beam search's [`Scorer`], with an optional per-word bonus added to every
-/// step's log-probabilities.
+/// step's log-probabilities, and the keyword pull.
 struct DecoderScorer<'a> {
     decoder: &'a StoryDecoder,
     context: Tensor<2>,
     state: Option<Tensor<2>>,
     steering: Option<Vec<f32>>,
+    pull: KeywordPull,
+    /// Per live hypothesis: which keywords it has not written yet.
+    unused: Vec<Vec<bool>>,
 }
 
 impl<'a> DecoderScorer<'a> {
-    fn new(decoder: &'a StoryDecoder, context: Tensor<2>, steering: Option<Vec<f32>>) -> DecoderScorer<'a> {
-        DecoderScorer { decoder, context, state: None, steering }
+    fn new(
+        decoder: &'a StoryDecoder,
+        context: Tensor<2>,
+        steering: Option<Vec<f32>>,
+        pull: KeywordPull,
+    ) -> DecoderScorer<'a> {
+        let unused = vec![vec![true; pull.keywords.len()]];
+        DecoderScorer { decoder, context, state: None, steering, pull, unused }
+    }
+
+    /// Follows the hypotheses to their new rows and crosses off the keywords they just wrote.
+    fn track_keywords(&mut self, parents: &[usize], last_words: Option<&[u32]>) {
+        self.unused = parents
+            .iter()
+            .enumerate()
+            .map(|(row, &parent)| {
+                let mut unused =
+                    self.unused.get(parent).cloned().unwrap_or_else(|| vec![true; self.pull.keywords.len()]);
+                if let Some(words) = last_words {
+                    for (keyword, open) in self.pull.keywords.iter().zip(unused.iter_mut()) {
+                        if *keyword == words[row] {
+                            *open = false;
+                        }
+                    }
+                }
+                unused
+            })
+            .collect();
     }
 }
 
@@ -519,41 +559,57 @@ impl Scorer for DecoderScorer<'_> {
         self.state = Some(step.state);
         let [_, vocab] = step.log_probs.dims();
         let values = step.log_probs.into_data().try_to_vec::<f32>().expect("f32 log-probabilities");
+        self.track_keywords(parents, last_words);
         values
             .chunks(vocab)
-            .map(|row| match &self.steering {
-                Some(bonus) => row.iter().zip(bonus).map(|(log_prob, bonus)| log_prob + bonus).collect(),
-                None => row.to_vec(),
+            .zip(&self.unused)
+            .map(|(row, unused)| {
+                let mut row = match &self.steering {
+                    Some(bonus) => row.iter().zip(bonus).map(|(log_prob, bonus)| log_prob + bonus).collect(),
+                    None => row.to_vec(),
+                };
+                if self.pull.bonus > 0.0 {
+                    for (&keyword, _) in self.pull.keywords.iter().zip(unused).filter(|(_, open)| **open) {
+                        if let Some(value) = row.get_mut(keyword as usize) {
+                            *value += self.pull.bonus;
+                        }
+                    }
+                }
+                row
             })
             .collect()
     }
 }
 
-/// A trained decoder folder: model, vocabulary (checked against its manifest) and manifest.
-pub fn load_decoder(dir: &Path) -> Result<(StoryDecoder, Vocabulary, DecoderManifest), GenerateError> {
-    let error = |message: String| GenerateError::Decoder { path: dir.to_path_buf(), message };
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let bytes = std::fs::read(&manifest_path).map_err(|e| PathError::new("read", &manifest_path, e))?;
-    let manifest: DecoderManifest = serde_json::from_slice(&bytes).map_err(|e| error(e.to_string()))?;
-    let vocabulary = Vocabulary::load(&dir.join(TOKENIZER_FILE)).map_err(|e| error(e.to_string()))?;
-    if vocabulary.content_hash() != manifest.vocabulary_hash {
-        return Err(error(format!(
-            "its tokenizer.json (hash {}) is not the vocabulary it was trained with ({})",
-            vocabulary.content_hash(),
-            manifest.vocabulary_hash
-        )));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::story_decoder::StoryDecoderConfig;
+
+    #[test]
+    fn the_keyword_pull_lasts_until_a_hypothesis_writes_the_keyword() {
+        let device = Device::flex();
+        let decoder = StoryDecoderConfig::new(12, 4, 8, 3).with_per_step_context(true).init(&device);
+        let context = Tensor::<2>::zeros([1, 3], &device);
+        let pull = KeywordPull { keywords: vec![5, 7], bonus: 50.0 };
+        let mut pulled = DecoderScorer::new(&decoder, context.clone(), None, pull);
+        let mut plain = DecoderScorer::new(&decoder, context, None, KeywordPull::default());
+        let gain =
+            |pulled: &[Vec<f32>], plain: &[Vec<f32>], row: usize, word: usize| pulled[row][word] - plain[row][word];
+
+        let (first, base) = (pulled.next(&[0], None), plain.next(&[0], None));
+        assert!((gain(&first, &base, 0, 5) - 50.0).abs() < 1e-3 && (gain(&first, &base, 0, 7) - 50.0).abs() < 1e-3);
+        assert!(gain(&first, &base, 0, 6).abs() < 1e-3);
+
+        // Two hypotheses from the same parent: one wrote keyword 5, the other a plain word.
+        let (second, base) = (pulled.next(&[0, 0], Some(&[5, 3])), plain.next(&[0, 0], Some(&[5, 3])));
+        assert!(gain(&second, &base, 0, 5).abs() < 1e-3, "5 is used up in row 0");
+        assert!((gain(&second, &base, 0, 7) - 50.0).abs() < 1e-3);
+        assert!((gain(&second, &base, 1, 5) - 50.0).abs() < 1e-3, "row 1 has not written 5");
+
+        // Rows follow their parents: row 0 now extends old row 1 (5 still open), row 1 extends old row 0.
+        let (third, base) = (pulled.next(&[1, 0], Some(&[2, 7])), plain.next(&[1, 0], Some(&[2, 7])));
+        assert!((gain(&third, &base, 0, 5) - 50.0).abs() < 1e-3 && (gain(&third, &base, 0, 7) - 50.0).abs() < 1e-3);
+        assert!(gain(&third, &base, 1, 5).abs() < 1e-3 && gain(&third, &base, 1, 7).abs() < 1e-3);
     }
-    if vocabulary.len() != manifest.vocabulary_size {
-        return Err(error(format!(
-            "its tokenizer.json has {} words, its manifest says {}",
-            vocabulary.len(),
-            manifest.vocabulary_size
-        )));
-    }
-    let device = Device::flex();
-    let mut model = manifest.model_config().init(&device);
-    let weights = read_widened(&dir.join(DECODER_FILE)).map_err(|e| error(e.to_string()))?;
-    let mut store = SafetensorsStore::from_bytes(Some(weights));
-    model.load_from(&mut store).map_err(|e| error(e.to_string()))?;
-    Ok((model, vocabulary, manifest))
 }

@@ -1,7 +1,8 @@
-//! From vectors to a story: style bias vectors (`bias`), the style shift and generator (`generate`), beam
-//! search (`beam`), and the clean-up of decoded words into prose (`cleanup`).
+//! From vectors to a story: style bias vectors (`bias`), the style shift and generator (`generate`, with beam
+//! search from [`crate::model::beam`]), and the clean-up of decoded words into prose (`cleanup`).
 
-pub mod beam;
 pub mod bias;
 pub mod cleanup;
+pub mod decoder;
 pub mod generate;
+pub mod passages;

@@ -14,7 +14,7 @@ use burn::optim::AdamConfig;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::batches::{PaddedBatch, plan_epoch};
+use super::batches::plan_epoch;
 use super::run::{
     LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TrainError, TrainingTask, export_weights,
     last_logged_losses, require_unchanged, resume, store_error, train_steps,
@@ -25,6 +25,7 @@ use crate::captioner::trained::{CAPTIONER_FILE, CaptionerManifest, FORMAT, TOKEN
 use crate::captions::Split;
 use crate::config::{CaptionerConfig, Config};
 use crate::corpus::manifest::CreatedBy;
+use crate::model::batch::PaddedBatch;
 use crate::model::captioner::Captioner;
 use crate::model::skip_thought::DecoderTargets;
 use crate::progress::Progress;

@@ -21,8 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::batches::{PaddedBatch, plan_epoch};
-use super::passages::{evenly, passage_tokens, passage_vectors, sentence_windows};
+use super::batches::plan_epoch;
 use super::run::{
     LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TokenLossLog, TrainError, TrainingTask, export_weights,
     require_unchanged, resume, store_error, train_steps,
@@ -33,16 +32,18 @@ use crate::corpus::Corpus;
 use crate::corpus::manifest::CreatedBy;
 use crate::corpus::streams::SplitStreams;
 use crate::encoder::SentenceEncoder;
+use crate::model::batch::PaddedBatch;
 use crate::model::skip_thought::{DecoderTargets, sample_candidates};
 use crate::model::story_decoder::{ConditionInputs, StoryDecoder, StoryDecoderConfig};
 use crate::progress::Progress;
+use crate::story::passages::{evenly, passage_tokens, passage_vectors, sentence_windows};
 use crate::text::content::content_ids;
 use crate::util::atomic::write_json;
 use crate::util::cancel::CancelFlag;
 
-pub const DECODER_FILE: &str = "decoder.safetensors";
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
-pub const FORMAT: &str = "storytool-story-decoder";
+pub use crate::story::decoder::{
+    ContextCentre, DECODER_FILE, DECODER_FORMAT, DecoderManifest, HeldOutBook, HeldOutBooks, TOKENIZER_FILE,
+};
 /// Held-out passages encoded for validation.
 const VALID_PASSAGES: usize = 1024;
 
@@ -67,111 +68,6 @@ pub struct DecoderTrainReport {
     pub train_passages: usize,
     pub valid_passages: usize,
     pub encode_seconds: f32,
-}
-
-/// `manifest.json` of a trained story decoder.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DecoderManifest {
-    pub format: String,
-    pub created_by: CreatedBy,
-    pub corpus: String,
-    pub encoder: String,
-    pub vocabulary_size: usize,
-    pub vocabulary_hash: String,
-    /// Size of the vectors it is conditioned on: the encoder's sentence vectors.
-    pub context_dim: usize,
-    pub steps: u64,
-    pub final_train_loss: Option<f32>,
-    pub final_valid_loss: Option<f32>,
-    pub config: DecoderConfig,
-    /// With `decoder.centre_context`: the training passages' mean vector and the spread it is divided by;
-    /// every vector the decoder reads is `(v - centre) / scale`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context_centre: Option<ContextCentre>,
-    /// The corpus's validation books, which the decoder never saw: what `evaluate` reads.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub held_out: Option<HeldOutBooks>,
-    /// Whether the decoder reads keywords (`decoder.keywords` > 0); decoders from before keywords read none.
-    #[serde(default)]
-    pub keywords: bool,
-    /// The genres it reads, in the order of its multi-hot input (empty: no genre input).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub genres: Vec<String>,
-}
-
-impl DecoderManifest {
-    /// The model's shape as this manifest describes it.
-    pub fn model_config(&self) -> StoryDecoderConfig {
-        StoryDecoderConfig::new(self.vocabulary_size, self.config.word_dim, self.config.hidden_dim, self.context_dim)
-            .with_per_step_context(self.config.per_step_context)
-            .with_keyword_input(self.keywords)
-            .with_genres(self.genres.len())
-    }
-}
-
-/// The affine map applied to conditioning vectors (see `decoder.centre_context`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContextCentre {
-    pub mean: Vec<f32>,
-    pub scale: f32,
-}
-
-impl ContextCentre {
-    /// The mean of `vectors` and the root-mean-square of their deviations from it.
-    pub fn of(vectors: &[Vec<f32>]) -> ContextCentre {
-        let dim = vectors.first().map_or(0, Vec::len);
-        let mut mean = vec![0.0f64; dim];
-        for vector in vectors {
-            for (sum, value) in mean.iter_mut().zip(vector) {
-                *sum += f64::from(*value);
-            }
-        }
-        let count = vectors.len().max(1) as f64;
-        let mean: Vec<f32> = mean.iter().map(|sum| (sum / count) as f32).collect();
-        let squares: f64 = vectors
-            .iter()
-            .flat_map(|vector| vector.iter().zip(&mean).map(|(value, centre)| f64::from(value - centre).powi(2)))
-            .sum();
-        let scale = (squares / (count * dim.max(1) as f64)).sqrt().max(1e-6) as f32;
-        ContextCentre { mean, scale }
-    }
-
-    /// `(vector - mean) / scale`, in place.
-    pub fn apply(&self, vector: &mut [f32]) {
-        for (value, centre) in vector.iter_mut().zip(&self.mean) {
-            *value = (*value - centre) / self.scale;
-        }
-    }
-}
-
-/// Books of a corpus that a model did not train on, and where they are.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeldOutBooks {
-    /// The corpus's books folder, as given to `ingest`.
-    pub books_dir: String,
-    pub books: Vec<HeldOutBook>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeldOutBook {
-    /// Relative to `books_dir`.
-    pub file: String,
-    pub tags: Vec<String>,
-}
-
-impl HeldOutBooks {
-    /// The validation books of `corpus`.
-    pub fn of(corpus: &Corpus) -> HeldOutBooks {
-        HeldOutBooks {
-            books_dir: corpus.manifest.inputs.books_dir.clone(),
-            books: corpus
-                .books
-                .iter()
-                .filter(|book| book.split == "valid")
-                .map(|book| HeldOutBook { file: book.file.clone(), tags: book.tags.clone() })
-                .collect(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -523,7 +419,7 @@ fn export_decoder(
     export_weights(model, &request.out.join(DECODER_FILE), None, true)?;
     corpus.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
     let manifest = DecoderManifest {
-        format: FORMAT.into(),
+        format: DECODER_FORMAT.into(),
         created_by: CreatedBy::now(request.command.clone()),
         corpus: corpus.dir.display().to_string(),
         encoder: request.encoder_dir.display().to_string(),

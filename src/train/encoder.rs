@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::batches::{PaddedBatch, plan_epoch};
+use super::batches::plan_epoch;
 use super::run::{
     LossWindow, Position, RunState, Schedule, TokenLossLog, TrainingTask, export_weights, require_unchanged, resume,
     store_error, train_steps,
@@ -28,15 +28,14 @@ use super::triples::{Triple, sentence_triples};
 use crate::config::{Config, EncoderConfig};
 use crate::corpus::Corpus;
 use crate::corpus::streams::SplitStreams;
+use crate::model::batch::PaddedBatch;
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::progress::Progress;
 use crate::util::atomic::write_json;
 use crate::util::cancel::CancelFlag;
 
-pub use super::run::{CHECKPOINT_DIR, MANIFEST_FILE, METRICS_FILE, MetricsLine, TrainError};
-pub const ENCODER_FILE: &str = "encoder.safetensors";
-/// The corpus vocabulary, copied so that an encoder folder is all `encode` needs.
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub use super::run::{CHECKPOINT_DIR, METRICS_FILE, MetricsLine, TrainError};
+use crate::encoder::{ENCODER_FILE, ENCODER_FORMAT, EncoderManifest, MANIFEST_FILE, TOKENIZER_FILE};
 
 /// What to train and where.
 #[derive(Debug, Clone)]
@@ -67,23 +66,6 @@ impl RunState for TrainState {
     fn position(&mut self) -> &mut Position {
         &mut self.position
     }
-}
-
-/// `manifest.json` of a trained encoder: what later stages check before using it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EncoderManifest {
-    pub format: String,
-    pub created_by: crate::corpus::manifest::CreatedBy,
-    pub corpus: String,
-    pub vocabulary_size: usize,
-    pub vocabulary_hash: String,
-    pub word_dim: usize,
-    pub hidden_dim: usize,
-    pub max_tokens: usize,
-    pub steps: u64,
-    pub final_train_loss: Option<f32>,
-    pub final_valid_loss: Option<f32>,
-    pub config: EncoderConfig,
 }
 
 /// What a finished run reports.
@@ -311,7 +293,7 @@ fn export_encoder(
     corpus.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
     let config = &request.config.encoder;
     let manifest = EncoderManifest {
-        format: "storytool-skip-thought-encoder".into(),
+        format: ENCODER_FORMAT.into(),
         created_by: crate::corpus::manifest::CreatedBy::now(request.command.clone()),
         corpus: corpus.dir.display().to_string(),
         vocabulary_size: corpus.vocabulary.len(),

@@ -6,7 +6,6 @@ pub mod batches;
 pub mod captioner;
 pub mod decoder;
 pub mod encoder;
-pub mod passages;
 pub mod run;
 pub mod run_dir;
 pub mod triples;

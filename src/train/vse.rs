@@ -17,7 +17,6 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::batches::PaddedBatch;
 use super::run::{
     LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TrainError, TrainingTask, export_weights,
     require_unchanged, resume, store_error, train_steps,
@@ -27,6 +26,7 @@ use super::vse_data::{VseData, VseImage};
 use crate::captions::Split;
 use crate::config::{Config, VseConfig};
 use crate::corpus::manifest::CreatedBy;
+use crate::model::batch::PaddedBatch;
 use crate::model::vse::{CaptionTensors, Vse, VseModelConfig};
 use crate::progress::Progress;
 use crate::retrieval::embed::{embed_captions, embed_images};

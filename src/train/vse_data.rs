@@ -3,12 +3,10 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 use crate::captions::{Split, split_of};
 use crate::config::VseConfig;
 use crate::corpus::manifest::InputFile;
-use crate::features::{FeatureSet, FeaturesError};
+use crate::features::{FeatureSet, FeaturesError, FeaturesInput};
 use crate::text::vocab::Vocabulary;
 
 /// One image with its feature row and captions.
@@ -20,24 +18,6 @@ pub struct VseImage {
     pub row: usize,
     pub caption_ids: Vec<String>,
     pub captions: Vec<Vec<u32>>,
-}
-
-/// A features folder a VSE was trained on, as recorded in its manifest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeaturesInput {
-    pub dir: String,
-    pub annotations: InputFile,
-    pub images: usize,
-}
-
-impl FeaturesInput {
-    pub fn of(set: &FeatureSet) -> FeaturesInput {
-        FeaturesInput {
-            dir: set.dir.display().to_string(),
-            annotations: set.manifest.annotations.clone(),
-            images: set.images.len(),
-        }
-    }
 }
 
 /// Everything a VSE run reads.

@@ -11,14 +11,14 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::expanded::{ExpandedManifest, MANIFEST_FILE, TableType, WORDS_FILE};
 use super::readers::{VectorFormat, VectorsError, open_vectors};
 use super::regression::{FitQuality, NormalEquations, RegressionError};
 use crate::corpus::manifest::CreatedBy;
+use crate::encoder::expanded::{ExpandedManifest, MANIFEST_FILE, TableType, WORDS_FILE};
 use crate::encoder::read_manifest_and_vocabulary;
+use crate::encoder::{ENCODER_FILE, EncoderManifest};
 use crate::progress::Progress;
 use crate::text::Vocabulary;
-use crate::train::encoder::{ENCODER_FILE, EncoderManifest};
 use crate::util::atomic::{StagingDir, StagingError, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::{IoContext, PathError};

@@ -2,7 +2,6 @@
 //! that multi-gigabyte files never have to fit in memory. Used by `storytool expand-vocab`.
 
 pub mod expand;
-pub mod expanded;
 pub mod readers;
 pub mod regression;
 

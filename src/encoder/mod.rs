@@ -11,14 +11,41 @@ use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use serde::{Deserialize, Serialize};
+
+use crate::config::EncoderConfig;
+use crate::corpus::manifest::CreatedBy;
 use crate::corpus::normalise::normalise_typography;
+use crate::encoder::expanded::{ExpandedError, ExpandedVocab};
+use crate::model::batch::PaddedBatch;
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::text::{UNK_ID, Vocabulary, VocabularyError};
-use crate::train::batches::PaddedBatch;
-use crate::train::encoder::{ENCODER_FILE, EncoderManifest, MANIFEST_FILE, TOKENIZER_FILE};
 use crate::util::{IoContext, PathError};
-use crate::vectors::expand::load_encoder;
-use crate::vectors::expanded::{ExpandedError, ExpandedVocab};
+
+pub mod expanded;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const ENCODER_FILE: &str = "encoder.safetensors";
+/// The corpus vocabulary, copied so that an encoder folder is all `encode` needs.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub const ENCODER_FORMAT: &str = "storytool-skip-thought-encoder";
+
+/// `manifest.json` of a trained encoder: what later stages check before using it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncoderManifest {
+    pub format: String,
+    pub created_by: CreatedBy,
+    pub corpus: String,
+    pub vocabulary_size: usize,
+    pub vocabulary_hash: String,
+    pub word_dim: usize,
+    pub hidden_dim: usize,
+    pub max_tokens: usize,
+    pub steps: u64,
+    pub final_train_loss: Option<f32>,
+    pub final_valid_loss: Option<f32>,
+    pub config: EncoderConfig,
+}
 
 /// Sentences encoded per forward pass.
 const BATCH: usize = 256;
@@ -95,7 +122,7 @@ impl SentenceEncoder {
 
     /// Uses the expanded vocabulary in `dir` (from `storytool expand-vocab`) for words outside the
     /// vocabulary; it must have been made for this encoder.
-    pub fn with_expanded_vocab(mut self, dir: &Path, encoder_dir: &Path) -> Result<SentenceEncoder, EncoderError> {
+    pub fn with_expanded_vocab(mut self, dir: &Path) -> Result<SentenceEncoder, EncoderError> {
         let expanded = ExpandedVocab::open(dir)?;
         if expanded.manifest.encoder_vocabulary_hash != self.manifest.vocabulary_hash
             || expanded.manifest.dim != self.manifest.word_dim
@@ -108,10 +135,7 @@ impl SentenceEncoder {
                 found_dim: expanded.manifest.dim,
             });
         }
-        let (_, _, table) = load_encoder(encoder_dir).map_err(|error| EncoderError::Weights {
-            path: encoder_dir.join(ENCODER_FILE),
-            message: error.to_string(),
-        })?;
+        let table = self.word_embeddings();
         self.expanded = Some((expanded, table));
         Ok(self)
     }
@@ -235,6 +259,12 @@ pub fn read_manifest_and_vocabulary(dir: &Path) -> Result<(EncoderManifest, Voca
     let bytes = std::fs::read(&manifest_path).path_context("read", &manifest_path)?;
     let manifest: EncoderManifest = serde_json::from_slice(&bytes)
         .map_err(|error| EncoderError::Manifest { path: manifest_path.clone(), message: error.to_string() })?;
+    if manifest.format != ENCODER_FORMAT {
+        return Err(EncoderError::Manifest {
+            path: manifest_path,
+            message: format!("format `{}`, expected `{ENCODER_FORMAT}`", manifest.format),
+        });
+    }
     let vocabulary = Vocabulary::load(&dir.join(TOKENIZER_FILE))?;
     if vocabulary.content_hash() != manifest.vocabulary_hash {
         return Err(EncoderError::VocabularyMismatch {
