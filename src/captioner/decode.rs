@@ -9,6 +9,7 @@ use crate::config::CaptionerConfig;
 use crate::model::beam::{BeamSettings, Finished, Scorer, beam_search_all, repeating_words};
 use crate::model::captioner::{Annotations, Captioner, LstmState};
 use crate::text::vocab::{EOS_ID, UNK_ID};
+use crate::util::values::f32_values;
 
 /// What a written caption may be, whatever the search: at most `max_words` words, and no n-gram of
 /// `no_repeat_ngram` words twice (0: allowed). Always: `<unk>` never written, at least one word.
@@ -82,7 +83,7 @@ impl Scorer for CaptionScorer<'_> {
         let step = self.model.step(words, state, annotations);
         self.state = Some(step.state);
         let [_, vocab] = step.logits.dims();
-        let values = log_softmax(step.logits, 1).into_data().try_to_vec::<f32>().expect("f32 log-probabilities");
+        let values = f32_values(log_softmax(step.logits, 1));
         values.chunks(vocab).map(<[f32]>::to_vec).collect()
     }
 }
@@ -109,7 +110,7 @@ pub fn greedy_captions(model: &Captioner, vectors: Tensor<3>, rules: &CaptionRul
         let step = model.step(words, state, &annotations);
         state = step.state;
         let [_, vocab] = step.logits.dims();
-        let scores = log_softmax(step.logits, 1).into_data().try_to_vec::<f32>().expect("f32 log-probabilities");
+        let scores = f32_values(log_softmax(step.logits, 1));
         let mut chosen = Vec::with_capacity(photos);
         for (row, scores) in scores.chunks(vocab).enumerate() {
             let blocked = repeating_words(&written[row], rules.no_repeat_ngram);
@@ -152,7 +153,7 @@ pub fn attention_of(model: &Captioner, vectors: Tensor<3>, words: &[u32]) -> Vec
         let input = model.embed_previous(previous.as_ref().map(|word| &word[..]), 1, &device);
         let step = model.step(input, state, &annotations);
         state = step.state;
-        maps.push(step.alpha.into_data().try_to_vec::<f32>().expect("f32 weights"));
+        maps.push(f32_values(step.alpha));
     }
     maps
 }

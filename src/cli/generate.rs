@@ -99,7 +99,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     paths.captioner = args.captioner.clone();
     let generator = Generator::load(&paths, args.image.is_some())
         .with_context(|| format!("cannot load the models in `{}`", args.models.display()))?;
-    let texts = match (&generator.retriever, args.show_captions || args.json) {
+    let texts = match (generator.photos.retriever(), args.show_captions || args.json) {
         (Some(retriever), true) => Some(retriever.bank.texts(&args.annotations)),
         _ => None,
     };

@@ -91,7 +91,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     paths.captioner = args.captioner.clone();
     let generator = Generator::load(&paths, true)
         .with_context(|| format!("cannot load the models in `{}`", args.models.display()))?;
-    let caption_texts = generator.retriever.as_ref().map(|retriever| retriever.bank.texts(&[]).0).unwrap_or_default();
+    let caption_texts = generator.photos.retriever().map(|retriever| retriever.bank.texts(&[]).0).unwrap_or_default();
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     let settings = ServeSettings {
         workers,

@@ -20,6 +20,7 @@ use crate::encoder::expanded::{ExpandedError, ExpandedVocab};
 use crate::model::batch::PaddedBatch;
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::text::{UNK_ID, Vocabulary, VocabularyError};
+use crate::util::values::f32_values;
 use crate::util::{IoContext, PathError};
 
 pub mod expanded;
@@ -143,7 +144,7 @@ impl SentenceEncoder {
     /// Size of a sentence vector.
     /// The encoder's word embeddings, row-major `[vocab, word_dim]`.
     pub fn word_embeddings(&self) -> Vec<f32> {
-        self.model.word_embeddings().into_data().try_to_vec::<f32>().expect("f32 embeddings")
+        f32_values(self.model.word_embeddings())
     }
 
     pub fn dim(&self) -> usize {

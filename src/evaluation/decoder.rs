@@ -24,6 +24,7 @@ use crate::story::decoder::DecoderManifest;
 use crate::story::decoder::load_decoder;
 use crate::story::passages::{evenly, mean_sentence_vectors};
 use crate::text::{EOS_ID, UNK_ID};
+use crate::util::values::f32_values;
 
 const BATCH: usize = 32;
 
@@ -239,7 +240,7 @@ pub fn greedy(decoder: &StoryDecoder, vectors: &[Vec<f32>], max_tokens: usize) -
         for _ in 0..max_tokens {
             let step = decoder.step(previous.as_deref(), state, &context);
             let [_, vocab] = step.log_probs.dims();
-            let values = step.log_probs.into_data().try_to_vec::<f32>().expect("f32 log-probabilities");
+            let values = f32_values(step.log_probs);
             let best: Vec<u32> = values
                 .chunks(vocab)
                 .map(|row| {

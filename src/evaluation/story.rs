@@ -116,17 +116,18 @@ pub fn evaluate_stories(
     if request.genres.len() < 2 {
         return Err(EvaluationError::NothingToEvaluate("evaluate at least two genres".into()));
     }
-    let (valid_percent, test_percent, captions_from) = match (&generator.captioner, &generator.retriever) {
-        (Some(captioner), _) => {
-            let config = &captioner.captioner.manifest.config;
-            (config.valid_percent, config.test_percent, "captioner")
-        }
-        (None, Some(retriever)) => {
-            let config = &retriever.vse.manifest.config;
-            (config.valid_percent, config.test_percent, "retrieval")
-        }
-        (None, None) => unreachable!("a generator loaded for photos has a retriever or a captioner"),
-    };
+    let (valid_percent, test_percent, captions_from) =
+        match (generator.photos.captioner(), generator.photos.retriever()) {
+            (Some(captioner), _) => {
+                let config = &captioner.captioner.manifest.config;
+                (config.valid_percent, config.test_percent, "captioner")
+            }
+            (None, Some(retriever)) => {
+                let config = &retriever.vse.manifest.config;
+                (config.valid_percent, config.test_percent, "retrieval")
+            }
+            (None, None) => unreachable!("a generator loaded for photos has a retriever or a captioner"),
+        };
     let mut photos = test_photos(&request.photo_sets, valid_percent, test_percent)?;
     if let Some(limit) = request.max_photos {
         photos = crate::story::passages::evenly(&photos, limit);
@@ -160,7 +161,7 @@ pub fn evaluate_stories(
     let classifier = GenreClassifier::train(&classifier_data.iter().collect::<Vec<_>>(), genre_count);
 
     // The bank rows of the test photos' own captions are never offered.
-    let excluded: HashSet<usize> = match &generator.retriever {
+    let excluded: HashSet<usize> = match generator.photos.retriever() {
         Some(retriever) => {
             let ids: HashSet<&str> =
                 photos.iter().flat_map(|photo| photo.caption_ids.iter().map(String::as_str)).collect();

@@ -19,6 +19,7 @@ use crate::util::PathError;
 use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::tensor_file::{Precision, Table, write_tables};
+use crate::util::values::f32_values;
 use crate::vision::efficientnet::FEATURE_DIM;
 use crate::vision::{EfficientNet, ImportError, load_image, preprocess};
 
@@ -121,7 +122,7 @@ pub fn extract_features(request: &ExtractRequest, progress: &dyn Progress) -> Re
             let side = size as usize;
             let input = Tensor::<4>::from_data(TensorData::new(pixels, [count, 3, side, side]), &device);
             let output = model.forward(input);
-            pooled.extend(output.pooled.into_data().try_to_vec::<f32>().expect("f32 features"));
+            pooled.extend(f32_values(output.pooled));
             if request.spatial {
                 let [_, _, height, width] = output.spatial.dims();
                 grid = [height, width];

@@ -10,6 +10,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::model::batch::PaddedBatch;
+use crate::util::values::f32_values;
 
 /// Sizes of the model. The paper: words 300, joint space 1024, VGG-19 features 4096.
 #[derive(Config, Debug)]
@@ -64,7 +65,7 @@ impl Vse {
     /// Replaces rows of the word embedding table: `rows[i]` (of `word_dim` values) for word id `ids[i]`.
     pub fn set_word_vectors(self, ids: &[usize], rows: &[f32]) -> Vse {
         let [vocab, word] = self.embedding.weight.dims();
-        let mut table = self.embedding.weight.val().into_data().try_to_vec::<f32>().expect("f32 embeddings");
+        let mut table = f32_values(self.embedding.weight.val());
         for (&id, row) in ids.iter().zip(rows.chunks_exact(word)) {
             table[id * word..(id + 1) * word].copy_from_slice(row);
         }

@@ -4,6 +4,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::model::batch::PaddedBatch;
 use crate::model::vse::{CaptionTensors, Vse};
+use crate::util::values::f32_values;
 
 /// Captions per forward pass when embedding many.
 const BATCH: usize = 256;
@@ -18,7 +19,7 @@ pub fn embed_captions(model: &Vse, captions: &[Vec<u32>], max_tokens: usize, dev
     for chunk in order.chunks(BATCH) {
         let batch = PaddedBatch::new(chunk.iter().map(|&index| captions[index].as_slice()), max_tokens);
         let vectors = model.encode_captions(&CaptionTensors::new(&batch, embed_dim, device));
-        let values = vectors.into_data().try_to_vec::<f32>().expect("f32 vectors");
+        let values = f32_values(vectors);
         for (row, &index) in chunk.iter().enumerate() {
             out[index * embed_dim..(index + 1) * embed_dim]
                 .copy_from_slice(&values[row * embed_dim..(row + 1) * embed_dim]);
@@ -33,7 +34,7 @@ pub fn embed_images(model: &Vse, features: &[f32], image_dim: usize, device: &De
     for chunk in features.chunks(BATCH * image_dim) {
         let rows = chunk.len() / image_dim;
         let input = Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [rows, image_dim]), device);
-        out.extend(model.encode_images(input).into_data().try_to_vec::<f32>().expect("f32 vectors"));
+        out.extend(f32_values(model.encode_images(input)));
     }
     out
 }

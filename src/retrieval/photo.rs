@@ -9,6 +9,7 @@ use super::bank::{BankError, CaptionBank};
 use super::trained::{TrainedVse, VseLoadError};
 use crate::corpus::manifest::InputFile;
 use crate::util::PathError;
+use crate::util::values::f32_values;
 use crate::vision::{EfficientNet, ImportError, preprocess};
 
 /// The three models retrieval needs, loaded once.
@@ -58,7 +59,7 @@ impl PhotoRetriever {
         let size = self.cnn.image_size as usize;
         let pixels = preprocess(image, self.cnn.image_size);
         let input = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), &self.vse.device);
-        let pooled = self.cnn.forward(input).pooled.into_data().try_to_vec::<f32>().expect("f32 features");
+        let pooled = f32_values(self.cnn.forward(input).pooled);
         self.vse.embed_features(&pooled)
     }
 

@@ -29,6 +29,7 @@ use crate::text::content::{content_words, keywords};
 use crate::text::vocab::{EOS_ID, UNK_ID, Vocabulary};
 use crate::util::PathError;
 use crate::util::cancel::{CancelFlag, Interrupted};
+use crate::util::values::f32_values;
 
 /// Where each model of a model set lives; `from_dir` gives the layout of `checkpoints/demo/`.
 #[derive(Debug, Clone)]
@@ -83,6 +84,8 @@ pub enum GenerateError {
     UnknownGenre { genre: String, known: String },
     #[error("no caption text given")]
     NoText,
+    #[error("these models were loaded for text only: no photo path (VSE and bank, or captioner) to caption a photo")]
+    NoPhotoModels,
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
 }
@@ -178,6 +181,33 @@ pub struct Story {
     pub timings: Timings,
 }
 
+/// How a generator turns a photo into captions.
+#[derive(Debug)]
+pub enum PhotoPath {
+    /// Loaded for text: photos are refused.
+    TextOnly,
+    /// CNN, VSE and caption bank: the nearest bank captions.
+    Retrieval(PhotoRetriever),
+    /// CNN and Show-Attend-Tell captioner: written captions.
+    Captioner(PhotoCaptioner),
+}
+
+impl PhotoPath {
+    pub fn retriever(&self) -> Option<&PhotoRetriever> {
+        match self {
+            PhotoPath::Retrieval(retriever) => Some(retriever),
+            _ => None,
+        }
+    }
+
+    pub fn captioner(&self) -> Option<&PhotoCaptioner> {
+        match self {
+            PhotoPath::Captioner(captioner) => Some(captioner),
+            _ => None,
+        }
+    }
+}
+
 /// Every model, loaded once.
 #[derive(Debug)]
 pub struct Generator {
@@ -185,10 +215,8 @@ pub struct Generator {
     pub decoder: StoryDecoder,
     pub decoder_vocabulary: Vocabulary,
     pub bias: StyleBias,
-    /// The photo path (CNN, VSE, caption bank); `None` when only text is used or captions are written.
-    pub retriever: Option<PhotoRetriever>,
-    /// The photo path that writes captions (CNN, captioner), when one was given.
-    pub captioner: Option<PhotoCaptioner>,
+    /// How photos become captions, if they are used at all.
+    pub photos: PhotoPath,
     /// Per decoder word id: true for punctuation, which does not count toward a story's length.
     non_word: Vec<bool>,
     /// What the decoder reads its vectors through (`decoder.centre_context`), if it was trained so.
@@ -239,11 +267,11 @@ impl Generator {
                 format!("vocabulary {}, {}-d", bias.manifest.vocabulary_hash, bias.manifest.dim),
             ));
         }
-        let captioner = match (&paths.captioner, with_photos) {
-            (Some(dir), true) => Some(PhotoCaptioner::load(&paths.cnn, dir)?),
-            _ => None,
-        };
-        let retriever = if with_photos && captioner.is_none() {
+        let photos = if !with_photos {
+            PhotoPath::TextOnly
+        } else if let Some(dir) = &paths.captioner {
+            PhotoPath::Captioner(PhotoCaptioner::load(&paths.cnn, dir)?)
+        } else {
             let retriever = PhotoRetriever::load(&paths.cnn, &paths.vse, &paths.bank)?;
             let Some(info) = &retriever.bank.manifest.thoughts else {
                 return Err(GenerateError::BankWithoutThoughts(paths.bank.clone()));
@@ -257,9 +285,7 @@ impl Generator {
                     format!("vocabulary {}, {}-d", info.vocabulary_hash, info.dim),
                 ));
             }
-            Some(retriever)
-        } else {
-            None
+            PhotoPath::Retrieval(retriever)
         };
         let non_word = decoder_vocabulary.words().iter().map(|word| !word.chars().any(char::is_alphanumeric)).collect();
         Ok(Generator {
@@ -267,8 +293,7 @@ impl Generator {
             decoder,
             decoder_vocabulary,
             bias,
-            retriever,
-            captioner,
+            photos,
             non_word,
             context_centre: decoder_manifest.context_centre,
             decoder_genres: decoder_manifest.genres,
@@ -310,8 +335,8 @@ impl Generator {
         // keywords and no genre.
         let zero = Tensor::<2>::zeros([1, self.encoder.dim()], &self.device);
         let mean = self.decoder.condition(zero, &ConditionInputs::default());
-        let own = self.decoder.bag_of_words(condition.clone()).into_data().try_to_vec::<f32>().expect("f32");
-        let base = self.decoder.bag_of_words(mean).into_data().try_to_vec::<f32>().expect("f32");
+        let own = f32_values(self.decoder.bag_of_words(condition.clone()));
+        let base = f32_values(self.decoder.bag_of_words(mean));
         own.iter().zip(&base).map(|(own, base)| weight * (own - base)).collect()
     }
 
@@ -363,7 +388,7 @@ impl Generator {
         k: usize,
         excluded: &HashSet<usize>,
     ) -> Result<(Vec<UsedCaption>, Vec<Vec<f32>>), GenerateError> {
-        Ok(match (input, &self.captioner) {
+        Ok(match (input, &self.photos) {
             (StoryInput::Captions(texts), _) => {
                 if texts.iter().all(|text| text.trim().is_empty()) {
                     return Err(GenerateError::NoText);
@@ -372,7 +397,8 @@ impl Generator {
                 let used = texts.iter().map(|text| UsedCaption::written(text.clone(), None)).collect();
                 (used, vectors)
             }
-            (StoryInput::Image(image), Some(captioner)) => {
+            (StoryInput::Image(_), PhotoPath::TextOnly) => return Err(GenerateError::NoPhotoModels),
+            (StoryInput::Image(image), PhotoPath::Captioner(captioner)) => {
                 let written = captioner.captions(image, captioner.captioner.manifest.config.beam);
                 if written.is_empty() {
                     return Err(GenerateError::NoCaption);
@@ -385,8 +411,7 @@ impl Generator {
                     .collect();
                 (used, vectors)
             }
-            (StoryInput::Image(image), None) => {
-                let retriever = self.retriever.as_ref().expect("a generator for photos has a retriever");
+            (StoryInput::Image(image), PhotoPath::Retrieval(retriever)) => {
                 let thoughts = retriever.bank.thoughts.as_ref().expect("checked at load");
                 let query = retriever.image_vector(image);
                 let nearest = retriever.bank.nearest_where(&query, k.max(1), |row| !excluded.contains(&row));
@@ -558,7 +583,7 @@ impl Scorer for DecoderScorer<'_> {
         let step = self.decoder.step(last_words, state, &context);
         self.state = Some(step.state);
         let [_, vocab] = step.log_probs.dims();
-        let values = step.log_probs.into_data().try_to_vec::<f32>().expect("f32 log-probabilities");
+        let values = f32_values(step.log_probs);
         self.track_keywords(parents, last_words);
         values
             .chunks(vocab)

@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod cancel;
 pub mod hash;
 pub mod tensor_file;
+pub mod values;
 
 use std::path::{Path, PathBuf};
 
