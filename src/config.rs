@@ -330,6 +330,9 @@ pub struct GenerateConfig {
     /// Weighted decoding toward the keywords (any decoder): each keyword's log-probability gains this many
     /// nats until the story has used it. 0 turns it off.
     pub keyword_bonus: f32,
+    /// Each content word's log-probability loses this many nats for every time the story has already used
+    /// it (Keskar et al. 2019 divide logits instead). 0 turns it off.
+    pub repetition_penalty: f32,
     /// Gumbel noise on the beam's ranking (stochastic beam search): 0 is plain beam search, which writes the
     /// same phrases for every photo; 0.5-1 varies stories (by `--seed`).
     pub temperature: f32,
@@ -346,11 +349,12 @@ impl Default for GenerateConfig {
             no_repeat_ngram: 3,
             length_penalty: 1.0,
             content_strength: 1.0,
-            genre_strength: 1.0,
+            genre_strength: 1.5,
             bag_of_words: 1.0,
             keywords: 4,
-            keyword_bonus: 3.0,
-            temperature: 0.0,
+            keyword_bonus: 5.0,
+            repetition_penalty: 1.0,
+            temperature: 0.7,
         }
     }
 }
@@ -665,6 +669,7 @@ impl Config {
             ("generate.genre_strength", self.generate.genre_strength),
             ("generate.bag_of_words", self.generate.bag_of_words),
             ("generate.keyword_bonus", self.generate.keyword_bonus),
+            ("generate.repetition_penalty", self.generate.repetition_penalty),
             ("generate.temperature", self.generate.temperature),
         ] {
             if !(value >= 0.0 && value.is_finite()) {

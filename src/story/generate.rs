@@ -25,7 +25,7 @@ use crate::encoder::{EncoderError, SentenceEncoder};
 use crate::model::beam::{BeamSettings, Scorer, beam_search};
 use crate::model::story_decoder::{ConditionInputs, StoryDecoder};
 use crate::retrieval::photo::{PhotoRetriever, RetrieverError};
-use crate::text::content::{content_words, keywords};
+use crate::text::content::{content_ids, content_words, keywords};
 use crate::text::vocab::{EOS_ID, UNK_ID, Vocabulary};
 use crate::util::PathError;
 use crate::util::cancel::{CancelFlag, Interrupted};
@@ -118,6 +118,8 @@ pub struct StoryOptions {
     /// See `generate.keywords` and `generate.keyword_bonus`.
     pub keywords: usize,
     pub keyword_bonus: f32,
+    /// See `generate.repetition_penalty`.
+    pub repetition_penalty: f32,
 }
 
 impl StoryOptions {
@@ -138,6 +140,7 @@ impl StoryOptions {
             bag_of_words: config.bag_of_words,
             keywords: config.keywords,
             keyword_bonus: config.keyword_bonus,
+            repetition_penalty: config.repetition_penalty,
         }
     }
 }
@@ -219,6 +222,8 @@ pub struct Generator {
     pub photos: PhotoPath,
     /// Per decoder word id: true for punctuation, which does not count toward a story's length.
     non_word: Vec<bool>,
+    /// Per decoder word id: true for content words (what the repetition penalty counts).
+    content: Vec<bool>,
     /// What the decoder reads its vectors through (`decoder.centre_context`), if it was trained so.
     context_centre: Option<ContextCentre>,
     /// The genres the decoder reads, in its input's order (empty: none).
@@ -288,12 +293,14 @@ impl Generator {
             PhotoPath::Retrieval(retriever)
         };
         let non_word = decoder_vocabulary.words().iter().map(|word| !word.chars().any(char::is_alphanumeric)).collect();
+        let content = content_ids(&decoder_vocabulary);
         Ok(Generator {
             encoder,
             decoder,
             decoder_vocabulary,
             bias,
             photos,
+            content,
             non_word,
             context_centre: decoder_manifest.context_centre,
             decoder_genres: decoder_manifest.genres,
@@ -476,7 +483,12 @@ impl Generator {
             cancel: Some(cancel.clone()),
         };
         let steering = (options.bag_of_words > 0.0).then(|| self.steering(&context, options.bag_of_words));
-        let pull = KeywordPull { keywords: keywords.clone(), bonus: options.keyword_bonus };
+        let pull = KeywordPull {
+            keywords: keywords.clone(),
+            bonus: options.keyword_bonus,
+            repetition: options.repetition_penalty,
+            content: self.content.clone(),
+        };
         let mut found = beam_search(
             &mut DecoderScorer::new(&self.decoder, context.clone(), steering.clone(), pull.clone()),
             &settings,
@@ -516,12 +528,15 @@ fn cut_to_last_sentence(tokens: &mut Vec<&str>, min_words: usize) {
     }
 }
 
-/// Weighted decoding toward the keywords: each keyword's log-probability gains `bonus` until the
-/// hypothesis has written it, so a story is pulled to use every keyword once without repeating it.
+/// Weighted decoding: each keyword's log-probability gains `bonus` until the hypothesis has written it, so
+/// a story is pulled to use every keyword once; and each content word (`content[id]`) loses `repetition`
+/// for every time the hypothesis has already written it (the small decoder otherwise loops on one noun).
 #[derive(Debug, Clone, Default)]
 struct KeywordPull {
     keywords: Vec<u32>,
     bonus: f32,
+    repetition: f32,
+    content: Vec<bool>,
 }
 
 /// The story decoder behind the beam search's [`Scorer`], with an optional per-word bonus added to every
@@ -532,8 +547,8 @@ struct DecoderScorer<'a> {
     state: Option<Tensor<2>>,
     steering: Option<Vec<f32>>,
     pull: KeywordPull,
-    /// Per live hypothesis: which keywords it has not written yet.
-    unused: Vec<Vec<bool>>,
+    /// Per live hypothesis: the content words it has written.
+    written: Vec<Vec<u32>>,
 }
 
 impl<'a> DecoderScorer<'a> {
@@ -543,28 +558,43 @@ impl<'a> DecoderScorer<'a> {
         steering: Option<Vec<f32>>,
         pull: KeywordPull,
     ) -> DecoderScorer<'a> {
-        let unused = vec![vec![true; pull.keywords.len()]];
-        DecoderScorer { decoder, context, state: None, steering, pull, unused }
+        DecoderScorer { decoder, context, state: None, steering, pull, written: vec![Vec::new()] }
     }
 
-    /// Follows the hypotheses to their new rows and crosses off the keywords they just wrote.
-    fn track_keywords(&mut self, parents: &[usize], last_words: Option<&[u32]>) {
-        self.unused = parents
+    /// Follows the hypotheses to their new rows and records the content words (and keywords) they just wrote.
+    fn track_words(&mut self, parents: &[usize], last_words: Option<&[u32]>) {
+        self.written = parents
             .iter()
             .enumerate()
             .map(|(row, &parent)| {
-                let mut unused =
-                    self.unused.get(parent).cloned().unwrap_or_else(|| vec![true; self.pull.keywords.len()]);
-                if let Some(words) = last_words {
-                    for (keyword, open) in self.pull.keywords.iter().zip(unused.iter_mut()) {
-                        if *keyword == words[row] {
-                            *open = false;
-                        }
+                let mut written = self.written.get(parent).cloned().unwrap_or_default();
+                if let Some(&word) = last_words.and_then(|words| words.get(row)) {
+                    let content = self.pull.content.get(word as usize).copied().unwrap_or(false);
+                    if content || self.pull.keywords.contains(&word) {
+                        written.push(word);
                     }
                 }
-                unused
+                written
             })
             .collect();
+    }
+
+    /// Adds the keyword bonus and the repetition penalty to one hypothesis's scores.
+    fn pull(&self, row: &mut [f32], written: &[u32]) {
+        if self.pull.bonus > 0.0 {
+            for &keyword in self.pull.keywords.iter().filter(|keyword| !written.contains(keyword)) {
+                if let Some(value) = row.get_mut(keyword as usize) {
+                    *value += self.pull.bonus;
+                }
+            }
+        }
+        if self.pull.repetition > 0.0 {
+            for &word in written {
+                if let Some(value) = row.get_mut(word as usize) {
+                    *value -= self.pull.repetition;
+                }
+            }
+        }
     }
 }
 
@@ -584,22 +614,16 @@ impl Scorer for DecoderScorer<'_> {
         self.state = Some(step.state);
         let [_, vocab] = step.log_probs.dims();
         let values = f32_values(step.log_probs);
-        self.track_keywords(parents, last_words);
+        self.track_words(parents, last_words);
         values
             .chunks(vocab)
-            .zip(&self.unused)
-            .map(|(row, unused)| {
+            .zip(&self.written)
+            .map(|(row, written)| {
                 let mut row = match &self.steering {
                     Some(bonus) => row.iter().zip(bonus).map(|(log_prob, bonus)| log_prob + bonus).collect(),
                     None => row.to_vec(),
                 };
-                if self.pull.bonus > 0.0 {
-                    for (&keyword, _) in self.pull.keywords.iter().zip(unused).filter(|(_, open)| **open) {
-                        if let Some(value) = row.get_mut(keyword as usize) {
-                            *value += self.pull.bonus;
-                        }
-                    }
-                }
+                self.pull(&mut row, written);
                 row
             })
             .collect()
@@ -616,7 +640,7 @@ mod tests {
         let device = Device::flex();
         let decoder = StoryDecoderConfig::new(12, 4, 8, 3).with_per_step_context(true).init(&device);
         let context = Tensor::<2>::zeros([1, 3], &device);
-        let pull = KeywordPull { keywords: vec![5, 7], bonus: 50.0 };
+        let pull = KeywordPull { keywords: vec![5, 7], bonus: 50.0, repetition: 0.0, content: vec![false; 12] };
         let mut pulled = DecoderScorer::new(&decoder, context.clone(), None, pull);
         let mut plain = DecoderScorer::new(&decoder, context, None, KeywordPull::default());
         let gain =
@@ -636,5 +660,26 @@ mod tests {
         let (third, base) = (pulled.next(&[1, 0], Some(&[2, 7])), plain.next(&[1, 0], Some(&[2, 7])));
         assert!((gain(&third, &base, 0, 5) - 50.0).abs() < 1e-3 && (gain(&third, &base, 0, 7) - 50.0).abs() < 1e-3);
         assert!(gain(&third, &base, 1, 5).abs() < 1e-3 && gain(&third, &base, 1, 7).abs() < 1e-3);
+    }
+
+    #[test]
+    fn each_earlier_use_of_a_content_word_costs_the_repetition_penalty() {
+        let device = Device::flex();
+        let decoder = StoryDecoderConfig::new(12, 4, 8, 3).init(&device);
+        let context = Tensor::<2>::zeros([1, 3], &device);
+        let mut content = vec![false; 12];
+        content[3] = true;
+        let pull = KeywordPull { keywords: Vec::new(), bonus: 0.0, repetition: 2.0, content };
+        let mut penalised = DecoderScorer::new(&decoder, context.clone(), None, pull);
+        let mut plain = DecoderScorer::new(&decoder, context, None, KeywordPull::default());
+        penalised.next(&[0], None);
+        plain.next(&[0], None);
+        // Row 0 wrote the content word 3, then 3 again; word 4 is not a content word and costs nothing.
+        penalised.next(&[0], Some(&[3]));
+        plain.next(&[0], Some(&[3]));
+        let (after, base) = (penalised.next(&[0], Some(&[3])), plain.next(&[0], Some(&[3])));
+        assert!((after[0][3] - base[0][3] + 4.0).abs() < 1e-3, "two earlier uses cost 2 x 2");
+        let (after, base) = (penalised.next(&[0], Some(&[4])), plain.next(&[0], Some(&[4])));
+        assert!((after[0][4] - base[0][4]).abs() < 1e-3 && (after[0][3] - base[0][3] + 4.0).abs() < 1e-3);
     }
 }
