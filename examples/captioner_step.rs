@@ -5,9 +5,9 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
+use storytool::model::batch::PaddedBatch;
 use storytool::model::captioner::CaptionerModelConfig;
 use storytool::model::skip_thought::DecoderTargets;
-use storytool::model::batch::PaddedBatch;
 
 fn main() {
     let device = Device::flex().autodiff();
