@@ -75,7 +75,7 @@ pub fn run(args: TrainDecoderArgs) -> anyhow::Result<()> {
     println!("valid loss: {}", show(report.valid_loss));
     println!(
         "decoder: `{}`, metrics: `{}`",
-        out.join(storytool::train::decoder::DECODER_FILE).display(),
+        out.join(storytool::story::decoder::DECODER_FILE).display(),
         out.join(METRICS_FILE).display()
     );
     Ok(())

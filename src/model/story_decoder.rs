@@ -40,8 +40,8 @@ pub struct StoryDecoder {
     pub initial_state: Linear,
     pub gru: Gru,
     pub output: Linear,
-    /// The skip-thought vector's size (not stored in the weights: from the config).
-    pub context_dim: usize,
+    /// Whether [`condition`](Self::condition) appends keywords, and how many genres (from the config; not
+    /// stored in the weights).
     pub keyword_input: bool,
     pub genres: usize,
 }
@@ -62,7 +62,6 @@ impl StoryDecoderConfig {
             initial_state: LinearConfig::new(condition, self.hidden_dim).init(device),
             gru: GruConfig::new(input, self.hidden_dim, true).init(device),
             output: LinearConfig::new(self.hidden_dim, self.vocab_size).init(device),
-            context_dim: self.context_dim,
             keyword_input: self.keyword_input,
             genres: self.genres,
         }

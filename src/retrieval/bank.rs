@@ -7,7 +7,7 @@
 //! keywords). It holds no caption text: text is read, when shown, from the annotation files, found where the
 //! manifest says or where the user points, and checked by hash.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use crate::captions::{CaptionDataset, DatasetError, DatasetKind};
 use crate::corpus::manifest::{CreatedBy, InputFile};
 use crate::encoder::SentenceEncoder;
 use crate::progress::Progress;
-use crate::text::content::content_words;
+use crate::text::content::distinct_content_words;
 use crate::util::PathError;
 use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
@@ -123,10 +123,7 @@ pub fn build_bank(
         });
         for caption in dataset.images.into_iter().flat_map(|image| image.captions) {
             ids.push(caption.id);
-            let mut words = content_words(&caption.text);
-            let mut seen = HashSet::new();
-            words.retain(|word| seen.insert(word.clone()));
-            keywords.push(words.join(" "));
+            keywords.push(distinct_content_words(&caption.text).join(" "));
             texts.push(caption.text);
         }
     }

@@ -25,7 +25,7 @@ use crate::encoder::{EncoderError, SentenceEncoder};
 use crate::model::beam::{BeamSettings, Scorer, beam_search};
 use crate::model::story_decoder::{ConditionInputs, StoryDecoder};
 use crate::retrieval::photo::{PhotoRetriever, RetrieverError};
-use crate::text::content::{content_ids, content_words, keywords};
+use crate::text::content::{content_ids, distinct_content_words, keywords};
 use crate::text::vocab::{EOS_ID, UNK_ID, Vocabulary};
 use crate::util::PathError;
 use crate::util::cancel::{CancelFlag, Interrupted};
@@ -160,7 +160,7 @@ pub struct UsedCaption {
 
 impl UsedCaption {
     fn written(text: String, score: Option<f32>) -> UsedCaption {
-        UsedCaption { id: None, score, words: content_words(&text), text: Some(text) }
+        UsedCaption { id: None, score, words: distinct_content_words(&text), text: Some(text) }
     }
 }
 
@@ -487,7 +487,7 @@ impl Generator {
             keywords: keywords.clone(),
             bonus: options.keyword_bonus,
             repetition: options.repetition_penalty,
-            content: self.content.clone(),
+            content: &self.content,
         };
         let mut found = beam_search(
             &mut DecoderScorer::new(&self.decoder, context.clone(), steering.clone(), pull.clone()),
@@ -532,11 +532,11 @@ fn cut_to_last_sentence(tokens: &mut Vec<&str>, min_words: usize) {
 /// a story is pulled to use every keyword once; and each content word (`content[id]`) loses `repetition`
 /// for every time the hypothesis has already written it (the small decoder otherwise loops on one noun).
 #[derive(Debug, Clone, Default)]
-struct KeywordPull {
+struct KeywordPull<'a> {
     keywords: Vec<u32>,
     bonus: f32,
     repetition: f32,
-    content: Vec<bool>,
+    content: &'a [bool],
 }
 
 /// The story decoder behind the beam search's [`Scorer`], with an optional per-word bonus added to every
@@ -546,7 +546,7 @@ struct DecoderScorer<'a> {
     context: Tensor<2>,
     state: Option<Tensor<2>>,
     steering: Option<Vec<f32>>,
-    pull: KeywordPull,
+    pull: KeywordPull<'a>,
     /// Per live hypothesis: the content words it has written.
     written: Vec<Vec<u32>>,
 }
@@ -556,7 +556,7 @@ impl<'a> DecoderScorer<'a> {
         decoder: &'a StoryDecoder,
         context: Tensor<2>,
         steering: Option<Vec<f32>>,
-        pull: KeywordPull,
+        pull: KeywordPull<'a>,
     ) -> DecoderScorer<'a> {
         DecoderScorer { decoder, context, state: None, steering, pull, written: vec![Vec::new()] }
     }
@@ -640,7 +640,7 @@ mod tests {
         let device = Device::flex();
         let decoder = StoryDecoderConfig::new(12, 4, 8, 3).with_per_step_context(true).init(&device);
         let context = Tensor::<2>::zeros([1, 3], &device);
-        let pull = KeywordPull { keywords: vec![5, 7], bonus: 50.0, repetition: 0.0, content: vec![false; 12] };
+        let pull = KeywordPull { keywords: vec![5, 7], bonus: 50.0, repetition: 0.0, content: &[false; 12] };
         let mut pulled = DecoderScorer::new(&decoder, context.clone(), None, pull);
         let mut plain = DecoderScorer::new(&decoder, context, None, KeywordPull::default());
         let gain =
@@ -669,7 +669,7 @@ mod tests {
         let context = Tensor::<2>::zeros([1, 3], &device);
         let mut content = vec![false; 12];
         content[3] = true;
-        let pull = KeywordPull { keywords: Vec::new(), bonus: 0.0, repetition: 2.0, content };
+        let pull = KeywordPull { keywords: Vec::new(), bonus: 0.0, repetition: 2.0, content: &content };
         let mut penalised = DecoderScorer::new(&decoder, context.clone(), None, pull);
         let mut plain = DecoderScorer::new(&decoder, context, None, KeywordPull::default());
         penalised.next(&[0], None);

@@ -209,6 +209,14 @@ pub fn content_words(text: &str) -> Vec<String> {
     words
 }
 
+/// The content words of `text`, each once, in order of first use (what a caption bank stores per caption).
+pub fn distinct_content_words(text: &str) -> Vec<String> {
+    let mut words = content_words(text);
+    let mut seen = std::collections::HashSet::new();
+    words.retain(|word| seen.insert(word.clone()));
+    words
+}
+
 /// Per id of `vocabulary`: whether the word carries content (the ids a decoder may be given as keywords).
 pub fn content_ids(vocabulary: &Vocabulary) -> Vec<bool> {
     vocabulary.words().iter().map(|word| is_content_word(&word.to_lowercase())).collect()
@@ -264,6 +272,7 @@ mod tests {
         let words: Vec<&str> = ids.iter().filter_map(|&id| vocabulary.word(id)).collect();
         assert_eq!(words, ["dog", "grass", "ball"]);
         assert_eq!(keywords(&captions, &vocabulary, 0), Vec::<u32>::new());
+        assert_eq!(distinct_content_words("A dog and a dog on the grass"), ["dog", "grass"]);
         assert!(!is_content_word("the") && is_content_word("dog") && !is_content_word("x1"));
     }
 }

@@ -41,8 +41,8 @@ use crate::text::content::content_ids;
 use crate::util::atomic::write_json;
 use crate::util::cancel::CancelFlag;
 
-pub use crate::story::decoder::{
-    ContextCentre, DECODER_FILE, DECODER_FORMAT, DecoderManifest, HeldOutBook, HeldOutBooks, TOKENIZER_FILE,
+use crate::story::decoder::{
+    ContextCentre, DECODER_FILE, DECODER_FORMAT, DecoderManifest, HeldOutBooks, TOKENIZER_FILE,
 };
 /// Held-out passages encoded for validation.
 const VALID_PASSAGES: usize = 1024;
