@@ -7,7 +7,10 @@ fetch('/api/genres').then(r => r.json()).then(data => {
 }).catch(() => show('error', 'Cannot reach the server.'));
 function chosen(file) {
   if (!file) return;
-  preview.src = URL.createObjectURL(file); preview.style.display = 'block';
+  // Shown only once decoded, so the form below moves once, before it can be clicked, not under the pointer.
+  preview.style.display = 'none';
+  preview.onload = () => { preview.style.display = 'block'; };
+  preview.src = URL.createObjectURL(file);
 }
 drop.addEventListener('click', () => input.click());
 input.addEventListener('change', () => chosen(input.files[0]));

@@ -27,8 +27,14 @@ try {
   const input = await page.$('#image');
   await input.uploadFile(photo);
   await page.select('#genre', genre);
-  await page.waitForFunction(() => document.getElementById('preview').style.display === 'block');
+  // The preview is shown once decoded; clicking before then could land where the button was before it moved.
+  await page.waitForFunction(() => {
+    const preview = document.getElementById('preview');
+    return preview.style.display === 'block' && preview.complete && preview.naturalWidth > 0;
+  });
+  const posted = page.waitForRequest((request) => request.url().endsWith('/api/story') && request.method() === 'POST', { timeout: 10000 });
   await page.click('#go');
+  await posted.catch(() => { throw new Error('clicking "Write a story" sent no request'); });
   await page.waitForFunction(
     () => document.getElementById('story').textContent.trim().length > 0 || document.getElementById('error').textContent.trim().length > 0,
     { timeout: 60000 },
