@@ -22,6 +22,7 @@ use crate::story::bias::{BiasRequest, compute_bias};
 use crate::story::generate::{Generator, ModelPaths, Story, StoryInput, StoryOptions};
 use crate::train::decoder::{DecoderTrainRequest, train_decoder};
 use crate::train::encoder::{EncoderTrainRequest, train_encoder};
+use crate::train::trainer::RunOptions;
 use crate::train::vse::{VseTrainRequest, WordVectorsSource, train_vse};
 use crate::util::atomic::write_json;
 use crate::util::cancel::CancelFlag;
@@ -202,12 +203,14 @@ pub fn run_pipeline(
     runner.stage("train-encoder", &encoder_print, &encoder, true, |resume| {
         let request = EncoderTrainRequest {
             corpus_dir: corpus.clone(),
-            out: encoder.clone(),
-            resume,
-            force: !resume,
             config: config.clone(),
-            command: command.clone(),
-            cancel: cancel.clone(),
+            run: RunOptions {
+                out: encoder.clone(),
+                resume,
+                force: !resume,
+                command: command.clone(),
+                cancel: cancel.clone(),
+            },
         };
         train_encoder(&request, progress).map(|_| ()).map_err(fail("train-encoder"))
     })?;
@@ -217,12 +220,14 @@ pub fn run_pipeline(
         let request = DecoderTrainRequest {
             corpus_dir: corpus.clone(),
             encoder_dir: encoder.clone(),
-            out: decoder.clone(),
-            resume,
-            force: !resume,
             config: config.clone(),
-            command: command.clone(),
-            cancel: cancel.clone(),
+            run: RunOptions {
+                out: decoder.clone(),
+                resume,
+                force: !resume,
+                command: command.clone(),
+                cancel: cancel.clone(),
+            },
         };
         train_decoder(&request, progress).map(|_| ()).map_err(fail("train-decoder"))
     })?;
@@ -288,13 +293,15 @@ pub fn run_pipeline(
         });
         let request = VseTrainRequest {
             features: feature_dirs.clone(),
-            out: vse.clone(),
-            resume,
-            force: !resume,
             config: config.clone(),
             word_vectors,
-            command: command.clone(),
-            cancel: cancel.clone(),
+            run: RunOptions {
+                out: vse.clone(),
+                resume,
+                force: !resume,
+                command: command.clone(),
+                cancel: cancel.clone(),
+            },
         };
         train_vse(&request, progress).map(|_| ()).map_err(fail("train-vse"))
     })?;

@@ -20,7 +20,7 @@ use storytool::model::skip_thought::DecoderTargets;
 use storytool::progress::NoProgress;
 use storytool::train::captioner::{CaptionerTrainRequest, train_captioner};
 use storytool::train::run::TrainError;
-use storytool::util::cancel::CancelFlag;
+use storytool::train::trainer::RunOptions;
 use support::{CancelAfter, SETTINGS, models, run, storytool};
 
 /// Training seeds the device's global generator: one training at a time in this test binary.
@@ -149,9 +149,9 @@ const CAPTIONER_SETTINGS: [&str; 12] = [
     "--set",
     "captioner.attention_dim=16",
     "--set",
-    "captioner.batch_size=6",
+    "captioner.train.batch_size=6",
     "--set",
-    "captioner.learning_rate=0.01",
+    "captioner.train.learning_rate=0.01",
     "--set",
     "captioner.min_word_count=1",
 ];
@@ -161,19 +161,15 @@ fn request(features: &Path, out: &Path, steps: u64) -> CaptionerTrainRequest {
     config.captioner.word_dim = 8;
     config.captioner.hidden_dim = 16;
     config.captioner.attention_dim = 8;
-    config.captioner.batch_size = 4;
+    config.captioner.train.batch_size = 4;
     config.captioner.min_word_count = 1;
-    config.captioner.steps = steps;
-    config.captioner.checkpoint_every = 5;
-    config.captioner.validate_every = 10;
+    config.captioner.train.steps = steps;
+    config.captioner.train.checkpoint_every = 5;
+    config.captioner.train.validate_every = 10;
     CaptionerTrainRequest {
         features: vec![features.to_path_buf()],
-        out: out.to_path_buf(),
-        resume: false,
-        force: false,
         config,
-        command: vec!["test".into()],
-        cancel: CancelFlag::new(),
+        run: RunOptions { command: vec!["test".into()], ..RunOptions::new(out) },
     }
 }
 
@@ -193,17 +189,17 @@ fn from_photos_to_written_captions_and_stories() {
         train_captioner(&request(&features, &whole, 12), &NoProgress).unwrap();
         let parts = root.join("parts");
         let mut first = request(&features, &parts, 12);
-        let cancel = CancelAfter::new(first.cancel.clone(), 7);
-        first.cancel = cancel.flag.clone();
+        let cancel = CancelAfter::new(first.run.cancel.clone(), 7);
+        first.run.cancel = cancel.flag.clone();
         assert!(matches!(train_captioner(&first, &cancel), Err(TrainError::Interrupted(_))));
         let mut again = request(&features, &parts, 12);
-        again.resume = true;
+        again.run.resume = true;
         assert_eq!(train_captioner(&again, &NoProgress).unwrap().resumed_from, Some(7));
         let weights = |dir: &Path| std::fs::read(dir.join("captioner.safetensors")).unwrap();
         assert!(weights(&whole) == weights(&parts), "resumed weights differ");
         let mut changed = request(&features, &parts, 20);
         changed.config.captioner.hidden_dim = 24;
-        changed.resume = true;
+        changed.run.resume = true;
         let error = train_captioner(&changed, &NoProgress).unwrap_err().to_string();
         assert!(error.contains("captioner.hidden_dim"), "{error}");
     }

@@ -137,7 +137,7 @@ fn a_kill_between_the_checkpoint_renames_resumes() {
     let run = root.path().join("run");
     let mut args = vec!["train-encoder", "--corpus", path(&corpus), "--out", path(&run), "--steps", "4"];
     args.extend(TINY);
-    args.extend(["--set", "encoder.checkpoint_every=2"]);
+    args.extend(["--set", "encoder.train.checkpoint_every=2"]);
     let output = storytool(&args);
     assert!(output.status.success(), "{}", stderr(&output));
     // What a kill between `checkpoint/ -> .storytool-replaced-*/old` and `.checkpoint.partial-* ->

@@ -12,6 +12,7 @@ use storytool::encoder::SentenceEncoder;
 use storytool::encoder::expanded::TableType;
 use storytool::progress::NoProgress;
 use storytool::train::encoder::{EncoderTrainRequest, METRICS_FILE, MetricsLine, TrainError, train_encoder};
+use storytool::train::trainer::RunOptions;
 use storytool::util::cancel::CancelFlag;
 use storytool::vectors::expand::{ExpandRequest, expand_vocab};
 use storytool::vectors::readers::VectorFormat;
@@ -56,21 +57,17 @@ fn request(corpus: &Path, out: &Path, steps: u64) -> EncoderTrainRequest {
     let encoder = &mut config.encoder;
     encoder.word_dim = 8;
     encoder.hidden_dim = 16;
-    encoder.batch_size = 4;
+    encoder.train.batch_size = 4;
     encoder.max_tokens = 12;
-    encoder.learning_rate = 0.01;
-    encoder.steps = steps;
-    encoder.validate_every = 10;
-    encoder.checkpoint_every = 10;
+    encoder.train.learning_rate = 0.01;
+    encoder.train.steps = steps;
+    encoder.train.validate_every = 10;
+    encoder.train.checkpoint_every = 10;
     encoder.valid_batches = 2;
     EncoderTrainRequest {
         corpus_dir: corpus.to_path_buf(),
-        out: out.to_path_buf(),
-        resume: false,
-        force: false,
         config,
-        command: Vec::new(),
-        cancel: CancelFlag::new(),
+        run: RunOptions { command: Vec::new(), ..RunOptions::new(out) },
     }
 }
 
@@ -186,7 +183,7 @@ fn an_interrupted_run_resumes_exactly() {
 
     let stopped = root.path().join("stopped");
     let first = sampled(&stopped);
-    let progress = CancelAfter::new(first.cancel.clone(), 7);
+    let progress = CancelAfter::new(first.run.cancel.clone(), 7);
     let error = train_encoder(&first, &progress).unwrap_err();
     assert!(matches!(error, TrainError::Interrupted(_)), "{error}");
     let state: serde_json::Value =
@@ -194,7 +191,7 @@ fn an_interrupted_run_resumes_exactly() {
     assert_eq!(state["step"], 7, "the interrupt wrote a checkpoint at the step reached");
 
     let mut resumed = sampled(&stopped);
-    resumed.resume = true;
+    resumed.run.resume = true;
     let report = train_encoder(&resumed, &NoProgress).unwrap();
     assert_eq!(report.resumed_from, Some(7));
 
@@ -206,8 +203,8 @@ fn an_interrupted_run_resumes_exactly() {
     }
 
     let mut changed = sampled(&stopped);
-    changed.config.encoder.steps = 30;
-    changed.resume = true;
+    changed.config.encoder.train.steps = 30;
+    changed.run.resume = true;
     changed.config.encoder.hidden_dim = 32;
     let error = train_encoder(&changed, &NoProgress).unwrap_err().to_string();
     assert!(error.contains("encoder.hidden_dim"), "{error}");
@@ -220,9 +217,9 @@ fn a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_its_checkpoint()
     let corpus = tiny_corpus(root.path());
     let out = root.path().join("run");
     let mut request = request(&corpus, &out, 50);
-    request.config.encoder.checkpoint_every = 1;
+    request.config.encoder.train.checkpoint_every = 1;
     // Steps of 1e38 overflow f32 within two steps.
-    request.config.encoder.learning_rate = 1e38;
+    request.config.encoder.train.learning_rate = 1e38;
     let error = train_encoder(&request, &NoProgress).unwrap_err();
     let TrainError::NonFinite { step, checkpoint_step, .. } = error else { panic!("{error}") };
     assert_eq!(checkpoint_step, Some(step - 1), "the checkpoint before the bad step is kept");

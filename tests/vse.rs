@@ -15,9 +15,9 @@ use storytool::features::FeaturesManifest;
 use storytool::progress::NoProgress;
 use storytool::retrieval::TrainedVse;
 use storytool::train::run::TrainError;
+use storytool::train::trainer::RunOptions;
 use storytool::train::vse::{VseMetricsLine, VseTrainRequest, retrieval_scores, train_vse};
 use storytool::train::vse_data::VseData;
-use storytool::util::cancel::CancelFlag;
 use storytool::util::tensor_file::{Precision, Table, write_tables};
 use support::CancelAfter;
 
@@ -88,26 +88,22 @@ fn small_config(steps: u64) -> Config {
     let mut config = Config::default();
     config.vse.word_dim = 16;
     config.vse.embed_dim = 32;
-    config.vse.batch_size = 16;
-    config.vse.learning_rate = 0.01;
+    config.vse.train.batch_size = 16;
+    config.vse.train.learning_rate = 0.01;
     config.vse.valid_percent = 0;
     config.vse.test_percent = 0;
-    config.vse.steps = steps;
-    config.vse.validate_every = 50;
-    config.vse.checkpoint_every = 10;
+    config.vse.train.steps = steps;
+    config.vse.train.validate_every = 50;
+    config.vse.train.checkpoint_every = 10;
     config
 }
 
 fn request(features: &Path, out: &Path, config: Config) -> VseTrainRequest {
     VseTrainRequest {
         features: vec![features.to_path_buf()],
-        out: out.to_path_buf(),
-        resume: false,
-        force: false,
         config,
         word_vectors: None,
-        command: vec!["test".into()],
-        cancel: CancelFlag::new(),
+        run: RunOptions { command: vec!["test".into()], ..RunOptions::new(out) },
     }
 }
 
@@ -157,12 +153,12 @@ fn an_interrupted_run_resumes_to_the_same_model() {
 
     let parts = dir.path().join("parts");
     let mut first = request(&features, &parts, small_config(25));
-    let cancel = CancelAfter::new(first.cancel.clone(), 7);
-    first.cancel = cancel.flag.clone();
+    let cancel = CancelAfter::new(first.run.cancel.clone(), 7);
+    first.run.cancel = cancel.flag.clone();
     assert!(matches!(train_vse(&first, &cancel), Err(TrainError::Interrupted(_))));
     let mut again = request(&features, &parts, small_config(25));
     assert!(matches!(train_vse(&again, &NoProgress), Err(TrainError::RunExists(_))));
-    again.resume = true;
+    again.run.resume = true;
     let report = train_vse(&again, &NoProgress).unwrap();
     assert_eq!(report.resumed_from, Some(7));
 
@@ -177,7 +173,7 @@ fn an_interrupted_run_resumes_to_the_same_model() {
     let mut changed = small_config(30);
     changed.vse.embed_dim = 48;
     let mut resume = request(&features, &parts, changed);
-    resume.resume = true;
+    resume.run.resume = true;
     let error = train_vse(&resume, &NoProgress).unwrap_err().to_string();
     assert!(error.contains("vse.embed_dim"), "{error}");
 }
@@ -188,8 +184,8 @@ fn a_non_finite_loss_stops_training() {
     let dir = tempfile::tempdir().unwrap();
     let features = planted_features(dir.path());
     let mut config = small_config(20);
-    config.vse.learning_rate = 1e38;
-    config.vse.clip_norm = 1e30;
+    config.vse.train.learning_rate = 1e38;
+    config.vse.train.clip_norm = 1e30;
     let result = train_vse(&request(&features, &dir.path().join("vse"), config), &NoProgress);
     assert!(matches!(result, Err(TrainError::NonFinite { .. })), "{result:?}");
 }
@@ -239,7 +235,16 @@ fn photos_to_captions_through_the_cli() {
         .arg(&features)
         .arg("--out")
         .arg(&vse)
-        .args(["--steps", "20", "--set", "vse.embed_dim=16", "--set", "vse.word_dim=8", "--set", "vse.batch_size=4"])
+        .args([
+            "--steps",
+            "20",
+            "--set",
+            "vse.embed_dim=16",
+            "--set",
+            "vse.word_dim=8",
+            "--set",
+            "vse.train.batch_size=4",
+        ])
         .args(["--set", "vse.test_percent=30", "--set", "vse.valid_percent=20"]));
     assert!(trained.contains("Trained 20 steps"), "{trained}");
     let bank = run(storytool()

@@ -28,7 +28,7 @@ for set in "coco-val --annotations $data/coco/annotations/captions_val2017.json 
 done
 features=(--features "$out/spatial-coco-val" --features "$out/spatial-coco-train" --features "$out/spatial-flickr8k")
 
-"$bin" train-captioner "${features[@]}" --out "$out/captioner" --steps 60 --set captioner.validate_every=1000 >/dev/null 2>&1
+"$bin" train-captioner "${features[@]}" --out "$out/captioner" --steps 60 --set captioner.train.validate_every=1000 >/dev/null 2>&1
 python3 - "$out/captioner/metrics.jsonl" <<'PY'
 import json, sys
 lines = [json.loads(line) for line in open(sys.argv[1])]

@@ -55,10 +55,10 @@ def main():
         for name, sampled in (("full softmax", 0), (f"sampled softmax ({args.sampled})", args.sampled)):
             out = pathlib.Path(work) / f"run{sampled}"
             run([TARGET / "storytool", "train-encoder", "--corpus", args.corpus, "--out", out, "--steps", str(args.steps),
-                 "--set", f"encoder.sampled_softmax={sampled}", "--set", f"encoder.validate_every={args.steps}",
-                 "--set", "encoder.valid_batches=10", "--set", "encoder.checkpoint_every=100000",
+                 "--set", f"encoder.sampled_softmax={sampled}", "--set", f"encoder.train.validate_every={args.steps}",
+                 "--set", "encoder.valid_batches=10", "--set", "encoder.train.checkpoint_every=100000",
                  "--set", f"encoder.word_dim={config['word_dim']}", "--set", f"encoder.hidden_dim={config['hidden_dim']}",
-                 "--set", f"encoder.batch_size={config['batch_size']}"])
+                 "--set", f"encoder.train.batch_size={config['batch_size']}"])
             lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
             tokens_per_s = sum(line["tokens_per_second"] for line in lines[1:]) / max(len(lines) - 1, 1)
             scored = vocab if sampled == 0 else sampled

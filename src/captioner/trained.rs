@@ -36,6 +36,8 @@ pub struct CaptionerManifest {
     pub final_train_loss: Option<f32>,
     /// Validation negative log-likelihood per token at the end of training.
     pub final_valid_loss: Option<f32>,
+    /// The settings it was trained with (older manifests hold the schedule keys flat; both load).
+    #[serde(deserialize_with = "crate::config::section_with_lifted_schedule")]
     pub config: CaptionerConfig,
 }
 

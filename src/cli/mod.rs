@@ -12,6 +12,7 @@ mod generate;
 mod ingest;
 mod pipeline;
 mod progress_bar;
+mod run_args;
 mod serve;
 mod train_captioner;
 mod train_decoder;

@@ -7,7 +7,8 @@ use storytool::train::decoder::{DecoderTrainRequest, train_decoder};
 use storytool::train::run::METRICS_FILE;
 
 use super::progress_bar::Bar;
-use super::{ConfigArgs, cancel_on_interrupt, command_line, training_error};
+use super::run_args::{RunArgs, print_steps};
+use super::{ConfigArgs, training_error};
 
 /// Train the story decoder: passages of the corpus's novels, each encoded to a skip-thought vector by the
 /// (frozen) encoder, and a GRU that learns to write each passage back from its vector (Pix2Story's recipe).
@@ -22,51 +23,27 @@ pub struct TrainDecoderArgs {
     #[arg(long, value_name = "DIR")]
     encoder: PathBuf,
 
-    /// Run folder for checkpoints, metrics and the trained decoder
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-
-    /// Continue the run in `--out` from its last checkpoint
-    #[arg(long, conflicts_with = "force")]
-    resume: bool,
-
-    /// Delete the run in `--out` and start over
-    #[arg(long)]
-    force: bool,
-
-    /// Total optimizer steps (overrides `decoder.steps`)
-    #[arg(long, value_name = "N")]
-    steps: Option<u64>,
+    #[command(flatten)]
+    run: RunArgs,
 
     #[command(flatten)]
     config: ConfigArgs,
 }
 
 pub fn run(args: TrainDecoderArgs) -> anyhow::Result<()> {
-    let config = args.config.resolve(&[("decoder.steps", args.steps.map(|n| n.to_string()))])?;
+    let config = args.run.resolve(&args.config, "decoder")?;
     if args.config.print_config {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    let out = args.out.clone();
-    let request = DecoderTrainRequest {
-        corpus_dir: args.corpus,
-        encoder_dir: args.encoder,
-        out: args.out,
-        resume: args.resume,
-        force: args.force,
-        config,
-        command: command_line(),
-        cancel: cancel_on_interrupt(),
-    };
+    let out = args.run.out.clone();
+    let request =
+        DecoderTrainRequest { corpus_dir: args.corpus, encoder_dir: args.encoder, config, run: args.run.options() };
     let bar = Bar::steps();
     let report = train_decoder(&request, &bar).map_err(|error| training_error(error, "cannot train the decoder"))?;
     let show =
         |loss: Option<f32>| loss.map_or("-".to_string(), |loss| format!("{loss:.3} (perplexity {:.1})", loss.exp()));
-    match report.resumed_from {
-        Some(step) => println!("Resumed at step {step} and trained to step {}", report.steps),
-        None => println!("Trained {} steps", report.steps),
-    }
+    print_steps(report.steps, report.resumed_from);
     println!(
         "passages: {} for training, {} held out (encoded in {:.0} s)",
         report.train_passages, report.valid_passages, report.encode_seconds

@@ -6,7 +6,8 @@ use clap::Args;
 use storytool::train::encoder::{EncoderTrainRequest, METRICS_FILE, train_encoder};
 
 use super::progress_bar::Bar;
-use super::{ConfigArgs, cancel_on_interrupt, command_line, training_error};
+use super::run_args::{RunArgs, print_steps};
+use super::{ConfigArgs, training_error};
 
 /// Train a skip-thought sentence encoder on a corpus from `storytool ingest`: a GRU encoder whose state
 /// lets two GRU decoders write the previous and the next sentence. Writes checkpoints, `metrics.jsonl`,
@@ -17,49 +18,25 @@ pub struct TrainEncoderArgs {
     #[arg(long, value_name = "DIR")]
     corpus: PathBuf,
 
-    /// Run folder for checkpoints, metrics and the trained encoder
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-
-    /// Continue the run in `--out` from its last checkpoint
-    #[arg(long, conflicts_with = "force")]
-    resume: bool,
-
-    /// Delete the run in `--out` and start over
-    #[arg(long)]
-    force: bool,
-
-    /// Total optimizer steps (overrides `encoder.steps`)
-    #[arg(long, value_name = "N")]
-    steps: Option<u64>,
+    #[command(flatten)]
+    run: RunArgs,
 
     #[command(flatten)]
     config: ConfigArgs,
 }
 
 pub fn run(args: TrainEncoderArgs) -> anyhow::Result<()> {
-    let config = args.config.resolve(&[("encoder.steps", args.steps.map(|n| n.to_string()))])?;
+    let config = args.run.resolve(&args.config, "encoder")?;
     if args.config.print_config {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    let request = EncoderTrainRequest {
-        corpus_dir: args.corpus,
-        out: args.out,
-        resume: args.resume,
-        force: args.force,
-        config,
-        command: command_line(),
-        cancel: cancel_on_interrupt(),
-    };
+    let request = EncoderTrainRequest { corpus_dir: args.corpus, config, run: args.run.options() };
     let bar = Bar::steps();
     let report = train_encoder(&request, &bar).map_err(|error| training_error(error, "cannot train the encoder"))?;
     let show =
         |loss: Option<f32>| loss.map_or("-".to_string(), |loss| format!("{loss:.3} (perplexity {:.1})", loss.exp()));
-    match report.resumed_from {
-        Some(step) => println!("Resumed at step {step} and trained to step {}", report.steps),
-        None => println!("Trained {} steps", report.steps),
-    }
+    print_steps(report.steps, report.resumed_from);
     println!("triples: {} for training, {} held out", report.train_triples, report.valid_triples);
     println!("train loss: {}", show(report.train_loss));
     println!("valid loss: {}", show(report.valid_loss));

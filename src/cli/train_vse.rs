@@ -9,7 +9,8 @@ use storytool::train::vse::{VseTrainRequest, WordVectorsSource, train_vse};
 use storytool::vectors::readers::VectorFormat;
 
 use super::progress_bar::Bar;
-use super::{ConfigArgs, cancel_on_interrupt, command_line, training_error};
+use super::run_args::{RunArgs, print_steps};
+use super::{ConfigArgs, training_error};
 
 /// Train a visual-semantic embedding on features from `storytool extract-features`: a GRU caption encoder
 /// and a linear image projection into one space, with VSE's hinge loss (or VSE++'s max violation).
@@ -21,10 +22,6 @@ pub struct TrainVseArgs {
     /// Features folder(s) written by `storytool extract-features` (repeat to mix datasets)
     #[arg(long, value_name = "DIR", required = true)]
     features: Vec<PathBuf>,
-
-    /// Run folder for checkpoints, metrics and the trained VSE
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
 
     /// Word vectors to start the word embeddings from (GloVe, word2vec, .npy); their size must be `vse.word_dim`
     #[arg(long, value_name = "FILE")]
@@ -38,24 +35,15 @@ pub struct TrainVseArgs {
     #[arg(long, value_name = "FILE")]
     word_vectors_words: Option<PathBuf>,
 
-    /// Continue the run in `--out` from its last checkpoint
-    #[arg(long, conflicts_with = "force")]
-    resume: bool,
-
-    /// Delete the run in `--out` and start over
-    #[arg(long)]
-    force: bool,
-
-    /// Total optimizer steps (overrides `vse.steps`)
-    #[arg(long, value_name = "N")]
-    steps: Option<u64>,
+    #[command(flatten)]
+    run: RunArgs,
 
     #[command(flatten)]
     config: ConfigArgs,
 }
 
 pub fn run(args: TrainVseArgs) -> anyhow::Result<()> {
-    let config = args.config.resolve(&[("vse.steps", args.steps.map(|n| n.to_string()))])?;
+    let config = args.run.resolve(&args.config, "vse")?;
     if args.config.print_config {
         print!("{}", config.to_toml());
         return Ok(());
@@ -65,21 +53,9 @@ pub fn run(args: TrainVseArgs) -> anyhow::Result<()> {
         path,
         words: args.word_vectors_words,
     });
-    let request = VseTrainRequest {
-        features: args.features,
-        out: args.out.clone(),
-        resume: args.resume,
-        force: args.force,
-        config,
-        word_vectors,
-        command: command_line(),
-        cancel: cancel_on_interrupt(),
-    };
+    let request = VseTrainRequest { features: args.features, config, word_vectors, run: args.run.options() };
     let report = train_vse(&request, &Bar::steps()).map_err(|error| training_error(error, "cannot train the VSE"))?;
-    match report.resumed_from {
-        Some(step) => println!("Resumed at step {step} and trained to step {}", report.steps),
-        None => println!("Trained {} steps", report.steps),
-    }
+    print_steps(report.steps, report.resumed_from);
     let [train, valid, test] = report.images;
     println!("images: {train} train, {valid} valid, {test} test");
     if let Some(init) = &report.word_vectors {
@@ -89,7 +65,7 @@ pub fn run(args: TrainVseArgs) -> anyhow::Result<()> {
     if let Some(scores) = &report.valid {
         print_scores("validation images", scores);
     }
-    println!("VSE: `{}`, metrics: `{}`", args.out.display(), args.out.join(METRICS_FILE).display());
+    println!("VSE: `{}`, metrics: `{}`", args.run.out.display(), args.run.out.join(METRICS_FILE).display());
     Ok(())
 }
 

@@ -69,6 +69,8 @@ pub struct CorpusManifest {
     pub format: String,
     pub format_version: u32,
     pub created_by: CreatedBy,
+    /// The settings of the run (older manifests hold the trainers' schedule keys flat; both load).
+    #[serde(deserialize_with = "crate::config::config_with_lifted_schedule")]
     pub config: Config,
     pub inputs: CorpusInputs,
     pub vocabulary: VocabularyInfo,

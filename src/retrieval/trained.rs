@@ -35,6 +35,8 @@ pub struct VseManifest {
     pub final_train_loss: Option<f32>,
     /// Recall sum on the validation images at the end of training.
     pub final_valid_rsum: Option<f64>,
+    /// The settings it was trained with (older manifests hold the schedule keys flat; both load).
+    #[serde(deserialize_with = "crate::config::section_with_lifted_schedule")]
     pub config: VseConfig,
 }
 

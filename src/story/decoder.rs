@@ -46,6 +46,8 @@ pub struct DecoderManifest {
     pub steps: u64,
     pub final_train_loss: Option<f32>,
     pub final_valid_loss: Option<f32>,
+    /// The settings it was trained with (older manifests hold the schedule keys flat; both load).
+    #[serde(deserialize_with = "crate::config::section_with_lifted_schedule")]
     pub config: DecoderConfig,
     /// With `decoder.centre_context`: the training passages' mean vector and the spread it is divided by;
     /// every vector the decoder reads is `(v - centre) / scale`.

@@ -8,29 +8,26 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::AdamConfig;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::batches::plan_epoch;
 use super::run::{
-    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TrainError, TrainingTask, export_weights,
-    last_logged_losses, require_unchanged, resume, store_error, train_steps,
+    LossWindow, MANIFEST_FILE, Position, RunState, TrainError, TrainingTask, export_weights, last_logged_losses,
+    store_error,
 };
-use super::run_dir::RunDir;
+use super::trainer::{RunEnd, RunOptions, Trainer, train};
 use crate::captioner::data::{CaptionerData, CaptionerImage};
 use crate::captioner::trained::{CAPTIONER_FILE, CaptionerManifest, FORMAT, TOKENIZER_FILE, model_config};
 use crate::captions::Split;
-use crate::config::{CaptionerConfig, Config};
+use crate::config::{CaptionerConfig, Config, TrainSchedule};
 use crate::corpus::manifest::CreatedBy;
 use crate::model::batch::PaddedBatch;
 use crate::model::captioner::Captioner;
 use crate::model::skip_thought::DecoderTargets;
 use crate::progress::Progress;
 use crate::util::atomic::write_json;
-use crate::util::cancel::CancelFlag;
 
 /// Captions per validation batch.
 const VALID_BATCH: usize = 64;
@@ -38,12 +35,8 @@ const VALID_BATCH: usize = 64;
 #[derive(Debug, Clone)]
 pub struct CaptionerTrainRequest {
     pub features: Vec<PathBuf>,
-    pub out: PathBuf,
-    pub resume: bool,
-    pub force: bool,
     pub config: Config,
-    pub command: Vec<String>,
-    pub cancel: CancelFlag,
+    pub run: RunOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -58,9 +51,10 @@ pub struct CaptionerTrainReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct CaptionerState {
+pub struct CaptionerState {
     #[serde(flatten)]
     position: Position,
+    #[serde(deserialize_with = "crate::config::section_with_lifted_schedule")]
     captioner: CaptionerConfig,
     vocabulary_hash: String,
     cnn_hash: String,
@@ -90,7 +84,7 @@ pub struct CaptionerMetricsLine {
 
 /// An example: a training photo (index into the train split) and one of its captions.
 #[derive(Debug, Clone, Copy)]
-struct Example {
+pub struct Example {
     image: usize,
     caption: usize,
 }
@@ -108,86 +102,105 @@ pub fn train_captioner(
     request: &CaptionerTrainRequest,
     progress: &dyn Progress,
 ) -> Result<CaptionerTrainReport, TrainError> {
-    let config = &request.config.captioner;
-    let inputs: Vec<&Path> = request.features.iter().map(PathBuf::as_path).collect();
-    let run_dir = RunDir::check(&request.out, request.resume, request.force, &inputs)?;
-    let data =
-        CaptionerData::load(&request.features, config, None).map_err(|error| TrainError::Input(error.to_string()))?;
-    let train = data.split(Split::Train);
-    let valid = data.split(Split::Valid);
-    let train_examples = examples(&train);
-    if train_examples.is_empty() {
-        return Err(TrainError::NoExamples(format!(
-            "no captioned training photos ({} photos in all)",
-            data.images.len()
-        )));
+    train(request, progress)
+}
+
+impl Trainer for CaptionerTrainRequest {
+    type Data = CaptionerData;
+    type Model = Captioner;
+    type State = CaptionerState;
+    type Task<'a> = CaptionerTask<'a>;
+    type Report = CaptionerTrainReport;
+
+    fn options(&self) -> &RunOptions {
+        &self.run
     }
 
-    let run = run_dir.begin()?;
-    let device = Device::flex().autodiff();
-    device.seed(config.seed);
-    let mut model = model_config(config, data.vocabulary.len(), data.spatial.dim).init(&device);
-    let mut optimizer =
-        AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
-    let mut state = CaptionerState {
-        position: Position::default(),
-        captioner: config.clone(),
-        vocabulary_hash: data.vocabulary.content_hash(),
-        cnn_hash: data.cnn.blake3.clone(),
-        grid: data.spatial.grid,
-    };
-    let mut resumed_from = None;
-    if request.resume {
-        (model, optimizer, state) =
-            resume(&request.out, model, optimizer, |saved| check_same_settings(saved, &state, &request.out))?;
-        resumed_from = Some(state.position.step);
+    fn schedule(&self) -> &TrainSchedule {
+        &self.config.captioner.train
     }
 
-    let lengths: Vec<usize> = train_examples
-        .iter()
-        .map(|example| train[example.image].captions[example.caption].len().min(config.max_tokens))
-        .collect();
-    let (train_loss, valid_loss) = last_logged_losses(&request.out);
-    let mut task = CaptionerTask {
-        data: &data,
-        train: &train,
-        valid: &valid,
-        examples: &train_examples,
-        lengths,
-        config,
-        device: device.clone(),
-        plan: Vec::new(),
-        train_loss,
-        valid_loss,
-    };
-    let schedule = Schedule {
-        steps: config.steps,
-        learning_rate: config.learning_rate,
-        validate_every: config.validate_every,
-        checkpoint_every: config.checkpoint_every,
-    };
-    let model = train_steps(
-        &mut task,
-        model,
-        optimizer,
-        &mut state,
-        &schedule,
-        &request.out,
-        &request.cancel,
-        progress,
-        resumed_from,
-    )?;
-    let (train_loss, valid_loss) = (task.train_loss, task.valid_loss);
-    export_captioner(request, &data, &model, &state, train_loss, valid_loss)?;
-    run.finish()?;
-    Ok(CaptionerTrainReport {
-        steps: state.position.step,
-        resumed_from,
-        train_loss,
-        valid_loss,
-        images: [train.len(), valid.len(), data.split(Split::Test).len()],
-        vocabulary_size: data.vocabulary.len(),
-    })
+    fn inputs(&self) -> Vec<&Path> {
+        self.features.iter().map(PathBuf::as_path).collect()
+    }
+
+    fn open(&self, _progress: &dyn Progress) -> Result<CaptionerData, TrainError> {
+        let data = CaptionerData::load(&self.features, &self.config.captioner, None)
+            .map_err(|error| TrainError::Input(error.to_string()))?;
+        if examples(&data.split(Split::Train)).is_empty() {
+            return Err(TrainError::NoExamples(format!(
+                "no captioned training photos ({} photos in all)",
+                data.images.len()
+            )));
+        }
+        Ok(data)
+    }
+
+    fn init(&self, data: &CaptionerData, device: &Device) -> Result<(Captioner, CaptionerState), TrainError> {
+        let config = &self.config.captioner;
+        let model = model_config(config, data.vocabulary.len(), data.spatial.dim).init(device);
+        let state = CaptionerState {
+            position: Position::default(),
+            captioner: config.clone(),
+            vocabulary_hash: data.vocabulary.content_hash(),
+            cnn_hash: data.cnn.blake3.clone(),
+            grid: data.spatial.grid,
+        };
+        Ok((model, state))
+    }
+
+    fn unchanged(saved: &CaptionerState, now: &CaptionerState) -> Vec<(String, bool)> {
+        let mut checks = vec![
+            ("the caption vocabulary".to_string(), saved.vocabulary_hash == now.vocabulary_hash),
+            ("the CNN of the features".into(), saved.cnn_hash == now.cnn_hash),
+            ("the spatial grid of the features".into(), saved.grid == now.grid),
+        ];
+        checks.extend(saved.captioner.unchanged(&now.captioner));
+        checks
+    }
+
+    fn task<'a>(&'a self, data: &'a CaptionerData, device: &Device) -> CaptionerTask<'a> {
+        let config = &self.config.captioner;
+        let train = data.split(Split::Train);
+        let examples = examples(&train);
+        let lengths = examples
+            .iter()
+            .map(|example| train[example.image].captions[example.caption].len().min(config.max_tokens))
+            .collect();
+        let (train_loss, valid_loss) = last_logged_losses(&self.run.out);
+        CaptionerTask {
+            data,
+            train,
+            valid: data.split(Split::Valid),
+            examples,
+            lengths,
+            config,
+            device: device.clone(),
+            plan: Vec::new(),
+            train_loss,
+            valid_loss,
+        }
+    }
+
+    fn export(
+        &self,
+        data: &CaptionerData,
+        model: &Captioner,
+        _state: &CaptionerState,
+        task: &CaptionerTask<'_>,
+        end: RunEnd,
+    ) -> Result<CaptionerTrainReport, TrainError> {
+        let (train_loss, valid_loss) = (task.train_loss, task.valid_loss);
+        export_captioner(self, data, model, end.steps, train_loss, valid_loss)?;
+        Ok(CaptionerTrainReport {
+            steps: end.steps,
+            resumed_from: end.resumed_from,
+            train_loss,
+            valid_loss,
+            images: [task.train.len(), task.valid.len(), data.split(Split::Test).len()],
+            vocabulary_size: data.vocabulary.len(),
+        })
+    }
 }
 
 /// Negative log-likelihood per token of every caption of `photos`, without dropout; `None` without any.
@@ -215,11 +228,11 @@ pub fn validation_nll(
 }
 
 /// The captioner's loss for the shared loop.
-struct CaptionerTask<'a> {
+pub struct CaptionerTask<'a> {
     data: &'a CaptionerData,
-    train: &'a [&'a CaptionerImage],
-    valid: &'a [&'a CaptionerImage],
-    examples: &'a [Example],
+    train: Vec<&'a CaptionerImage>,
+    valid: Vec<&'a CaptionerImage>,
+    examples: Vec<Example>,
     lengths: Vec<usize>,
     config: &'a CaptionerConfig,
     device: Device,
@@ -232,14 +245,14 @@ impl TrainingTask for CaptionerTask<'_> {
     type Model = Captioner;
 
     fn start_epoch(&mut self, epoch: u64) -> usize {
-        self.plan = plan_epoch(&self.lengths, self.config.batch_size, self.config.seed, epoch);
+        self.plan = plan_epoch(&self.lengths, self.config.train.batch_size, self.config.train.seed, epoch);
         self.plan.len()
     }
 
     fn loss(&self, model: &Captioner, index: usize, step: u64) -> (Tensor<1>, usize) {
         // Dropout masks drawn from a generator seeded by the step: a resumed run draws what an
         // uninterrupted one would have.
-        self.device.seed(self.config.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        self.device.seed(self.config.train.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let batch = &self.plan[index];
         let photos: Vec<&CaptionerImage> =
             batch.iter().map(|&example| self.train[self.examples[example].image]).collect();
@@ -266,8 +279,11 @@ impl TrainingTask for CaptionerTask<'_> {
     ) -> (String, String) {
         let train_loss = window.mean();
         self.train_loss = Some(train_loss);
-        let valid_loss =
-            if validate { validation_nll(&model.valid(), self.data, self.valid, self.config.max_tokens) } else { None };
+        let valid_loss = if validate {
+            validation_nll(&model.valid(), self.data, &self.valid, self.config.max_tokens)
+        } else {
+            None
+        };
         if valid_loss.is_some() {
             self.valid_loss = valid_loss;
         }
@@ -293,40 +309,21 @@ impl TrainingTask for CaptionerTask<'_> {
     }
 }
 
-fn check_same_settings(saved: &CaptionerState, now: &CaptionerState, dir: &std::path::Path) -> Result<(), TrainError> {
-    let (a, b) = (&saved.captioner, &now.captioner);
-    require_unchanged(
-        dir,
-        &[
-            ("the caption vocabulary", saved.vocabulary_hash == now.vocabulary_hash),
-            ("the CNN of the features", saved.cnn_hash == now.cnn_hash),
-            ("the spatial grid of the features", saved.grid == now.grid),
-            ("captioner.word_dim", a.word_dim == b.word_dim),
-            ("captioner.hidden_dim", a.hidden_dim == b.hidden_dim),
-            ("captioner.attention_dim", a.attention_dim == b.attention_dim),
-            ("captioner.max_tokens", a.max_tokens == b.max_tokens),
-            ("captioner.batch_size", a.batch_size == b.batch_size),
-            ("captioner.seed", a.seed == b.seed),
-            ("captioner.valid_percent", a.valid_percent == b.valid_percent),
-            ("captioner.test_percent", a.test_percent == b.test_percent),
-        ],
-    )
-}
-
 fn export_captioner(
     request: &CaptionerTrainRequest,
     data: &CaptionerData,
     model: &Captioner,
-    state: &CaptionerState,
+    steps: u64,
     train_loss: Option<f32>,
     valid_loss: Option<f32>,
 ) -> Result<(), TrainError> {
+    let out = &request.run.out;
     // f16: half the size; captions do not notice (widened back to f32 when loaded).
-    export_weights(model, &request.out.join(CAPTIONER_FILE), None, true)?;
-    data.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
+    export_weights(model, &out.join(CAPTIONER_FILE), None, true)?;
+    data.vocabulary.save(&out.join(TOKENIZER_FILE)).map_err(|error| store_error(out, error))?;
     let manifest = CaptionerManifest {
         format: FORMAT.into(),
-        created_by: CreatedBy::now(request.command.clone()),
+        created_by: CreatedBy::now(request.run.command.clone()),
         features: data.inputs.clone(),
         cnn: data.cnn.clone(),
         image_size: data.image_size,
@@ -334,11 +331,11 @@ fn export_captioner(
         feature_dim: data.spatial.dim,
         vocabulary_size: data.vocabulary.len(),
         vocabulary_hash: data.vocabulary.content_hash(),
-        steps: state.position.step,
+        steps,
         final_train_loss: train_loss,
         final_valid_loss: valid_loss,
         config: request.config.captioner.clone(),
     };
-    write_json(&request.out.join(MANIFEST_FILE), &manifest)?;
+    write_json(&out.join(MANIFEST_FILE), &manifest)?;
     Ok(())
 }

@@ -12,9 +12,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, Param};
-use burn::optim::AdamConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -23,11 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use super::batches::plan_epoch;
 use super::run::{
-    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TokenLossLog, TrainError, TrainingTask, export_weights,
-    require_unchanged, resume, store_error, train_steps,
+    LossWindow, MANIFEST_FILE, Position, RunState, TokenLossLog, TrainError, TrainingTask, export_weights, store_error,
 };
-use super::run_dir::RunDir;
-use crate::config::{Config, DecoderConfig};
+use super::trainer::{RunEnd, RunOptions, Trainer, train};
+use crate::config::{Config, DecoderConfig, TrainSchedule};
 use crate::corpus::Corpus;
 use crate::corpus::manifest::CreatedBy;
 use crate::corpus::streams::SplitStreams;
@@ -39,7 +36,6 @@ use crate::progress::Progress;
 use crate::story::passages::{evenly, passage_tokens, passage_vectors, sentence_windows};
 use crate::text::content::content_ids;
 use crate::util::atomic::write_json;
-use crate::util::cancel::CancelFlag;
 
 use crate::story::decoder::{
     ContextCentre, DECODER_FILE, DECODER_FORMAT, DecoderManifest, HeldOutBooks, TOKENIZER_FILE,
@@ -51,12 +47,8 @@ const VALID_PASSAGES: usize = 1024;
 pub struct DecoderTrainRequest {
     pub corpus_dir: PathBuf,
     pub encoder_dir: PathBuf,
-    pub out: PathBuf,
-    pub resume: bool,
-    pub force: bool,
     pub config: Config,
-    pub command: Vec<String>,
-    pub cancel: CancelFlag,
+    pub run: RunOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -71,9 +63,10 @@ pub struct DecoderTrainReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct DecoderState {
+pub struct DecoderState {
     #[serde(flatten)]
     position: Position,
+    #[serde(deserialize_with = "crate::config::section_with_lifted_schedule")]
     decoder: DecoderConfig,
     vocabulary_hash: String,
     context_dim: usize,
@@ -190,119 +183,174 @@ fn book_genre_vectors(corpus: &Corpus, split: &str, genres: &[String], config: &
 }
 
 pub fn train_decoder(request: &DecoderTrainRequest, progress: &dyn Progress) -> Result<DecoderTrainReport, TrainError> {
-    let config = &request.config.decoder;
-    let run_dir =
-        RunDir::check(&request.out, request.resume, request.force, &[&request.corpus_dir, &request.encoder_dir])?;
-    let corpus = Corpus::open(&request.corpus_dir)?;
-    let encoder = SentenceEncoder::load(&request.encoder_dir).map_err(|error| TrainError::Input(error.to_string()))?;
-    let encoder_hash = &encoder.manifest().vocabulary_hash;
-    if *encoder_hash != corpus.manifest.vocabulary.hash {
-        return Err(TrainError::Input(format!(
-            "the encoder `{}` was trained on another vocabulary ({encoder_hash}) than the corpus `{}` has ({})",
-            request.encoder_dir.display(),
-            request.corpus_dir.display(),
-            corpus.manifest.vocabulary.hash
-        )));
-    }
-    let train_windows = evenly(&sentence_windows(&corpus.train, config.passage_sentences), config.max_passages);
-    let valid_windows = evenly(&sentence_windows(&corpus.valid, config.passage_sentences), VALID_PASSAGES);
-    if train_windows.is_empty() {
-        return Err(TrainError::NoExamples(format!(
-            "no training book has {} consecutive sentences",
-            config.passage_sentences
-        )));
-    }
-    let genres: Vec<String> =
-        if config.genre_input { request.config.genres.keys().cloned().collect() } else { Vec::new() };
-    let facts = PassageFacts { content: content_ids(&corpus.vocabulary), genres };
-    let train_genres = book_genre_vectors(&corpus, "train", &facts.genres, &request.config);
-    let valid_genres = book_genre_vectors(&corpus, "valid", &facts.genres, &request.config);
-    let started = Instant::now();
-    let mut train =
-        PassageSet::new(&encoder, &corpus.train, &train_windows, config.max_tokens, &facts, &train_genres, progress);
-    let mut valid =
-        PassageSet::new(&encoder, &corpus.valid, &valid_windows, config.max_tokens, &facts, &valid_genres, progress);
-    let centre = config.centre_context.then(|| ContextCentre::of(&train.vectors));
-    if let Some(centre) = &centre {
-        train.vectors.iter_mut().chain(valid.vectors.iter_mut()).for_each(|vector| centre.apply(vector));
-    }
-    let encode_seconds = started.elapsed().as_secs_f32();
-    request.cancel.check()?;
-    let run = run_dir.begin()?;
+    train(request, progress)
+}
 
-    let device = Device::flex().autodiff();
-    device.seed(config.seed);
-    let vocab_size = corpus.vocabulary.len();
-    let model_config = StoryDecoderConfig::new(vocab_size, config.word_dim, config.hidden_dim, encoder.dim())
-        .with_per_step_context(config.per_step_context)
-        .with_keyword_input(config.keywords > 0)
-        .with_genres(facts.genres.len());
-    let mut model = model_config.init(&device);
-    if encoder.manifest().word_dim == config.word_dim {
-        // Start from the encoder's word embeddings: the same vocabulary, already trained on the same books.
-        let table =
-            Tensor::<2>::from_data(TensorData::new(encoder.word_embeddings(), [vocab_size, config.word_dim]), &device);
-        model.embedding.weight = Param::from_tensor(table);
-    }
-    let mut optimizer =
-        AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
-    let mut state = DecoderState {
-        position: Position::default(),
-        decoder: config.clone(),
-        vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
-        context_dim: encoder.dim(),
-        genres: facts.genres.clone(),
-    };
-    let mut resumed_from = None;
-    if request.resume {
-        (model, optimizer, state) =
-            resume(&request.out, model, optimizer, |saved| check_same_settings(saved, &state, &request.out))?;
-        resumed_from = Some(state.position.step);
+/// The opened corpus and encoder, and the passages encoded once for the whole run.
+pub struct DecoderData {
+    corpus: Corpus,
+    context_dim: usize,
+    train: PassageSet,
+    valid: PassageSet,
+    centre: Option<ContextCentre>,
+    facts: PassageFacts,
+    encode_seconds: f32,
+    /// The encoder's word embeddings when their size is the decoder's: its starting embeddings.
+    encoder_embeddings: Option<Vec<f32>>,
+}
+
+impl Trainer for DecoderTrainRequest {
+    type Data = DecoderData;
+    type Model = StoryDecoder;
+    type State = DecoderState;
+    type Task<'a> = DecoderTask<'a>;
+    type Report = DecoderTrainReport;
+
+    fn options(&self) -> &RunOptions {
+        &self.run
     }
 
-    let mut task = DecoderTask {
-        train: &train,
-        valid: &valid,
-        config,
-        vocab_size,
-        device: device.clone(),
-        plan: Vec::new(),
-        log: TokenLossLog::resume(&request.out),
-    };
-    let schedule = Schedule {
-        steps: config.steps,
-        learning_rate: config.learning_rate,
-        validate_every: config.validate_every,
-        checkpoint_every: config.checkpoint_every,
-    };
-    let model = train_steps(
-        &mut task,
-        model,
-        optimizer,
-        &mut state,
-        &schedule,
-        &request.out,
-        &request.cancel,
-        progress,
-        resumed_from,
-    )?;
-    let (last_train_loss, last_valid_loss) = (task.log.train_loss, task.log.valid_loss);
-    let losses = (last_train_loss, last_valid_loss);
-    export_decoder(request, &corpus, &model, &state, encoder.dim(), centre, &facts, losses)?;
-    run.finish()?;
-    Ok(DecoderTrainReport {
-        steps: state.position.step,
-        resumed_from,
-        train_loss: last_train_loss,
-        valid_loss: last_valid_loss,
-        train_passages: train.tokens.len(),
-        valid_passages: valid.tokens.len(),
-        encode_seconds,
-    })
+    fn schedule(&self) -> &TrainSchedule {
+        &self.config.decoder.train
+    }
+
+    fn inputs(&self) -> Vec<&Path> {
+        vec![&self.corpus_dir, &self.encoder_dir]
+    }
+
+    fn open(&self, progress: &dyn Progress) -> Result<DecoderData, TrainError> {
+        let config = &self.config.decoder;
+        let corpus = Corpus::open(&self.corpus_dir)?;
+        let encoder = SentenceEncoder::load(&self.encoder_dir).map_err(|error| TrainError::Input(error.to_string()))?;
+        let encoder_hash = &encoder.manifest().vocabulary_hash;
+        if *encoder_hash != corpus.manifest.vocabulary.hash {
+            return Err(TrainError::Input(format!(
+                "the encoder `{}` was trained on another vocabulary ({encoder_hash}) than the corpus `{}` has ({})",
+                self.encoder_dir.display(),
+                self.corpus_dir.display(),
+                corpus.manifest.vocabulary.hash
+            )));
+        }
+        let train_windows = evenly(&sentence_windows(&corpus.train, config.passage_sentences), config.max_passages);
+        let valid_windows = evenly(&sentence_windows(&corpus.valid, config.passage_sentences), VALID_PASSAGES);
+        if train_windows.is_empty() {
+            return Err(TrainError::NoExamples(format!(
+                "no training book has {} consecutive sentences",
+                config.passage_sentences
+            )));
+        }
+        let genres: Vec<String> =
+            if config.genre_input { self.config.genres.keys().cloned().collect() } else { Vec::new() };
+        let facts = PassageFacts { content: content_ids(&corpus.vocabulary), genres };
+        let train_genres = book_genre_vectors(&corpus, "train", &facts.genres, &self.config);
+        let valid_genres = book_genre_vectors(&corpus, "valid", &facts.genres, &self.config);
+        let started = Instant::now();
+        let mut train = PassageSet::new(
+            &encoder,
+            &corpus.train,
+            &train_windows,
+            config.max_tokens,
+            &facts,
+            &train_genres,
+            progress,
+        );
+        let mut valid = PassageSet::new(
+            &encoder,
+            &corpus.valid,
+            &valid_windows,
+            config.max_tokens,
+            &facts,
+            &valid_genres,
+            progress,
+        );
+        let centre = config.centre_context.then(|| ContextCentre::of(&train.vectors));
+        if let Some(centre) = &centre {
+            train.vectors.iter_mut().chain(valid.vectors.iter_mut()).for_each(|vector| centre.apply(vector));
+        }
+        let encode_seconds = started.elapsed().as_secs_f32();
+        let encoder_embeddings = (encoder.manifest().word_dim == config.word_dim).then(|| encoder.word_embeddings());
+        Ok(DecoderData {
+            corpus,
+            context_dim: encoder.dim(),
+            train,
+            valid,
+            centre,
+            facts,
+            encode_seconds,
+            encoder_embeddings,
+        })
+    }
+
+    fn init(&self, data: &DecoderData, device: &Device) -> Result<(StoryDecoder, DecoderState), TrainError> {
+        let config = &self.config.decoder;
+        let vocab_size = data.corpus.vocabulary.len();
+        let model_config = StoryDecoderConfig::new(vocab_size, config.word_dim, config.hidden_dim, data.context_dim)
+            .with_per_step_context(config.per_step_context)
+            .with_keyword_input(config.keywords > 0)
+            .with_genres(data.facts.genres.len());
+        let mut model = model_config.init(device);
+        if let Some(embeddings) = &data.encoder_embeddings {
+            // Start from the encoder's word embeddings: the same vocabulary, already trained on the same books.
+            let table =
+                Tensor::<2>::from_data(TensorData::new(embeddings.clone(), [vocab_size, config.word_dim]), device);
+            model.embedding.weight = Param::from_tensor(table);
+        }
+        let state = DecoderState {
+            position: Position::default(),
+            decoder: config.clone(),
+            vocabulary_hash: data.corpus.manifest.vocabulary.hash.clone(),
+            context_dim: data.context_dim,
+            genres: data.facts.genres.clone(),
+        };
+        Ok((model, state))
+    }
+
+    fn unchanged(saved: &DecoderState, now: &DecoderState) -> Vec<(String, bool)> {
+        let mut checks = vec![
+            ("the corpus vocabulary".to_string(), saved.vocabulary_hash == now.vocabulary_hash),
+            ("the encoder's vector size".into(), saved.context_dim == now.context_dim),
+            ("the genres of [genres]".into(), saved.genres == now.genres),
+        ];
+        checks.extend(saved.decoder.unchanged(&now.decoder));
+        checks
+    }
+
+    fn task<'a>(&'a self, data: &'a DecoderData, device: &Device) -> DecoderTask<'a> {
+        DecoderTask {
+            train: &data.train,
+            valid: &data.valid,
+            config: &self.config.decoder,
+            vocab_size: data.corpus.vocabulary.len(),
+            device: device.clone(),
+            plan: Vec::new(),
+            log: TokenLossLog::resume(&self.run.out),
+        }
+    }
+
+    fn export(
+        &self,
+        data: &DecoderData,
+        model: &StoryDecoder,
+        _state: &DecoderState,
+        task: &DecoderTask<'_>,
+        end: RunEnd,
+    ) -> Result<DecoderTrainReport, TrainError> {
+        let (train_loss, valid_loss) = (task.log.train_loss, task.log.valid_loss);
+        export_decoder(self, data, model, end.steps, (train_loss, valid_loss))?;
+        Ok(DecoderTrainReport {
+            steps: end.steps,
+            resumed_from: end.resumed_from,
+            train_loss,
+            valid_loss,
+            train_passages: data.train.tokens.len(),
+            valid_passages: data.valid.tokens.len(),
+            encode_seconds: data.encode_seconds,
+        })
+    }
 }
 
 /// The story decoder's loss for the shared loop.
-struct DecoderTask<'a> {
+pub struct DecoderTask<'a> {
     train: &'a PassageSet,
     valid: &'a PassageSet,
     config: &'a DecoderConfig,
@@ -316,12 +364,12 @@ impl TrainingTask for DecoderTask<'_> {
     type Model = StoryDecoder;
 
     fn start_epoch(&mut self, epoch: u64) -> usize {
-        self.plan = plan_epoch(&self.train.lengths, self.config.batch_size, self.config.seed, epoch);
+        self.plan = plan_epoch(&self.train.lengths, self.config.train.batch_size, self.config.train.seed, epoch);
         self.plan.len()
     }
 
     fn loss(&self, model: &StoryDecoder, index: usize, step: u64) -> (Tensor<1>, usize) {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.train.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
         let (vectors, inputs, padded) = self.train.batch(&self.plan[index], self.config, &mut rng, &self.device);
         let context = model.condition(vectors, &inputs);
         let mut targets = DecoderTargets::new(&padded, &self.device);
@@ -364,9 +412,9 @@ fn validation_loss(model: &StoryDecoder, valid: &PassageSet, config: &DecoderCon
     }
     let inference = model.valid();
     let device = Device::flex();
-    let plan = plan_epoch(&valid.lengths, config.batch_size, config.seed, 0);
+    let plan = plan_epoch(&valid.lengths, config.train.batch_size, config.train.seed, 0);
     // The same keywords and genres at every validation, so losses compare.
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.train.seed);
     let losses: Vec<f32> = plan
         .iter()
         .take(config.valid_batches)
@@ -379,62 +427,34 @@ fn validation_loss(model: &StoryDecoder, valid: &PassageSet, config: &DecoderCon
     Some(losses.iter().sum::<f32>() / losses.len() as f32)
 }
 
-fn check_same_settings(saved: &DecoderState, now: &DecoderState, dir: &Path) -> Result<(), TrainError> {
-    let (a, b) = (&saved.decoder, &now.decoder);
-    require_unchanged(
-        dir,
-        &[
-            ("the corpus vocabulary", saved.vocabulary_hash == now.vocabulary_hash),
-            ("the encoder's vector size", saved.context_dim == now.context_dim),
-            ("decoder.passage_sentences", a.passage_sentences == b.passage_sentences),
-            ("decoder.max_tokens", a.max_tokens == b.max_tokens),
-            ("decoder.word_dim", a.word_dim == b.word_dim),
-            ("decoder.hidden_dim", a.hidden_dim == b.hidden_dim),
-            ("decoder.per_step_context", a.per_step_context == b.per_step_context),
-            ("decoder.word_dropout", a.word_dropout == b.word_dropout),
-            ("decoder.bag_of_words", a.bag_of_words == b.bag_of_words),
-            ("decoder.centre_context", a.centre_context == b.centre_context),
-            ("decoder.keywords", a.keywords == b.keywords),
-            ("decoder.genre_input and the genres", a.genre_input == b.genre_input && saved.genres == now.genres),
-            ("decoder.genre_dropout", a.genre_dropout == b.genre_dropout),
-            ("decoder.max_passages", a.max_passages == b.max_passages),
-            ("decoder.batch_size", a.batch_size == b.batch_size),
-            ("decoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
-            ("decoder.seed", a.seed == b.seed),
-        ],
-    )
-}
-
 fn export_decoder(
     request: &DecoderTrainRequest,
-    corpus: &Corpus,
+    data: &DecoderData,
     model: &StoryDecoder,
-    state: &DecoderState,
-    context_dim: usize,
-    context_centre: Option<ContextCentre>,
-    facts: &PassageFacts,
+    steps: u64,
     (train_loss, valid_loss): (Option<f32>, Option<f32>),
 ) -> Result<(), TrainError> {
+    let (corpus, out) = (&data.corpus, &request.run.out);
     // Stored in f16: half the size, and generation does not notice (widened back to f32 when loaded).
-    export_weights(model, &request.out.join(DECODER_FILE), None, true)?;
-    corpus.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
+    export_weights(model, &out.join(DECODER_FILE), None, true)?;
+    corpus.vocabulary.save(&out.join(TOKENIZER_FILE)).map_err(|error| store_error(out, error))?;
     let manifest = DecoderManifest {
         format: DECODER_FORMAT.into(),
-        created_by: CreatedBy::now(request.command.clone()),
+        created_by: CreatedBy::now(request.run.command.clone()),
         corpus: corpus.dir.display().to_string(),
         encoder: request.encoder_dir.display().to_string(),
         vocabulary_size: corpus.vocabulary.len(),
         vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
-        context_dim,
-        steps: state.position.step,
+        context_dim: data.context_dim,
+        steps,
         final_train_loss: train_loss,
         final_valid_loss: valid_loss,
         config: request.config.decoder.clone(),
-        context_centre,
+        context_centre: data.centre.clone(),
         held_out: Some(HeldOutBooks::of(corpus)),
         keywords: request.config.decoder.keywords > 0,
-        genres: facts.genres.clone(),
+        genres: data.facts.genres.clone(),
     };
-    write_json(&request.out.join(MANIFEST_FILE), &manifest)?;
+    write_json(&out.join(MANIFEST_FILE), &manifest)?;
     Ok(())
 }

@@ -10,29 +10,23 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::AdamConfig;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batches::plan_epoch;
-use super::run::{
-    LossWindow, Position, RunState, Schedule, TokenLossLog, TrainingTask, export_weights, require_unchanged, resume,
-    store_error, train_steps,
-};
-use super::run_dir::RunDir;
+use super::run::{LossWindow, Position, RunState, TokenLossLog, TrainingTask, export_weights, store_error};
+use super::trainer::{RunEnd, RunOptions, Trainer, train};
 use super::triples::{Triple, sentence_triples};
-use crate::config::{Config, EncoderConfig};
+use crate::config::{Config, EncoderConfig, TrainSchedule, section_with_lifted_schedule};
 use crate::corpus::Corpus;
 use crate::corpus::streams::SplitStreams;
 use crate::model::batch::PaddedBatch;
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::progress::Progress;
 use crate::util::atomic::write_json;
-use crate::util::cancel::CancelFlag;
 
 pub use super::run::{CHECKPOINT_DIR, METRICS_FILE, MetricsLine, TrainError};
 use crate::encoder::{ENCODER_FILE, ENCODER_FORMAT, EncoderManifest, MANIFEST_FILE, TOKENIZER_FILE};
@@ -41,23 +35,17 @@ use crate::encoder::{ENCODER_FILE, ENCODER_FORMAT, EncoderManifest, MANIFEST_FIL
 #[derive(Debug, Clone)]
 pub struct EncoderTrainRequest {
     pub corpus_dir: PathBuf,
-    pub out: PathBuf,
-    /// Continue from `out/checkpoint`.
-    pub resume: bool,
-    /// Start over even if `out` holds a run.
-    pub force: bool,
     pub config: Config,
-    /// The command line, recorded in the manifest.
-    pub command: Vec<String>,
-    pub cancel: CancelFlag,
+    pub run: RunOptions,
 }
 
 /// The training position saved with each checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct TrainState {
+pub struct TrainState {
     #[serde(flatten)]
     position: Position,
     /// Settings that must not change across a resume.
+    #[serde(deserialize_with = "section_with_lifted_schedule")]
     encoder: EncoderConfig,
     vocabulary_hash: String,
 }
@@ -81,35 +69,32 @@ pub struct EncoderTrainReport {
 }
 
 /// Examples of one split, with the lengths their batches are bucketed by.
-struct TripleSet<'a> {
-    split: &'a SplitStreams,
+struct TripleSet {
     vocab_size: usize,
     triples: Vec<Triple>,
     lengths: Vec<usize>,
 }
 
-impl<'a> TripleSet<'a> {
-    fn new(split: &'a SplitStreams, vocab_size: usize, max_tokens: usize) -> TripleSet<'a> {
+impl TripleSet {
+    fn new(split: &SplitStreams, vocab_size: usize, max_tokens: usize) -> TripleSet {
         let triples = sentence_triples(split);
         let lengths = triples.iter().map(|triple| split.sentence(triple.current).len().min(max_tokens)).collect();
-        TripleSet { split, vocab_size, triples, lengths }
+        TripleSet { vocab_size, triples, lengths }
     }
 
-    /// The tensors of one batch and its number of tokens. In training (`step` given) with
-    /// `sampled_softmax` set, the batch scores a sample of words drawn from a generator seeded by the step,
-    /// so that a resumed run draws the same words.
+    /// The tensors of one batch of `split`'s triples and its number of tokens. In training (`step` given)
+    /// with `sampled_softmax` set, the batch scores a sample of words drawn from a generator seeded by the
+    /// step, so that a resumed run draws the same words.
     fn tensors(
         &self,
+        split: &SplitStreams,
         batch: &[usize],
         config: &EncoderConfig,
         device: &Device,
         step: impl Into<Option<u64>>,
     ) -> (TripleTensors, usize) {
         let pad = |pick: fn(&Triple) -> usize| {
-            PaddedBatch::new(
-                batch.iter().map(|&index| self.split.sentence(pick(&self.triples[index]))),
-                config.max_tokens,
-            )
+            PaddedBatch::new(batch.iter().map(|&index| split.sentence(pick(&self.triples[index]))), config.max_tokens)
         };
         let (current, previous, next) = (pad(|t| t.current), pad(|t| t.previous), pad(|t| t.next));
         let tokens = [&current, &previous, &next].iter().map(|padded| padded.lengths.iter().sum::<usize>()).sum();
@@ -117,7 +102,7 @@ impl<'a> TripleSet<'a> {
         if let Some(step) = step.into()
             && config.sampled_softmax > 0
         {
-            let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let mut rng = ChaCha8Rng::seed_from_u64(config.train.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
             tensors = tensors.with_sampled_softmax(
                 &previous,
                 &next,
@@ -133,83 +118,103 @@ impl<'a> TripleSet<'a> {
 
 /// Trains (or resumes training) a skip-thought encoder on `request.corpus_dir`.
 pub fn train_encoder(request: &EncoderTrainRequest, progress: &dyn Progress) -> Result<EncoderTrainReport, TrainError> {
-    let config = &request.config.encoder;
-    let run_dir = RunDir::check(&request.out, request.resume, request.force, &[&request.corpus_dir])?;
+    train(request, progress)
+}
 
-    let corpus = Corpus::open(&request.corpus_dir)?;
-    let train = TripleSet::new(&corpus.train, corpus.vocabulary.len(), config.max_tokens);
-    let valid = TripleSet::new(&corpus.valid, corpus.vocabulary.len(), config.max_tokens);
-    if train.triples.is_empty() {
-        return Err(TrainError::NoExamples(
-            "the train split of the corpus has no book with three or more sentences to make triples from".into(),
-        ));
+/// The opened corpus and its triples.
+pub struct EncoderData {
+    corpus: Corpus,
+    train: TripleSet,
+    valid: TripleSet,
+}
+
+impl Trainer for EncoderTrainRequest {
+    type Data = EncoderData;
+    type Model = SkipThought;
+    type State = TrainState;
+    type Task<'a> = EncoderTask<'a>;
+    type Report = EncoderTrainReport;
+
+    fn options(&self) -> &RunOptions {
+        &self.run
     }
 
-    let run = run_dir.begin()?;
-    let device = Device::flex().autodiff();
-    // burn's generator is per backend and process-wide: one training per process is reproducible.
-    device.seed(config.seed);
-    let model_config = SkipThoughtConfig::new(corpus.vocabulary.len(), config.word_dim, config.hidden_dim)
-        .with_per_step_context(config.per_step_context)
-        .with_bidirectional(config.bidirectional);
-    let mut model = model_config.init(&device);
-    let mut optimizer =
-        AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
-    let mut state = TrainState {
-        position: Position::default(),
-        encoder: config.clone(),
-        vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
-    };
-    let mut resumed_from = None;
-    if request.resume {
-        (model, optimizer, state) =
-            resume(&request.out, model, optimizer, |saved| check_same_settings(saved, &state, &request.out))?;
-        resumed_from = Some(state.position.step);
+    fn schedule(&self) -> &TrainSchedule {
+        &self.config.encoder.train
     }
 
-    let mut task = EncoderTask {
-        train: &train,
-        valid: &valid,
-        config,
-        device: device.clone(),
-        plan: Vec::new(),
-        log: TokenLossLog::resume(&request.out),
-    };
-    let schedule = Schedule {
-        steps: config.steps,
-        learning_rate: config.learning_rate,
-        validate_every: config.validate_every,
-        checkpoint_every: config.checkpoint_every,
-    };
-    let model = train_steps(
-        &mut task,
-        model,
-        optimizer,
-        &mut state,
-        &schedule,
-        &request.out,
-        &request.cancel,
-        progress,
-        resumed_from,
-    )?;
-    let (last_train_loss, last_valid_loss) = (task.log.train_loss, task.log.valid_loss);
-    export_encoder(request, &corpus, &model, &state, last_train_loss, last_valid_loss)?;
-    run.finish()?;
-    Ok(EncoderTrainReport {
-        out: request.out.clone(),
-        steps: state.position.step,
-        resumed_from,
-        train_loss: last_train_loss,
-        valid_loss: last_valid_loss,
-        train_triples: train.triples.len(),
-        valid_triples: valid.triples.len(),
-    })
+    fn inputs(&self) -> Vec<&Path> {
+        vec![&self.corpus_dir]
+    }
+
+    fn open(&self, _progress: &dyn Progress) -> Result<EncoderData, TrainError> {
+        let config = &self.config.encoder;
+        let corpus = Corpus::open(&self.corpus_dir)?;
+        let train = TripleSet::new(&corpus.train, corpus.vocabulary.len(), config.max_tokens);
+        let valid = TripleSet::new(&corpus.valid, corpus.vocabulary.len(), config.max_tokens);
+        if train.triples.is_empty() {
+            return Err(TrainError::NoExamples(
+                "the train split of the corpus has no book with three or more sentences to make triples from".into(),
+            ));
+        }
+        Ok(EncoderData { corpus, train, valid })
+    }
+
+    fn init(&self, data: &EncoderData, device: &Device) -> Result<(SkipThought, TrainState), TrainError> {
+        let config = &self.config.encoder;
+        let model = SkipThoughtConfig::new(data.corpus.vocabulary.len(), config.word_dim, config.hidden_dim)
+            .with_per_step_context(config.per_step_context)
+            .with_bidirectional(config.bidirectional)
+            .init(device);
+        let state = TrainState {
+            position: Position::default(),
+            encoder: config.clone(),
+            vocabulary_hash: data.corpus.manifest.vocabulary.hash.clone(),
+        };
+        Ok((model, state))
+    }
+
+    fn unchanged(saved: &TrainState, now: &TrainState) -> Vec<(String, bool)> {
+        let mut checks = vec![("the corpus vocabulary".to_string(), saved.vocabulary_hash == now.vocabulary_hash)];
+        checks.extend(saved.encoder.unchanged(&now.encoder));
+        checks
+    }
+
+    fn task<'a>(&'a self, data: &'a EncoderData, device: &Device) -> EncoderTask<'a> {
+        EncoderTask {
+            data,
+            config: &self.config.encoder,
+            device: device.clone(),
+            plan: Vec::new(),
+            log: TokenLossLog::resume(&self.run.out),
+        }
+    }
+
+    fn export(
+        &self,
+        data: &EncoderData,
+        model: &SkipThought,
+        _state: &TrainState,
+        task: &EncoderTask<'_>,
+        end: RunEnd,
+    ) -> Result<EncoderTrainReport, TrainError> {
+        let (train_loss, valid_loss) = (task.log.train_loss, task.log.valid_loss);
+        export_encoder(self, &data.corpus, model, end.steps, train_loss, valid_loss)?;
+        Ok(EncoderTrainReport {
+            out: self.run.out.clone(),
+            steps: end.steps,
+            resumed_from: end.resumed_from,
+            train_loss,
+            valid_loss,
+            train_triples: data.train.triples.len(),
+            valid_triples: data.valid.triples.len(),
+        })
+    }
 }
 
 /// The skip-thought loss for the shared loop.
-struct EncoderTask<'a> {
-    train: &'a TripleSet<'a>,
-    valid: &'a TripleSet<'a>,
+pub struct EncoderTask<'a> {
+    data: &'a EncoderData,
     config: &'a EncoderConfig,
     device: Device,
     plan: Vec<Vec<usize>>,
@@ -220,12 +225,13 @@ impl TrainingTask for EncoderTask<'_> {
     type Model = SkipThought;
 
     fn start_epoch(&mut self, epoch: u64) -> usize {
-        self.plan = plan_epoch(&self.train.lengths, self.config.batch_size, self.config.seed, epoch);
+        self.plan = plan_epoch(&self.data.train.lengths, self.config.train.batch_size, self.config.train.seed, epoch);
         self.plan.len()
     }
 
     fn loss(&self, model: &SkipThought, index: usize, step: u64) -> (Tensor<1>, usize) {
-        let (batch, tokens) = self.train.tensors(&self.plan[index], self.config, &self.device, step);
+        let split = &self.data.corpus.train;
+        let (batch, tokens) = self.data.train.tensors(split, &self.plan[index], self.config, &self.device, step);
         (model.loss(&batch), tokens)
     }
 
@@ -237,7 +243,11 @@ impl TrainingTask for EncoderTask<'_> {
         validate: bool,
         elapsed_seconds: f32,
     ) -> (String, String) {
-        let valid_loss = if validate { validation_loss(model, self.valid, self.config) } else { None };
+        let valid_loss = if validate {
+            validation_loss(model, &self.data.corpus.valid, &self.data.valid, self.config)
+        } else {
+            None
+        };
         self.log.line(step, window, valid_loss, elapsed_seconds)
     }
 
@@ -247,37 +257,24 @@ impl TrainingTask for EncoderTask<'_> {
 }
 
 /// Mean loss over the first `valid_batches` batches of the held-out triples (the same batches every time).
-fn validation_loss(model: &SkipThought, valid: &TripleSet, config: &EncoderConfig) -> Option<f32> {
+fn validation_loss(
+    model: &SkipThought,
+    split: &SplitStreams,
+    valid: &TripleSet,
+    config: &EncoderConfig,
+) -> Option<f32> {
     if valid.triples.is_empty() {
         return None;
     }
     let inference = model.valid();
     let device = Device::flex();
-    let plan = plan_epoch(&valid.lengths, config.batch_size, config.seed, 0);
+    let plan = plan_epoch(&valid.lengths, config.train.batch_size, config.train.seed, 0);
     let losses: Vec<f32> = plan
         .iter()
         .take(config.valid_batches)
-        .map(|batch| inference.loss(&valid.tensors(batch, config, &device, None).0).into_scalar())
+        .map(|batch| inference.loss(&valid.tensors(split, batch, config, &device, None).0).into_scalar())
         .collect();
     Some(losses.iter().sum::<f32>() / losses.len() as f32)
-}
-
-fn check_same_settings(saved: &TrainState, now: &TrainState, dir: &Path) -> Result<(), TrainError> {
-    let (a, b) = (&saved.encoder, &now.encoder);
-    require_unchanged(
-        dir,
-        &[
-            ("the corpus vocabulary", saved.vocabulary_hash == now.vocabulary_hash),
-            ("encoder.word_dim", a.word_dim == b.word_dim),
-            ("encoder.hidden_dim", a.hidden_dim == b.hidden_dim),
-            ("encoder.max_tokens", a.max_tokens == b.max_tokens),
-            ("encoder.batch_size", a.batch_size == b.batch_size),
-            ("encoder.seed", a.seed == b.seed),
-            ("encoder.sampled_softmax", a.sampled_softmax == b.sampled_softmax),
-            ("encoder.per_step_context", a.per_step_context == b.per_step_context),
-            ("encoder.bidirectional", a.bidirectional == b.bidirectional),
-        ],
-    )
 }
 
 /// Writes the encoder half (embedding and encoder GRU) as safetensors, the vocabulary, and the manifest.
@@ -285,27 +282,35 @@ fn export_encoder(
     request: &EncoderTrainRequest,
     corpus: &Corpus,
     model: &SkipThought,
-    state: &TrainState,
+    steps: u64,
     train_loss: Option<f32>,
     valid_loss: Option<f32>,
 ) -> Result<(), TrainError> {
-    export_weights(model, &request.out.join(ENCODER_FILE), Some(r"^(embedding|encoder|encoder_backward)\."), false)?;
-    corpus.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
+    export_weights(
+        model,
+        &request.run.out.join(ENCODER_FILE),
+        Some(r"^(embedding|encoder|encoder_backward)\."),
+        false,
+    )?;
+    corpus
+        .vocabulary
+        .save(&request.run.out.join(TOKENIZER_FILE))
+        .map_err(|error| store_error(&request.run.out, error))?;
     let config = &request.config.encoder;
     let manifest = EncoderManifest {
         format: ENCODER_FORMAT.into(),
-        created_by: crate::corpus::manifest::CreatedBy::now(request.command.clone()),
+        created_by: crate::corpus::manifest::CreatedBy::now(request.run.command.clone()),
         corpus: corpus.dir.display().to_string(),
         vocabulary_size: corpus.vocabulary.len(),
         vocabulary_hash: corpus.manifest.vocabulary.hash.clone(),
         word_dim: config.word_dim,
         hidden_dim: config.hidden_dim,
         max_tokens: config.max_tokens,
-        steps: state.position.step,
+        steps,
         final_train_loss: train_loss,
         final_valid_loss: valid_loss,
         config: config.clone(),
     };
-    write_json(&request.out.join(MANIFEST_FILE), &manifest)?;
+    write_json(&request.run.out.join(MANIFEST_FILE), &manifest)?;
     Ok(())
 }

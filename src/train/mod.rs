@@ -1,6 +1,7 @@
 //! Training: the data the trainers share (sentence triples, length-bucketed batches), the run machinery
-//! every trainer uses (`run`: checkpoints, resume, metrics), and the trainers themselves (`encoder`:
-//! `storytool train-encoder`, `vse`: `storytool train-vse`).
+//! every trainer uses (`run`: checkpoints, resume, metrics; `run_dir`: the run folder; `trainer`: the one
+//! skeleton every trainer runs in), and the trainers themselves, each a `trainer::Trainer` (`encoder`,
+//! `decoder`, `vse`, `captioner`: `storytool train-*`).
 
 pub mod batches;
 pub mod captioner;
@@ -8,6 +9,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod run;
 pub mod run_dir;
+pub mod trainer;
 pub mod triples;
 pub mod vse;
 pub mod vse_data;

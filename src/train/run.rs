@@ -414,9 +414,9 @@ impl TokenLossLog {
 
 /// Refuses a resume when a setting that shapes the run changed: `checks` pairs each setting's name with
 /// whether the checkpoint's value equals the current one; the first that differs is named.
-pub fn require_unchanged(dir: &Path, checks: &[(&str, bool)]) -> Result<(), TrainError> {
+pub fn require_unchanged(dir: &Path, checks: &[(impl AsRef<str>, bool)]) -> Result<(), TrainError> {
     match checks.iter().find(|(_, same)| !same) {
-        Some((what, _)) => Err(TrainError::SettingsChanged { dir: dir.to_path_buf(), what: what.to_string() }),
+        Some((what, _)) => Err(TrainError::SettingsChanged { dir: dir.to_path_buf(), what: what.as_ref().to_string() }),
         None => Ok(()),
     }
 }

@@ -8,9 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::AdamConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -18,13 +16,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::run::{
-    LossWindow, MANIFEST_FILE, Position, RunState, Schedule, TrainError, TrainingTask, export_weights,
-    require_unchanged, resume, store_error, train_steps,
+    LossWindow, MANIFEST_FILE, Position, RunState, TrainError, TrainingTask, export_weights, store_error,
 };
-use super::run_dir::RunDir;
+use super::trainer::{RunEnd, RunOptions, Trainer, train};
 use super::vse_data::{VseData, VseImage};
 use crate::captions::Split;
-use crate::config::{Config, VseConfig};
+use crate::config::{Config, TrainSchedule, VseConfig};
 use crate::corpus::manifest::CreatedBy;
 use crate::model::batch::PaddedBatch;
 use crate::model::vse::{CaptionTensors, Vse, VseModelConfig};
@@ -33,7 +30,6 @@ use crate::retrieval::embed::{embed_captions, embed_images};
 use crate::retrieval::metrics::{RetrievalScores, evaluate_retrieval};
 use crate::retrieval::trained::{FORMAT, TOKENIZER_FILE, VSE_FILE, VseManifest, WordVectorsInit};
 use crate::util::atomic::write_json;
-use crate::util::cancel::CancelFlag;
 use crate::vectors::readers::{VectorFormat, open_vectors};
 
 /// Word vectors to start the caption encoder's embeddings from.
@@ -48,13 +44,9 @@ pub struct WordVectorsSource {
 #[derive(Debug, Clone)]
 pub struct VseTrainRequest {
     pub features: Vec<PathBuf>,
-    pub out: PathBuf,
-    pub resume: bool,
-    pub force: bool,
     pub config: Config,
     pub word_vectors: Option<WordVectorsSource>,
-    pub command: Vec<String>,
-    pub cancel: CancelFlag,
+    pub run: RunOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -68,9 +60,10 @@ pub struct VseTrainReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct VseState {
+pub struct VseState {
     #[serde(flatten)]
     position: Position,
+    #[serde(deserialize_with = "crate::config::section_with_lifted_schedule")]
     vse: VseConfig,
     vocabulary_hash: String,
     cnn_hash: String,
@@ -113,97 +106,126 @@ fn plan_vse_epoch(train: &[&VseImage], batch_size: usize, seed: u64, epoch: u64)
 
 /// Trains (or resumes) a VSE on the features folders of `request`.
 pub fn train_vse(request: &VseTrainRequest, progress: &dyn Progress) -> Result<VseTrainReport, TrainError> {
-    let config = &request.config.vse;
-    let mut inputs: Vec<&Path> = request.features.iter().map(PathBuf::as_path).collect();
-    inputs.extend(
-        request.word_vectors.iter().flat_map(|source| [Some(source.path.as_path()), source.words.as_deref()]).flatten(),
-    );
-    let run_dir = RunDir::check(&request.out, request.resume, request.force, &inputs)?;
-    let data = VseData::load(&request.features, config, None).map_err(|error| TrainError::Input(error.to_string()))?;
-    let train = data.split(Split::Train);
-    let valid = data.split(Split::Valid);
-    if train.len() < 2 {
-        return Err(TrainError::NoExamples(format!(
-            "{} training images (at least 2 are needed; {} images in all)",
-            train.len(),
-            data.images.len()
-        )));
+    train(request, progress)
+}
+
+/// The opened features, and the word vectors a fresh run starts its embeddings from.
+pub struct VseTrainData {
+    data: VseData,
+    /// The vocabulary's rows of the word-vector file: word ids, their vectors, and what was matched.
+    word_vectors: Option<(Vec<usize>, Vec<f32>, WordVectorsInit)>,
+}
+
+impl Trainer for VseTrainRequest {
+    type Data = VseTrainData;
+    type Model = Vse;
+    type State = VseState;
+    type Task<'a> = VseTask<'a>;
+    type Report = VseTrainReport;
+
+    fn options(&self) -> &RunOptions {
+        &self.run
     }
 
-    let device = Device::flex().autodiff();
-    device.seed(config.seed);
-    let mut model =
-        VseModelConfig::new(data.vocabulary.len(), config.word_dim, config.embed_dim, data.image_dim).init(&device);
-    let mut word_vectors = None;
-    if let Some(source) = &request.word_vectors
-        && !request.resume
-    {
-        let (ids, rows, init) = read_word_vectors(source, &data, config.word_dim)?;
-        model = model.set_word_vectors(&ids, &rows);
-        word_vectors = Some(init);
-    }
-    let run = run_dir.begin()?;
-    let mut optimizer =
-        AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm))).init();
-    let mut state = VseState {
-        position: Position::default(),
-        vse: config.clone(),
-        vocabulary_hash: data.vocabulary.content_hash(),
-        cnn_hash: data.cnn.blake3.clone(),
-        word_vectors: word_vectors.clone(),
-    };
-    let mut resumed_from = None;
-    if request.resume {
-        (model, optimizer, state) =
-            resume(&request.out, model, optimizer, |saved| check_same_settings(saved, &state, &request.out))?;
-        resumed_from = Some(state.position.step);
+    fn schedule(&self) -> &TrainSchedule {
+        &self.config.vse.train
     }
 
-    let mut task = VseTask {
-        data: &data,
-        train: &train,
-        valid: &valid,
-        config,
-        device: device.clone(),
-        plan: Vec::new(),
-        train_loss: None,
-        valid_scores: None,
-    };
-    let schedule = Schedule {
-        steps: config.steps,
-        learning_rate: config.learning_rate,
-        validate_every: config.validate_every,
-        checkpoint_every: config.checkpoint_every,
-    };
-    let model = train_steps(
-        &mut task,
-        model,
-        optimizer,
-        &mut state,
-        &schedule,
-        &request.out,
-        &request.cancel,
-        progress,
-        resumed_from,
-    )?;
-    let (last_train_loss, last_valid) = (task.train_loss, task.valid_scores);
-    export_vse(request, &data, &model, &state, last_train_loss, last_valid)?;
-    run.finish()?;
-    Ok(VseTrainReport {
-        steps: state.position.step,
-        resumed_from,
-        train_loss: last_train_loss,
-        valid: last_valid,
-        images: [train.len(), valid.len(), data.split(Split::Test).len()],
-        word_vectors: state.word_vectors.clone(),
-    })
+    fn inputs(&self) -> Vec<&Path> {
+        let mut inputs: Vec<&Path> = self.features.iter().map(PathBuf::as_path).collect();
+        inputs.extend(
+            self.word_vectors
+                .iter()
+                .flat_map(|source| [Some(source.path.as_path()), source.words.as_deref()])
+                .flatten(),
+        );
+        inputs
+    }
+
+    fn open(&self, _progress: &dyn Progress) -> Result<VseTrainData, TrainError> {
+        let config = &self.config.vse;
+        let data = VseData::load(&self.features, config, None).map_err(|error| TrainError::Input(error.to_string()))?;
+        let train = data.split(Split::Train).len();
+        if train < 2 {
+            return Err(TrainError::NoExamples(format!(
+                "{train} training images (at least 2 are needed; {} images in all)",
+                data.images.len()
+            )));
+        }
+        // A resumed run has its trained embeddings in the checkpoint.
+        let word_vectors = match &self.word_vectors {
+            Some(source) if !self.run.resume => Some(read_word_vectors(source, &data, config.word_dim)?),
+            _ => None,
+        };
+        Ok(VseTrainData { data, word_vectors })
+    }
+
+    fn init(&self, data: &VseTrainData, device: &Device) -> Result<(Vse, VseState), TrainError> {
+        let config = &self.config.vse;
+        let (data, word_vectors) = (&data.data, &data.word_vectors);
+        let mut model =
+            VseModelConfig::new(data.vocabulary.len(), config.word_dim, config.embed_dim, data.image_dim).init(device);
+        if let Some((ids, rows, _)) = word_vectors {
+            model = model.set_word_vectors(ids, rows);
+        }
+        let state = VseState {
+            position: Position::default(),
+            vse: config.clone(),
+            vocabulary_hash: data.vocabulary.content_hash(),
+            cnn_hash: data.cnn.blake3.clone(),
+            word_vectors: word_vectors.as_ref().map(|(_, _, init)| init.clone()),
+        };
+        Ok((model, state))
+    }
+
+    fn unchanged(saved: &VseState, now: &VseState) -> Vec<(String, bool)> {
+        let mut checks = vec![
+            ("the caption vocabulary".to_string(), saved.vocabulary_hash == now.vocabulary_hash),
+            ("the CNN of the features".into(), saved.cnn_hash == now.cnn_hash),
+        ];
+        checks.extend(saved.vse.unchanged(&now.vse));
+        checks
+    }
+
+    fn task<'a>(&'a self, data: &'a VseTrainData, device: &Device) -> VseTask<'a> {
+        VseTask {
+            data: &data.data,
+            train: data.data.split(Split::Train),
+            valid: data.data.split(Split::Valid),
+            config: &self.config.vse,
+            device: device.clone(),
+            plan: Vec::new(),
+            train_loss: None,
+            valid_scores: None,
+        }
+    }
+
+    fn export(
+        &self,
+        data: &VseTrainData,
+        model: &Vse,
+        state: &VseState,
+        task: &VseTask<'_>,
+        end: RunEnd,
+    ) -> Result<VseTrainReport, TrainError> {
+        let (train_loss, valid) = (task.train_loss, task.valid_scores);
+        export_vse(self, &data.data, model, state, end.steps, train_loss, valid)?;
+        Ok(VseTrainReport {
+            steps: end.steps,
+            resumed_from: end.resumed_from,
+            train_loss,
+            valid,
+            images: [task.train.len(), task.valid.len(), data.data.split(Split::Test).len()],
+            word_vectors: state.word_vectors.clone(),
+        })
+    }
 }
 
 /// The VSE's loss for the shared loop.
-struct VseTask<'a> {
+pub struct VseTask<'a> {
     data: &'a VseData,
-    train: &'a [&'a VseImage],
-    valid: &'a [&'a VseImage],
+    train: Vec<&'a VseImage>,
+    valid: Vec<&'a VseImage>,
     config: &'a VseConfig,
     device: Device,
     plan: Vec<Vec<(usize, usize)>>,
@@ -215,7 +237,7 @@ impl TrainingTask for VseTask<'_> {
     type Model = Vse;
 
     fn start_epoch(&mut self, epoch: u64) -> usize {
-        self.plan = plan_vse_epoch(self.train, self.config.batch_size, self.config.seed, epoch);
+        self.plan = plan_vse_epoch(&self.train, self.config.train.batch_size, self.config.train.seed, epoch);
         self.plan.len()
     }
 
@@ -243,7 +265,7 @@ impl TrainingTask for VseTask<'_> {
     ) -> (String, String) {
         let train_loss = window.mean();
         self.train_loss = Some(train_loss);
-        let valid = if validate { retrieval_scores(&model.valid(), self.data, self.valid, self.config) } else { None };
+        let valid = if validate { retrieval_scores(&model.valid(), self.data, &self.valid, self.config) } else { None };
         if valid.is_some() {
             self.valid_scores = valid;
         }
@@ -332,37 +354,21 @@ fn read_word_vectors(
     Ok((ids, rows, init))
 }
 
-fn check_same_settings(saved: &VseState, now: &VseState, dir: &std::path::Path) -> Result<(), TrainError> {
-    let (a, b) = (&saved.vse, &now.vse);
-    require_unchanged(
-        dir,
-        &[
-            ("the caption vocabulary", saved.vocabulary_hash == now.vocabulary_hash),
-            ("the CNN of the features", saved.cnn_hash == now.cnn_hash),
-            ("vse.word_dim", a.word_dim == b.word_dim),
-            ("vse.embed_dim", a.embed_dim == b.embed_dim),
-            ("vse.max_tokens", a.max_tokens == b.max_tokens),
-            ("vse.batch_size", a.batch_size == b.batch_size),
-            ("vse.seed", a.seed == b.seed),
-            ("vse.valid_percent", a.valid_percent == b.valid_percent),
-            ("vse.test_percent", a.test_percent == b.test_percent),
-        ],
-    )
-}
-
 fn export_vse(
     request: &VseTrainRequest,
     data: &VseData,
     model: &Vse,
     state: &VseState,
+    steps: u64,
     train_loss: Option<f32>,
     valid: Option<RetrievalScores>,
 ) -> Result<(), TrainError> {
-    export_weights(model, &request.out.join(VSE_FILE), None, false)?;
-    data.vocabulary.save(&request.out.join(TOKENIZER_FILE)).map_err(|error| store_error(&request.out, error))?;
+    let out = &request.run.out;
+    export_weights(model, &out.join(VSE_FILE), None, false)?;
+    data.vocabulary.save(&out.join(TOKENIZER_FILE)).map_err(|error| store_error(out, error))?;
     let manifest = VseManifest {
         format: FORMAT.into(),
-        created_by: CreatedBy::now(request.command.clone()),
+        created_by: CreatedBy::now(request.run.command.clone()),
         features: data.inputs.clone(),
         cnn: data.cnn.clone(),
         image_size: data.image_size,
@@ -370,11 +376,11 @@ fn export_vse(
         vocabulary_size: data.vocabulary.len(),
         vocabulary_hash: data.vocabulary.content_hash(),
         word_vectors: state.word_vectors.clone(),
-        steps: state.position.step,
+        steps,
         final_train_loss: train_loss,
         final_valid_rsum: valid.map(|scores| scores.rsum()),
         config: request.config.vse.clone(),
     };
-    write_json(&request.out.join(MANIFEST_FILE), &manifest)?;
+    write_json(&out.join(MANIFEST_FILE), &manifest)?;
     Ok(())
 }

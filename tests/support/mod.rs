@@ -217,7 +217,7 @@ pub const SETTINGS: [&str; 22] = [
     "--set",
     "encoder.hidden_dim=32",
     "--set",
-    "encoder.learning_rate=0.01",
+    "encoder.train.learning_rate=0.01",
     "--set",
     "decoder.word_dim=16",
     "--set",
@@ -227,13 +227,13 @@ pub const SETTINGS: [&str; 22] = [
     "--set",
     "decoder.sampled_softmax=0",
     "--set",
-    "decoder.learning_rate=0.01",
+    "decoder.train.learning_rate=0.01",
     "--set",
     "bias.min_passage_tokens=20",
     "--set",
     "generate.k=3",
     "--set",
-    "vse.batch_size=4",
+    "vse.train.batch_size=4",
 ];
 
 pub fn models(root: &Path) -> PathBuf {

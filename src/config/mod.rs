@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod schedule;
+
+pub use schedule::{TrainSchedule, config_with_lifted_schedule, section_with_lifted_schedule};
+
 /// Every setting of every stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -57,12 +61,6 @@ pub struct EncoderConfig {
     pub hidden_dim: usize,
     /// Sentences are cut to this many tokens before their `<eos>` (paper: 30).
     pub max_tokens: usize,
-    /// Triples per batch (paper: 64).
-    pub batch_size: usize,
-    /// Adam learning rate (paper: 2e-4).
-    pub learning_rate: f64,
-    /// Gradients are clipped to this norm, per parameter tensor (paper: 5, over all parameters).
-    pub clip_norm: f32,
     /// Give the decoders the sentence vector at every step, not only as their initial state.
     pub per_step_context: bool,
     /// Bi-skip: half the vector from a forward GRU, half from a backward one (`hidden_dim` must be even).
@@ -70,16 +68,10 @@ pub struct EncoderConfig {
     /// Words scored per batch by a sampled softmax in training (the batch's targets plus random others);
     /// 0 scores the whole vocabulary. Validation always uses the whole vocabulary.
     pub sampled_softmax: usize,
-    /// Seeds the weights and the batch order.
-    pub seed: u64,
-    /// Optimizer steps to train for.
-    pub steps: u64,
-    /// Steps between validation losses.
-    pub validate_every: u64,
     /// Batches of held-out triples in each validation.
     pub valid_batches: usize,
-    /// Steps between checkpoints (one is also written on Ctrl-C and at the end).
-    pub checkpoint_every: u64,
+    /// Batch, optimizer, seed and step counts (`[encoder.train]`).
+    pub train: TrainSchedule,
 }
 
 impl Default for EncoderConfig {
@@ -88,17 +80,19 @@ impl Default for EncoderConfig {
             word_dim: 128,
             hidden_dim: 256,
             max_tokens: 30,
-            batch_size: 64,
-            learning_rate: 1e-3,
-            clip_norm: 5.0,
+            train: TrainSchedule {
+                batch_size: 64,
+                learning_rate: 1e-3,
+                clip_norm: 5.0,
+                seed: 42,
+                steps: 3000,
+                validate_every: 250,
+                checkpoint_every: 250,
+            },
             per_step_context: false,
             bidirectional: false,
             sampled_softmax: 1024,
-            seed: 42,
-            steps: 3000,
-            validate_every: 250,
             valid_batches: 20,
-            checkpoint_every: 250,
         }
     }
 }
@@ -116,12 +110,6 @@ pub struct VseConfig {
     pub max_tokens: usize,
     /// Caption vocabulary size including `<eos>` and `<unk>`, counted over every caption of the inputs.
     pub vocab_size: usize,
-    /// Image-caption pairs per batch, each from a different image (paper: 128).
-    pub batch_size: usize,
-    /// Adam learning rate (paper: 2e-4).
-    pub learning_rate: f64,
-    /// Gradient norm clip, per parameter tensor (paper: 2).
-    pub clip_norm: f32,
     /// Hinge margin (paper: 0.2).
     pub margin: f32,
     /// VSE++: only the hardest negative of each pair counts, instead of the sum over all negatives.
@@ -129,10 +117,8 @@ pub struct VseConfig {
     /// Percent of images held out for validation and for the test split (chosen by a hash of the image key).
     pub valid_percent: u32,
     pub test_percent: u32,
-    pub seed: u64,
-    pub steps: u64,
-    pub validate_every: u64,
-    pub checkpoint_every: u64,
+    /// Batch, optimizer, seed and step counts (`[vse.train]`).
+    pub train: TrainSchedule,
 }
 
 /// Settings of `storytool train-captioner`: Show, Attend and Tell (Xu et al. 2015) with soft attention.
@@ -156,20 +142,10 @@ pub struct CaptionerConfig {
     pub min_word_count: u64,
     /// Captions are cut to this many tokens for training.
     pub max_tokens: usize,
-    /// Captions per batch.
-    pub batch_size: usize,
-    /// Adam learning rate.
-    pub learning_rate: f64,
-    /// Gradient norm clip, per parameter tensor.
-    pub clip_norm: f32,
     /// Percent of images held out for validation and test (the same hash as the VSE's split: keep them equal
     /// to the VSE's so that `evaluate captioner` compares on images neither model saw).
     pub valid_percent: u32,
     pub test_percent: u32,
-    pub seed: u64,
-    pub steps: u64,
-    pub validate_every: u64,
-    pub checkpoint_every: u64,
     /// Beam width for `caption`, `evaluate captioner` and `generate --captioner` (its finished beams are the
     /// captions a story is made from).
     pub beam: usize,
@@ -178,6 +154,8 @@ pub struct CaptionerConfig {
     /// No n-gram of this length may repeat within a written caption (0 = allowed): small captioners loop
     /// ("a red and white shirt and a red and white shirt ...").
     pub no_repeat_ngram: usize,
+    /// Batch, optimizer, seed and step counts (`[captioner.train]`).
+    pub train: TrainSchedule,
 }
 
 impl Default for CaptionerConfig {
@@ -191,15 +169,17 @@ impl Default for CaptionerConfig {
             vocab_size: 10_000,
             min_word_count: 3,
             max_tokens: 20,
-            batch_size: 32,
-            learning_rate: 1e-3,
-            clip_norm: 5.0,
+            train: TrainSchedule {
+                batch_size: 32,
+                learning_rate: 1e-3,
+                clip_norm: 5.0,
+                seed: 42,
+                steps: 700,
+                validate_every: 100,
+                checkpoint_every: 250,
+            },
             valid_percent: 10,
             test_percent: 15,
-            seed: 42,
-            steps: 700,
-            validate_every: 100,
-            checkpoint_every: 250,
             beam: 3,
             max_words: 20,
             no_repeat_ngram: 3,
@@ -241,16 +221,11 @@ pub struct DecoderConfig {
     pub genre_dropout: f32,
     /// Training passages, taken evenly across the corpus's training books (each is encoded once, up front).
     pub max_passages: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub clip_norm: f32,
     /// Words scored per batch by a sampled softmax in training; 0 = the whole vocabulary.
     pub sampled_softmax: usize,
-    pub seed: u64,
-    pub steps: u64,
-    pub validate_every: u64,
     pub valid_batches: usize,
-    pub checkpoint_every: u64,
+    /// Batch, optimizer, seed and step counts (`[decoder.train]`).
+    pub train: TrainSchedule,
 }
 
 impl Default for DecoderConfig {
@@ -268,15 +243,17 @@ impl Default for DecoderConfig {
             genre_input: true,
             genre_dropout: 0.2,
             max_passages: 40_000,
-            batch_size: 32,
-            learning_rate: 2e-3,
-            clip_norm: 5.0,
+            train: TrainSchedule {
+                batch_size: 32,
+                learning_rate: 2e-3,
+                clip_norm: 5.0,
+                seed: 42,
+                steps: 1500,
+                validate_every: 250,
+                checkpoint_every: 250,
+            },
             sampled_softmax: 1024,
-            seed: 42,
-            steps: 1500,
-            validate_every: 250,
             valid_batches: 10,
-            checkpoint_every: 250,
         }
     }
 }
@@ -428,17 +405,19 @@ impl Default for VseConfig {
             embed_dim: 256,
             max_tokens: 32,
             vocab_size: 20_000,
-            batch_size: 128,
-            learning_rate: 2e-3,
-            clip_norm: 2.0,
+            train: TrainSchedule {
+                batch_size: 128,
+                learning_rate: 2e-3,
+                clip_norm: 2.0,
+                seed: 42,
+                steps: 300,
+                validate_every: 50,
+                checkpoint_every: 250,
+            },
             margin: 0.2,
             max_violation: false,
             valid_percent: 10,
             test_percent: 15,
-            seed: 42,
-            steps: 300,
-            validate_every: 50,
-            checkpoint_every: 250,
         }
     }
 }
@@ -523,7 +502,8 @@ impl Override {
     }
 
     fn apply(&self, root: &mut toml::Table) -> Result<(), ConfigError> {
-        let mut parts: Vec<&str> = self.key.split('.').collect();
+        let key = schedule::lifted_key(&self.key);
+        let mut parts: Vec<&str> = key.split('.').collect();
         let last = parts.pop().expect("a key has at least one part");
         let mut table = root;
         for part in parts {
@@ -548,240 +528,352 @@ pub const MAX_NEAREST: usize = 10_000;
 pub const MAX_KEYWORDS: usize = 64;
 
 impl Config {
-    /// Reads `path` (or starts from the defaults when `None`), applies `overrides` in order, and validates.
+    /// Reads `path` (or nothing: the defaults) and applies `overrides` in order. Keys a file leaves out take
+    /// the defaults of their own section (a `[decoder.train]` that sets only `steps` keeps the decoder's
+    /// batch size); schedule keys written flat in a trainer's section (`encoder.steps`, the layout before
+    /// `[encoder.train]`) are read as the table's.
     pub fn load(path: Option<&Path>, overrides: &[Override]) -> Result<Config, ConfigError> {
         let mut table = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-                // Deserialize the text itself first: its errors carry line and column numbers.
-                toml::from_str::<Config>(&text)
-                    .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: error.to_string() })?;
-                toml::from_str::<toml::Table>(&text)
-                    .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: error.to_string() })?
+                let parse_error = |error: toml::de::Error| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: error.to_string(),
+                };
+                let mut table = toml::from_str::<toml::Table>(&text).map_err(parse_error)?;
+                let before = table.clone();
+                schedule::lift_schedule_keys(&mut table, true)?;
+                if table == before {
+                    // Deserialize the text itself first: its errors carry line and column numbers.
+                    toml::from_str::<Config>(&text).map_err(parse_error)?;
+                }
+                table
             }
             None => toml::Table::new(),
         };
         for assignment in overrides {
             assignment.apply(&mut table)?;
-            Config::deserialize(toml::Value::Table(table.clone())).map_err(|error| ConfigError::Override {
+            Self::over_defaults(&table).map_err(|error| ConfigError::Override {
                 assignment: assignment.assignment.clone(),
                 message: error.to_string().trim().to_string(),
             })?;
         }
-        let config = Config::deserialize(toml::Value::Table(table)).map_err(|error| ConfigError::Parse {
-            path: path.map(Path::to_path_buf).unwrap_or_default(),
-            message: error.to_string(),
+        let config = Self::over_defaults(&table).map_err(|error| match error {
+            ConfigError::Parse { message, .. } => {
+                ConfigError::Parse { path: path.map(Path::to_path_buf).unwrap_or_default(), message }
+            }
+            other => other,
         })?;
         config.validate()?;
         Ok(config)
     }
 
-    /// Checks values that parse but make no sense, naming the key.
+    /// `table` laid over the defaults, table by table, and read.
+    fn over_defaults(table: &toml::Table) -> Result<Config, ConfigError> {
+        let mut merged = toml::Table::try_from(Config::default()).expect("the defaults serialize");
+        merge_tables(&mut merged, table);
+        // `[genres]` is a list of genres, not settings: a file that has one replaces the defaults'.
+        if let Some(genres) = table.get("genres") {
+            merged.insert("genres".into(), genres.clone());
+        }
+        Config::deserialize(toml::Value::Table(merged))
+            .map_err(|error| ConfigError::Parse { path: PathBuf::new(), message: error.to_string() })
+    }
+
+    /// Checks every section, each by its own rules, and naming the first key that is out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.corpus.vocab_size < 3 {
-            return Err(ConfigError::Invalid {
-                key: "corpus.vocab_size".into(),
-                message: format!(
+        self.corpus.validate()?;
+        self.encoder.validate()?;
+        self.decoder.validate()?;
+        self.vse.validate()?;
+        self.captioner.validate()?;
+        self.generate.validate()?;
+        self.bias.validate()?;
+        validate_genres(&self.genres)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serializes")
+    }
+}
+
+/// Lays `top` over `base`: tables merge key by key, anything else replaces.
+fn merge_tables(base: &mut toml::Table, top: &toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(top)) => merge_tables(base, top),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+/// The first of `values` (key, value) that is 0.
+fn at_least_one(values: &[(&str, u64)]) -> Result<(), ConfigError> {
+    match values.iter().find(|(_, value)| *value == 0) {
+        Some((key, _)) => Err(invalid(key, "must be at least 1")),
+        None => Ok(()),
+    }
+}
+
+/// The first of `values` (key, value, most) that is above its most. Search sizes bound the work of one
+/// story or caption: each beam step scores beam x vocabulary words, so `--beam 100000` would run for many
+/// minutes on one request.
+fn at_most(values: &[(&str, usize, usize)]) -> Result<(), ConfigError> {
+    match values.iter().find(|(_, value, most)| value > most) {
+        Some((key, value, most)) => Err(invalid(key, format!("{value} is more than the {most} allowed"))),
+        None => Ok(()),
+    }
+}
+
+/// The first of `values` that is negative or not finite.
+fn not_negative(values: &[(&str, f32)]) -> Result<(), ConfigError> {
+    match values.iter().find(|(_, value)| !(*value >= 0.0 && value.is_finite())) {
+        Some((key, value)) => Err(invalid(key, format!("{value} is not 0 or more"))),
+        None => Ok(()),
+    }
+}
+
+/// The first of `values` that is not a share in [0, 1).
+fn share(values: &[(&str, f64)]) -> Result<(), ConfigError> {
+    match values.iter().find(|(_, value)| !(0.0..1.0).contains(value)) {
+        Some((key, value)) => Err(invalid(key, format!("{value} is not a share from 0 up to (not including) 1"))),
+        None => Ok(()),
+    }
+}
+
+/// Held-out percentages must leave images to train on.
+fn split_percents(section: &str, valid: u32, test: u32) -> Result<(), ConfigError> {
+    if valid + test >= 100 {
+        return Err(invalid(
+            &format!("{section}.test_percent"),
+            "validation and test together must leave images to train on",
+        ));
+    }
+    Ok(())
+}
+
+impl CorpusConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.vocab_size < 3 {
+            return Err(invalid(
+                "corpus.vocab_size",
+                format!(
                     "{} is too small: ids 0 and 1 are reserved for `<eos>` and `<unk>`, so at least 3 are needed",
-                    self.corpus.vocab_size
+                    self.vocab_size
                 ),
-            });
+            ));
         }
-        if self.corpus.vocab_size > u32::MAX as usize {
-            return Err(ConfigError::Invalid {
-                key: "corpus.vocab_size".into(),
-                message: "token ids are stored as u32".into(),
-            });
+        if self.vocab_size > u32::MAX as usize {
+            return Err(invalid("corpus.vocab_size", "token ids are stored as u32"));
         }
-        let encoder = &self.encoder;
-        for (key, value) in [
-            ("encoder.word_dim", encoder.word_dim as u64),
-            ("encoder.hidden_dim", encoder.hidden_dim as u64),
-            ("encoder.max_tokens", encoder.max_tokens as u64),
-            ("encoder.batch_size", encoder.batch_size as u64),
-            ("encoder.validate_every", encoder.validate_every),
-            ("encoder.checkpoint_every", encoder.checkpoint_every),
-            ("decoder.passage_sentences", self.decoder.passage_sentences as u64),
-            ("decoder.max_tokens", self.decoder.max_tokens as u64),
-            ("decoder.word_dim", self.decoder.word_dim as u64),
-            ("decoder.hidden_dim", self.decoder.hidden_dim as u64),
-            ("decoder.max_passages", self.decoder.max_passages as u64),
-            ("decoder.batch_size", self.decoder.batch_size as u64),
-            ("decoder.validate_every", self.decoder.validate_every),
-            ("decoder.checkpoint_every", self.decoder.checkpoint_every),
-            ("bias.max_passages", self.bias.max_passages as u64),
-            ("generate.k", self.generate.k as u64),
-            ("generate.beam", self.generate.beam as u64),
-            ("generate.fallback_beam", self.generate.fallback_beam as u64),
-            ("generate.max_words", self.generate.max_words as u64),
-            ("vse.word_dim", self.vse.word_dim as u64),
-            ("vse.embed_dim", self.vse.embed_dim as u64),
-            ("vse.max_tokens", self.vse.max_tokens as u64),
-            ("vse.validate_every", self.vse.validate_every),
-            ("vse.checkpoint_every", self.vse.checkpoint_every),
-            ("captioner.word_dim", self.captioner.word_dim as u64),
-            ("captioner.hidden_dim", self.captioner.hidden_dim as u64),
-            ("captioner.attention_dim", self.captioner.attention_dim as u64),
-            ("captioner.max_tokens", self.captioner.max_tokens as u64),
-            ("captioner.batch_size", self.captioner.batch_size as u64),
-            ("captioner.validate_every", self.captioner.validate_every),
-            ("captioner.checkpoint_every", self.captioner.checkpoint_every),
-            ("captioner.beam", self.captioner.beam as u64),
-            ("captioner.max_words", self.captioner.max_words as u64),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Invalid { key: key.into(), message: "must be at least 1".into() });
-            }
-        }
-        // Search sizes bound the work of one story or caption: each beam step scores beam x vocabulary words,
-        // so `--beam 100000` would run for many minutes on one request.
-        for (key, value, most) in [
-            ("generate.beam", self.generate.beam, MAX_BEAM),
-            ("generate.fallback_beam", self.generate.fallback_beam, MAX_BEAM),
-            ("captioner.beam", self.captioner.beam, MAX_BEAM),
-            ("generate.max_words", self.generate.max_words, MAX_WORDS),
-            ("captioner.max_words", self.captioner.max_words, MAX_WORDS),
-            ("generate.k", self.generate.k, MAX_NEAREST),
-            ("generate.keywords", self.generate.keywords, MAX_KEYWORDS),
-            ("decoder.keywords", self.decoder.keywords, MAX_KEYWORDS),
-        ] {
-            if value > most {
-                return Err(ConfigError::Invalid {
-                    key: key.into(),
-                    message: format!("{value} is more than the {most} allowed"),
-                });
-            }
-        }
-        for (key, value) in
-            [("decoder.word_dropout", self.decoder.word_dropout), ("decoder.genre_dropout", self.decoder.genre_dropout)]
-        {
-            if !(0.0..1.0).contains(&value) {
-                return Err(ConfigError::Invalid {
-                    key: key.into(),
-                    message: format!("{value} is not a share from 0 up to (not including) 1"),
-                });
-            }
-        }
-        for (key, value) in [
-            ("decoder.bag_of_words", self.decoder.bag_of_words),
-            ("generate.content_strength", self.generate.content_strength),
-            ("generate.genre_strength", self.generate.genre_strength),
-            ("generate.bag_of_words", self.generate.bag_of_words),
-            ("generate.keyword_bonus", self.generate.keyword_bonus),
-            ("generate.repetition_penalty", self.generate.repetition_penalty),
-            ("generate.temperature", self.generate.temperature),
-        ] {
-            if !(value >= 0.0 && value.is_finite()) {
-                return Err(ConfigError::Invalid { key: key.into(), message: format!("{value} is not 0 or more") });
-            }
-        }
-        if encoder.bidirectional && encoder.hidden_dim % 2 != 0 {
-            return Err(ConfigError::Invalid {
-                key: "encoder.hidden_dim".into(),
-                message: format!("{} is odd; bi-skip (`encoder.bidirectional`) splits it in two", encoder.hidden_dim),
-            });
-        }
-        if !(encoder.learning_rate > 0.0 && encoder.learning_rate.is_finite()) {
-            return Err(ConfigError::Invalid {
-                key: "encoder.learning_rate".into(),
-                message: format!("{} is not a positive number", encoder.learning_rate),
-            });
-        }
-        for (key, value) in [
-            ("vse.learning_rate", self.vse.learning_rate),
-            ("vse.clip_norm", f64::from(self.vse.clip_norm)),
-            ("vse.margin", f64::from(self.vse.margin)),
-            ("decoder.learning_rate", self.decoder.learning_rate),
-            ("decoder.clip_norm", f64::from(self.decoder.clip_norm)),
-            ("captioner.learning_rate", self.captioner.learning_rate),
-            ("captioner.clip_norm", f64::from(self.captioner.clip_norm)),
-        ] {
-            if !(value > 0.0 && value.is_finite()) {
-                return Err(ConfigError::Invalid {
-                    key: key.into(),
-                    message: format!("{value} is not a positive number"),
-                });
-            }
-        }
-        if self.vse.valid_percent + self.vse.test_percent >= 100 {
-            return Err(ConfigError::Invalid {
-                key: "vse.test_percent".into(),
-                message: "validation and test together must leave images to train on".into(),
-            });
-        }
-        if self.captioner.valid_percent + self.captioner.test_percent >= 100 {
-            return Err(ConfigError::Invalid {
-                key: "captioner.test_percent".into(),
-                message: "validation and test together must leave images to train on".into(),
-            });
-        }
-        if !(0.0..1.0).contains(&self.captioner.dropout) {
-            return Err(ConfigError::Invalid {
-                key: "captioner.dropout".into(),
-                message: format!("{} is not in [0, 1)", self.captioner.dropout),
-            });
-        }
-        if !(self.captioner.attention_penalty >= 0.0 && self.captioner.attention_penalty.is_finite()) {
-            return Err(ConfigError::Invalid {
-                key: "captioner.attention_penalty".into(),
-                message: "must be 0 or more".into(),
-            });
-        }
-        if self.captioner.vocab_size < 3 {
-            return Err(ConfigError::Invalid {
-                key: "captioner.vocab_size".into(),
-                message: "must be at least 3".into(),
-            });
-        }
-        if self.generate.min_words > self.generate.max_words {
-            return Err(ConfigError::Invalid {
-                key: "generate.min_words".into(),
-                message: format!(
-                    "{} is more than generate.max_words ({})",
-                    self.generate.min_words, self.generate.max_words
-                ),
-            });
-        }
-        if !(self.generate.length_penalty >= 0.0 && self.generate.length_penalty.is_finite()) {
-            return Err(ConfigError::Invalid {
-                key: "generate.length_penalty".into(),
-                message: "must be 0 or more".into(),
-            });
-        }
-        if self.vse.batch_size < 2 {
-            return Err(ConfigError::Invalid {
-                key: "vse.batch_size".into(),
-                message: "must be at least 2: the other pairs of a batch are the negatives".into(),
-            });
-        }
-        if self.vse.vocab_size < 3 {
-            return Err(ConfigError::Invalid { key: "vse.vocab_size".into(), message: "must be at least 3".into() });
-        }
-        if !(encoder.clip_norm > 0.0 && encoder.clip_norm.is_finite()) {
-            return Err(ConfigError::Invalid {
-                key: "encoder.clip_norm".into(),
-                message: format!("{} is not a positive number", encoder.clip_norm),
-            });
-        }
-        for (genre, tags) in &self.genres {
-            if genre.trim().is_empty() {
-                return Err(ConfigError::Invalid { key: "genres".into(), message: "a genre name is empty".into() });
-            }
-            if tags.is_empty() || tags.iter().any(|tag| tag.trim().is_empty()) {
-                return Err(ConfigError::Invalid {
-                    key: format!("genres.{genre}"),
-                    message: "list at least one catalogue tag, and no empty ones".into(),
-                });
-            }
+        Ok(())
+    }
+}
+
+impl EncoderConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one(&[
+            ("encoder.word_dim", self.word_dim as u64),
+            ("encoder.hidden_dim", self.hidden_dim as u64),
+            ("encoder.max_tokens", self.max_tokens as u64),
+        ])?;
+        self.train.validate("encoder", 1)?;
+        if self.bidirectional && self.hidden_dim % 2 != 0 {
+            return Err(invalid(
+                "encoder.hidden_dim",
+                format!("{} is odd; bi-skip (`encoder.bidirectional`) splits it in two", self.hidden_dim),
+            ));
         }
         Ok(())
     }
 
-    /// The resolved settings as TOML, for `--print-config` and manifests.
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("a config always serializes")
+    /// The settings a resumed run must share with its checkpoint: they shape the weights or the batches.
+    pub fn unchanged(&self, other: &EncoderConfig) -> Vec<(String, bool)> {
+        let mut checks = vec![
+            ("encoder.word_dim".to_string(), self.word_dim == other.word_dim),
+            ("encoder.hidden_dim".into(), self.hidden_dim == other.hidden_dim),
+            ("encoder.max_tokens".into(), self.max_tokens == other.max_tokens),
+            ("encoder.sampled_softmax".into(), self.sampled_softmax == other.sampled_softmax),
+            ("encoder.per_step_context".into(), self.per_step_context == other.per_step_context),
+            ("encoder.bidirectional".into(), self.bidirectional == other.bidirectional),
+        ];
+        checks.extend(self.train.unchanged(&other.train, "encoder"));
+        checks
     }
+}
+
+impl DecoderConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one(&[
+            ("decoder.passage_sentences", self.passage_sentences as u64),
+            ("decoder.max_tokens", self.max_tokens as u64),
+            ("decoder.word_dim", self.word_dim as u64),
+            ("decoder.hidden_dim", self.hidden_dim as u64),
+            ("decoder.max_passages", self.max_passages as u64),
+        ])?;
+        self.train.validate("decoder", 1)?;
+        at_most(&[("decoder.keywords", self.keywords, MAX_KEYWORDS)])?;
+        share(&[
+            ("decoder.word_dropout", f64::from(self.word_dropout)),
+            ("decoder.genre_dropout", f64::from(self.genre_dropout)),
+        ])?;
+        not_negative(&[("decoder.bag_of_words", self.bag_of_words)])
+    }
+
+    /// The settings a resumed run must share with its checkpoint.
+    pub fn unchanged(&self, other: &DecoderConfig) -> Vec<(String, bool)> {
+        let mut checks = vec![
+            ("decoder.passage_sentences".to_string(), self.passage_sentences == other.passage_sentences),
+            ("decoder.max_tokens".into(), self.max_tokens == other.max_tokens),
+            ("decoder.word_dim".into(), self.word_dim == other.word_dim),
+            ("decoder.hidden_dim".into(), self.hidden_dim == other.hidden_dim),
+            ("decoder.per_step_context".into(), self.per_step_context == other.per_step_context),
+            ("decoder.word_dropout".into(), self.word_dropout == other.word_dropout),
+            ("decoder.bag_of_words".into(), self.bag_of_words == other.bag_of_words),
+            ("decoder.centre_context".into(), self.centre_context == other.centre_context),
+            ("decoder.keywords".into(), self.keywords == other.keywords),
+            ("decoder.genre_input".into(), self.genre_input == other.genre_input),
+            ("decoder.genre_dropout".into(), self.genre_dropout == other.genre_dropout),
+            ("decoder.max_passages".into(), self.max_passages == other.max_passages),
+            ("decoder.sampled_softmax".into(), self.sampled_softmax == other.sampled_softmax),
+        ];
+        checks.extend(self.train.unchanged(&other.train, "decoder"));
+        checks
+    }
+}
+
+impl VseConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one(&[
+            ("vse.word_dim", self.word_dim as u64),
+            ("vse.embed_dim", self.embed_dim as u64),
+            ("vse.max_tokens", self.max_tokens as u64),
+        ])?;
+        // The other pairs of a batch are each pair's negatives.
+        self.train.validate("vse", 2)?;
+        if !(self.margin > 0.0 && self.margin.is_finite()) {
+            return Err(invalid("vse.margin", format!("{} is not a positive number", self.margin)));
+        }
+        split_percents("vse", self.valid_percent, self.test_percent)?;
+        if self.vocab_size < 3 {
+            return Err(invalid("vse.vocab_size", "must be at least 3"));
+        }
+        Ok(())
+    }
+
+    /// The settings a resumed run must share with its checkpoint.
+    pub fn unchanged(&self, other: &VseConfig) -> Vec<(String, bool)> {
+        let mut checks = vec![
+            ("vse.word_dim".to_string(), self.word_dim == other.word_dim),
+            ("vse.embed_dim".into(), self.embed_dim == other.embed_dim),
+            ("vse.max_tokens".into(), self.max_tokens == other.max_tokens),
+            ("vse.valid_percent".into(), self.valid_percent == other.valid_percent),
+            ("vse.test_percent".into(), self.test_percent == other.test_percent),
+        ];
+        checks.extend(self.train.unchanged(&other.train, "vse"));
+        checks
+    }
+}
+
+impl CaptionerConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one(&[
+            ("captioner.word_dim", self.word_dim as u64),
+            ("captioner.hidden_dim", self.hidden_dim as u64),
+            ("captioner.attention_dim", self.attention_dim as u64),
+            ("captioner.max_tokens", self.max_tokens as u64),
+            ("captioner.beam", self.beam as u64),
+            ("captioner.max_words", self.max_words as u64),
+        ])?;
+        self.train.validate("captioner", 1)?;
+        at_most(&[("captioner.beam", self.beam, MAX_BEAM), ("captioner.max_words", self.max_words, MAX_WORDS)])?;
+        split_percents("captioner", self.valid_percent, self.test_percent)?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(invalid("captioner.dropout", format!("{} is not in [0, 1)", self.dropout)));
+        }
+        if !(self.attention_penalty >= 0.0 && self.attention_penalty.is_finite()) {
+            return Err(invalid("captioner.attention_penalty", "must be 0 or more"));
+        }
+        if self.vocab_size < 3 {
+            return Err(invalid("captioner.vocab_size", "must be at least 3"));
+        }
+        Ok(())
+    }
+}
+
+impl CaptionerConfig {
+    /// The settings a resumed run must share with its checkpoint.
+    pub fn unchanged(&self, other: &CaptionerConfig) -> Vec<(String, bool)> {
+        let mut checks = vec![
+            ("captioner.word_dim".to_string(), self.word_dim == other.word_dim),
+            ("captioner.hidden_dim".into(), self.hidden_dim == other.hidden_dim),
+            ("captioner.attention_dim".into(), self.attention_dim == other.attention_dim),
+            ("captioner.max_tokens".into(), self.max_tokens == other.max_tokens),
+            ("captioner.valid_percent".into(), self.valid_percent == other.valid_percent),
+            ("captioner.test_percent".into(), self.test_percent == other.test_percent),
+        ];
+        checks.extend(self.train.unchanged(&other.train, "captioner"));
+        checks
+    }
+}
+
+impl BiasConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one(&[("bias.max_passages", self.max_passages as u64)])
+    }
+}
+
+impl GenerateConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one(&[
+            ("generate.k", self.k as u64),
+            ("generate.beam", self.beam as u64),
+            ("generate.fallback_beam", self.fallback_beam as u64),
+            ("generate.max_words", self.max_words as u64),
+        ])?;
+        at_most(&[
+            ("generate.beam", self.beam, MAX_BEAM),
+            ("generate.fallback_beam", self.fallback_beam, MAX_BEAM),
+            ("generate.max_words", self.max_words, MAX_WORDS),
+            ("generate.k", self.k, MAX_NEAREST),
+            ("generate.keywords", self.keywords, MAX_KEYWORDS),
+        ])?;
+        not_negative(&[
+            ("generate.content_strength", self.content_strength),
+            ("generate.genre_strength", self.genre_strength),
+            ("generate.bag_of_words", self.bag_of_words),
+            ("generate.keyword_bonus", self.keyword_bonus),
+            ("generate.repetition_penalty", self.repetition_penalty),
+            ("generate.temperature", self.temperature),
+            ("generate.length_penalty", self.length_penalty),
+        ])?;
+        if self.min_words > self.max_words {
+            return Err(invalid(
+                "generate.min_words",
+                format!("{} is more than generate.max_words ({})", self.min_words, self.max_words),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn validate_genres(genres: &BTreeMap<String, Vec<String>>) -> Result<(), ConfigError> {
+    for (genre, tags) in genres {
+        if genre.trim().is_empty() {
+            return Err(invalid("genres", "a genre name is empty"));
+        }
+        if tags.is_empty() || tags.iter().any(|tag| tag.trim().is_empty()) {
+            return Err(invalid(&format!("genres.{genre}"), "list at least one catalogue tag, and no empty ones"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -836,5 +928,59 @@ mod tests {
         }
         let demo = Config::load(Some(&root.join("demo.toml")), &[]).unwrap();
         assert_eq!(demo, Config::default(), "configs/demo.toml and Config::default() must agree");
+    }
+
+    #[test]
+    fn a_partial_train_table_keeps_its_own_sections_defaults() {
+        let file = write_config("[decoder.train]\nsteps = 12\n");
+        let config = Config::load(Some(file.path()), &[]).unwrap();
+        assert_eq!(config.decoder.train.steps, 12);
+        assert_eq!(config.decoder.train.batch_size, DecoderConfig::default().train.batch_size);
+        assert_eq!(config.decoder.train.learning_rate, DecoderConfig::default().train.learning_rate);
+        let config = Config::load(None, &[Override::parse("vse.train.steps=7").unwrap()]).unwrap();
+        assert_eq!((config.vse.train.steps, config.vse.train.batch_size), (7, VseConfig::default().train.batch_size));
+    }
+
+    #[test]
+    fn flat_schedule_keys_of_older_files_and_overrides_still_load() {
+        let file = write_config("[encoder]\nsteps = 9\nword_dim = 16\n\n[vse]\nbatch_size = 4\n");
+        let overrides =
+            [Override::parse("decoder.learning_rate=0.5").unwrap(), Override::parse("encoder.steps=11").unwrap()];
+        let config = Config::load(Some(file.path()), &overrides).unwrap();
+        assert_eq!((config.encoder.train.steps, config.encoder.word_dim), (11, 16), "a later override wins");
+        assert_eq!(config.vse.train.batch_size, 4);
+        assert_eq!(config.decoder.train.learning_rate, 0.5);
+        assert_eq!(config.encoder.train.batch_size, EncoderConfig::default().train.batch_size);
+
+        let both = write_config("[encoder]\nsteps = 9\n\n[encoder.train]\nsteps = 10\n");
+        let error = Config::load(Some(both.path()), &[]).unwrap_err().to_string();
+        assert!(error.contains("encoder.steps") && error.contains("encoder.train.steps"), "{error}");
+
+        // A manifest's config written before the table existed.
+        let mut flat = toml::Table::try_from(EncoderConfig::default()).unwrap();
+        let train = flat.remove("train").unwrap();
+        flat.extend(train.as_table().unwrap().clone());
+        let json = serde_json::to_string(&flat).unwrap();
+        #[derive(Deserialize)]
+        struct Manifest {
+            #[serde(deserialize_with = "section_with_lifted_schedule")]
+            config: EncoderConfig,
+        }
+        let manifest: Manifest = serde_json::from_str(&format!("{{\"config\": {json}}}")).unwrap();
+        assert_eq!(manifest.config, EncoderConfig::default());
+    }
+
+    #[test]
+    fn each_section_names_its_own_bad_key() {
+        for (assignment, key) in [
+            ("encoder.train.learning_rate=0", "encoder.train.learning_rate"),
+            ("vse.train.batch_size=1", "vse.train.batch_size"),
+            ("captioner.train.validate_every=0", "captioner.train.validate_every"),
+            ("decoder.word_dropout=1.5", "decoder.word_dropout"),
+            ("generate.beam=100000", "generate.beam"),
+        ] {
+            let error = Config::load(None, &[Override::parse(assignment).unwrap()]).unwrap_err().to_string();
+            assert!(error.contains(key), "{assignment}: {error}");
+        }
     }
 }
