@@ -11,6 +11,7 @@ use crate::corpus::manifest::{CreatedBy, InputFile};
 use crate::features::FeaturesInput;
 use crate::model::captioner::{Captioner, CaptionerModelConfig};
 use crate::text::vocab::Vocabulary;
+use crate::util::Cause;
 use crate::util::tensor_file::read_widened;
 
 pub const CAPTIONER_FILE: &str = "captioner.safetensors";
@@ -53,10 +54,18 @@ pub struct TrainedCaptioner {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptionerLoadError {
-    #[error("cannot read `{path}`: {message}")]
-    Read { path: PathBuf, message: String },
-    #[error("`{path}` is not a captioner folder ({message})")]
-    NotCaptioner { path: PathBuf, message: String },
+    #[error("cannot read `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
+    #[error("`{path}` is not a captioner folder")]
+    NotCaptioner {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error(
         "the vocabulary in `{path}` is not the one the captioner was trained with (hash {found}, manifest says {expected})"
     )]
@@ -66,16 +75,16 @@ pub enum CaptionerLoadError {
 impl TrainedCaptioner {
     pub fn load(dir: &Path) -> Result<TrainedCaptioner, CaptionerLoadError> {
         let manifest_path = dir.join(MANIFEST_FILE);
-        let read_error = |path: &Path, message: String| CaptionerLoadError::Read { path: path.to_path_buf(), message };
-        let bytes = std::fs::read(&manifest_path).map_err(|error| read_error(&manifest_path, error.to_string()))?;
-        let not_captioner = |message: String| CaptionerLoadError::NotCaptioner { path: dir.to_path_buf(), message };
+        let read_error = |path: &Path, source: Cause| CaptionerLoadError::Read { path: path.to_path_buf(), source };
+        let bytes = std::fs::read(&manifest_path).map_err(|error| read_error(&manifest_path, error.into()))?;
+        let not_captioner = |source: Cause| CaptionerLoadError::NotCaptioner { path: dir.to_path_buf(), source };
         let manifest: CaptionerManifest =
-            serde_json::from_slice(&bytes).map_err(|error| not_captioner(error.to_string()))?;
+            serde_json::from_slice(&bytes).map_err(|error| not_captioner(error.into()))?;
         if manifest.format != FORMAT {
-            return Err(not_captioner(format!("format `{}`, expected `{FORMAT}`", manifest.format)));
+            return Err(not_captioner(Cause::from(format!("format `{}`, expected `{FORMAT}`", manifest.format))));
         }
         let tokenizer = dir.join(TOKENIZER_FILE);
-        let vocabulary = Vocabulary::load(&tokenizer).map_err(|error| read_error(&tokenizer, error.to_string()))?;
+        let vocabulary = Vocabulary::load(&tokenizer).map_err(|error| read_error(&tokenizer, error.into()))?;
         if vocabulary.content_hash() != manifest.vocabulary_hash {
             return Err(CaptionerLoadError::VocabularyMismatch {
                 path: tokenizer,
@@ -86,9 +95,9 @@ impl TrainedCaptioner {
         let device = Device::flex();
         let mut model = model_config(&manifest.config, vocabulary.len(), manifest.feature_dim).init(&device);
         let weights = dir.join(CAPTIONER_FILE);
-        let bytes = read_widened(&weights).map_err(|error| read_error(&weights, error.to_string()))?;
+        let bytes = read_widened(&weights).map_err(|error| read_error(&weights, error.into()))?;
         let mut store = SafetensorsStore::from_bytes(Some(bytes));
-        model.load_from(&mut store).map_err(|error| read_error(&weights, error.to_string()))?;
+        model.load_from(&mut store).map_err(|error| read_error(&weights, error.into()))?;
         Ok(TrainedCaptioner { dir: dir.to_path_buf(), manifest, vocabulary, model, device })
     }
 

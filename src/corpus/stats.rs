@@ -8,6 +8,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::manifest::BookRecord;
+use crate::util::Cause;
 use crate::util::{IoContext, PathError};
 
 /// Why the statistics could not be written or read.
@@ -15,13 +16,17 @@ use crate::util::{IoContext, PathError};
 pub enum StatsError {
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error("statistics `{path}`: {message}")]
-    Polars { path: String, message: String },
+    #[error("statistics `{path}`")]
+    Polars {
+        path: String,
+        #[source]
+        source: Cause,
+    },
 }
 
 impl StatsError {
     fn polars(path: &Path) -> impl Fn(PolarsError) -> StatsError + '_ {
-        move |error| StatsError::Polars { path: path.display().to_string(), message: error.to_string() }
+        move |error| StatsError::Polars { path: path.display().to_string(), source: error.into() }
     }
 }
 
@@ -67,7 +72,7 @@ pub fn read_string_column(path: &Path) -> Result<Vec<String>, StatsError> {
         .columns()
         .iter()
         .find(|column| column.dtype() == &DataType::String)
-        .ok_or_else(|| StatsError::Polars { path: path.display().to_string(), message: "no text column".into() })?;
+        .ok_or_else(|| StatsError::Polars { path: path.display().to_string(), source: "no text column".into() })?;
     let values = column.str().map_err(StatsError::polars(path))?;
     Ok(values.iter().map(|value| value.unwrap_or_default().to_string()).collect())
 }

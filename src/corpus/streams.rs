@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use crate::util::Cause;
 use crate::util::{IoContext, PathError};
 
 pub const TOKENS_FILE: &str = "tokens.u32";
@@ -114,8 +115,12 @@ impl SplitWriter {
 pub enum StreamError {
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error("`{path}` is damaged: {message}")]
-    Damaged { path: PathBuf, message: String },
+    #[error("`{path}` is damaged")]
+    Damaged {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
 }
 
 /// A memory-mapped split: nothing is read until asked for.
@@ -143,7 +148,7 @@ impl SplitStreams {
             paragraphs: map(PARAGRAPHS_FILE)?,
             books: map(BOOKS_FILE)?,
         };
-        let damaged = |name: &str, message: String| StreamError::Damaged { path: dir.join(name), message };
+        let damaged = |name: &str, source: Cause| StreamError::Damaged { path: dir.join(name), source };
         for (name, bytes, width) in [
             (TOKENS_FILE, &streams.tokens, 4),
             (SENTENCES_FILE, &streams.sentences, 8),
@@ -153,7 +158,7 @@ impl SplitStreams {
             if bytes.len() % width != 0 || (width == 8 && bytes.is_empty()) {
                 return Err(damaged(
                     name,
-                    format!("its size, {} bytes, is not a whole number of entries", bytes.len()),
+                    format!("its size, {} bytes, is not a whole number of entries", bytes.len()).into(),
                 ));
             }
         }
@@ -165,7 +170,7 @@ impl SplitStreams {
         for (name, offsets, end) in checks {
             if offsets[0] != 0 || offsets[offsets.len() - 1] != end || offsets.windows(2).any(|pair| pair[0] > pair[1])
             {
-                return Err(damaged(name, format!("offsets must rise from 0 to {end}")));
+                return Err(damaged(name, Cause::from(format!("offsets must rise from 0 to {end}"))));
             }
         }
         Ok(streams)
@@ -255,7 +260,7 @@ mod tests {
         writer.add_book(&[1, 2], &[2], &[1]).unwrap();
         writer.finish().unwrap();
         std::fs::write(dir.path().join(TOKENS_FILE), [1u8, 0, 0, 0]).unwrap();
-        let error = SplitStreams::open(dir.path()).unwrap_err().to_string();
+        let error = crate::util::error_chain(&SplitStreams::open(dir.path()).unwrap_err());
         assert!(error.contains("sentences.u64") && error.contains("rise from 0 to 1"), "{error}");
     }
 }

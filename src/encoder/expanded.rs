@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::util::Cause;
 use crate::util::{IoContext, PathError};
 
 pub const WORDS_FILE: &str = "words.txt";
@@ -66,8 +67,12 @@ pub struct ExpandedManifest {
 pub enum ExpandedError {
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error("`{path}` is damaged: {message}")]
-    Damaged { path: PathBuf, message: String },
+    #[error("`{path}` is damaged")]
+    Damaged {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
 }
 
 /// An opened table: the word index in memory, the numbers memory-mapped.
@@ -80,25 +85,28 @@ pub struct ExpandedVocab {
 
 impl ExpandedVocab {
     pub fn open(dir: &Path) -> Result<ExpandedVocab, ExpandedError> {
-        let damaged = |path: PathBuf, message: String| ExpandedError::Damaged { path, message };
+        let damaged = |path: PathBuf, source: Cause| ExpandedError::Damaged { path, source };
         let manifest_path = dir.join(MANIFEST_FILE);
         let bytes = std::fs::read(&manifest_path).path_context("read", &manifest_path)?;
         let manifest: ExpandedManifest =
-            serde_json::from_slice(&bytes).map_err(|error| damaged(manifest_path.clone(), error.to_string()))?;
+            serde_json::from_slice(&bytes).map_err(|error| damaged(manifest_path.clone(), error.into()))?;
         let table_path = dir.join(manifest.dtype.file_name());
         let file = std::fs::File::open(&table_path).path_context("open", &table_path)?;
         // SAFETY: the folder is written once through a staging folder and never modified in place.
         let table = unsafe { memmap2::Mmap::map(&file) }.path_context("memory-map", &table_path)?;
         let expected = manifest.rows * manifest.dim * manifest.dtype.width();
         if table.len() != expected {
-            return Err(damaged(table_path, format!("{} bytes, expected {expected}", table.len())));
+            return Err(damaged(table_path, Cause::from(format!("{} bytes, expected {expected}", table.len()))));
         }
         let words_path = dir.join(WORDS_FILE);
         let words = std::fs::read_to_string(&words_path).path_context("read", &words_path)?;
         let index: HashMap<String, u32> =
             words.lines().enumerate().map(|(row, word)| (word.to_string(), row as u32)).collect();
         if words.lines().count() != manifest.rows {
-            return Err(damaged(words_path, format!("{} words, expected {}", words.lines().count(), manifest.rows)));
+            return Err(damaged(
+                words_path,
+                Cause::from(format!("{} words, expected {}", words.lines().count(), manifest.rows)),
+            ));
         }
         Ok(ExpandedVocab { manifest, index, table })
     }

@@ -20,6 +20,7 @@ use crate::encoder::expanded::{ExpandedError, ExpandedVocab};
 use crate::model::batch::PaddedBatch;
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::text::{UNK_ID, Vocabulary, VocabularyError};
+use crate::util::Cause;
 use crate::util::values::f32_values;
 use crate::util::{IoContext, PathError};
 
@@ -58,14 +59,22 @@ const BATCH: usize = 256;
 pub enum EncoderError {
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error("`{path}` is not a storytool encoder manifest: {message}")]
-    Manifest { path: PathBuf, message: String },
+    #[error("`{path}` is not a storytool encoder manifest")]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error(transparent)]
     Vocabulary(#[from] VocabularyError),
     #[error("the vocabulary in `{dir}` has hash {found}, but the encoder was trained on {expected}")]
     VocabularyMismatch { dir: PathBuf, expected: String, found: String },
-    #[error("cannot load the weights `{path}`: {message}")]
-    Weights { path: PathBuf, message: String },
+    #[error("cannot load the weights `{path}`")]
+    Weights {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error(transparent)]
     Expanded(#[from] ExpandedError),
     #[error(
@@ -103,22 +112,22 @@ impl SentenceEncoder {
             .with_bidirectional(manifest.config.bidirectional);
         let mut model = config.init(&device);
         let weights = dir.join(ENCODER_FILE);
-        let weights_error = |message: String| EncoderError::Weights { path: weights.clone(), message };
+        let weights_error = |source: Cause| EncoderError::Weights { path: weights.clone(), source };
         if !weights.is_file() {
             return Err(weights_error("the file does not exist".into()));
         }
         // The file holds the encoder half only: the decoders are not needed to encode.
         let mut store = SafetensorsStore::from_file(&weights).allow_partial(true);
-        let applied = model.load_from(&mut store).map_err(|error| weights_error(error.to_string()))?;
+        let applied = model.load_from(&mut store).map_err(|error| weights_error(error.into()))?;
         let loaded_encoder = applied.applied.iter().any(|path| path.starts_with("encoder."))
             && (!manifest.config.bidirectional
                 || applied.applied.iter().any(|path| path.starts_with("encoder_backward.")));
         let loaded_embedding = applied.applied.iter().any(|path| path.starts_with("embedding."));
         if !applied.errors.is_empty() || !loaded_encoder || !loaded_embedding {
-            return Err(weights_error(format!(
+            return Err(weights_error(Cause::from(format!(
                 "expected the embedding and encoder tensors; applied {:?}, errors {:?}",
                 applied.applied, applied.errors
-            )));
+            ))));
         }
         Ok(SentenceEncoder { model: model.valid(), vocabulary, manifest, device, expanded: None })
     }
@@ -261,11 +270,11 @@ pub fn read_manifest_and_vocabulary(dir: &Path) -> Result<(EncoderManifest, Voca
     let manifest_path = dir.join(MANIFEST_FILE);
     let bytes = std::fs::read(&manifest_path).path_context("read", &manifest_path)?;
     let manifest: EncoderManifest = serde_json::from_slice(&bytes)
-        .map_err(|error| EncoderError::Manifest { path: manifest_path.clone(), message: error.to_string() })?;
+        .map_err(|error| EncoderError::Manifest { path: manifest_path.clone(), source: error.into() })?;
     if manifest.format != ENCODER_FORMAT {
         return Err(EncoderError::Manifest {
             path: manifest_path,
-            message: format!("format `{}`, expected `{ENCODER_FORMAT}`", manifest.format),
+            source: Cause::from(format!("format `{}`, expected `{ENCODER_FORMAT}`", manifest.format)),
         });
     }
     let vocabulary = Vocabulary::load(&dir.join(TOKENIZER_FILE))?;

@@ -10,6 +10,7 @@ use crate::corpus::decode::{NotText, decode};
 use crate::corpus::discover::stays_inside;
 use crate::story::decoder::{DecoderManifest, HeldOutBooks};
 use crate::text::{UNK_ID, Vocabulary};
+use crate::util::Cause;
 
 /// One held-out book: its tags and its sentences as ids of the model's vocabulary.
 #[derive(Debug, Clone)]
@@ -24,8 +25,12 @@ pub struct HeldOutText {
 /// Why held-out books could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum BooksError {
-    #[error("cannot read the held-out book `{path}`: {message}")]
-    Read { path: PathBuf, message: String },
+    #[error("cannot read the held-out book `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error(
         "the model records no held-out books (it predates `evaluate`)\n\nhint: pass `--corpus DIR`, a corpus whose validation books it did not train on"
     )]
@@ -47,13 +52,13 @@ pub fn read_held_out(
         .map(|book| {
             let path = folder.join(&book.file);
             if !stays_inside(&book.file) {
-                return Err(BooksError::Read { path, message: "the name leaves the books folder".into() });
+                return Err(BooksError::Read { path, source: "the name leaves the books folder".into() });
             }
-            let bytes = std::fs::read(&path)
-                .map_err(|error| BooksError::Read { path: path.clone(), message: error.to_string() })?;
+            let bytes =
+                std::fs::read(&path).map_err(|error| BooksError::Read { path: path.clone(), source: error.into() })?;
             let (text, _) = decode(bytes).map_err(|error| BooksError::Read {
                 path: path.clone(),
-                message: match error {
+                source: match error {
                     NotText::Empty => "it is empty".into(),
                     NotText::Binary => "it is binary, not text".into(),
                 },

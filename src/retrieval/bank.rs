@@ -18,6 +18,7 @@ use crate::corpus::manifest::{CreatedBy, InputFile};
 use crate::encoder::SentenceEncoder;
 use crate::progress::Progress;
 use crate::text::content::distinct_content_words;
+use crate::util::Cause;
 use crate::util::PathError;
 use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
@@ -85,8 +86,12 @@ pub enum BankError {
     Staging(#[from] StagingError),
     #[error(transparent)]
     Tensor(#[from] TensorFileError),
-    #[error("`{path}` is not a caption bank: {message}")]
-    NotBank { path: PathBuf, message: String },
+    #[error("`{path}` is not a caption bank")]
+    NotBank {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error(
         "the caption bank `{bank}` was built with another VSE (vocabulary {bank_hash}, {bank_dim}-d) than `{vse}` (vocabulary {vse_hash}, {vse_dim}-d)\n\nhint: rebuild it with `storytool build-caption-bank --vse {vse}`"
     )]
@@ -167,12 +172,12 @@ pub fn build_bank(
 
 impl CaptionBank {
     pub fn load(dir: &Path) -> Result<CaptionBank, BankError> {
-        let not_bank = |message: String| BankError::NotBank { path: dir.to_path_buf(), message };
+        let not_bank = |source: Cause| BankError::NotBank { path: dir.to_path_buf(), source };
         let manifest_path = dir.join(MANIFEST_FILE);
         let bytes = std::fs::read(&manifest_path).map_err(|error| PathError::new("read", &manifest_path, error))?;
-        let manifest: BankManifest = serde_json::from_slice(&bytes).map_err(|error| not_bank(error.to_string()))?;
+        let manifest: BankManifest = serde_json::from_slice(&bytes).map_err(|error| not_bank(error.into()))?;
         if manifest.format != FORMAT {
-            return Err(not_bank(format!("format `{}`, expected `{FORMAT}`", manifest.format)));
+            return Err(not_bank(Cause::from(format!("format `{}`, expected `{FORMAT}`", manifest.format))));
         }
         let ids_path = dir.join(IDS_FILE);
         let ids: Vec<String> = std::fs::read_to_string(&ids_path)
@@ -182,19 +187,22 @@ impl CaptionBank {
             .collect();
         let vectors = read_table(&dir.join(BANK_FILE), "vectors")?;
         if vectors.rows != ids.len() || vectors.columns != manifest.embed_dim {
-            return Err(not_bank(format!(
+            return Err(not_bank(Cause::from(format!(
                 "{} ids but a {}x{} table (manifest: {}-d)",
                 ids.len(),
                 vectors.rows,
                 vectors.columns,
                 manifest.embed_dim
-            )));
+            ))));
         }
         let thoughts = match &manifest.thoughts {
             Some(info) => {
                 let table = read_table(&dir.join(BANK_FILE), "thoughts")?;
                 if table.rows != ids.len() || table.columns != info.dim {
-                    return Err(not_bank(format!("its thoughts table is {}x{}", table.rows, table.columns)));
+                    return Err(not_bank(Cause::from(format!(
+                        "its thoughts table is {}x{}",
+                        table.rows, table.columns
+                    ))));
                 }
                 Some(table)
             }
@@ -207,7 +215,11 @@ impl CaptionBank {
             let mut lines: Vec<String> =
                 if ids.is_empty() { Vec::new() } else { text.split('\n').map(String::from).collect() };
             if lines.len() != ids.len() {
-                return Err(not_bank(format!("{} ids but {} lines in {KEYWORDS_FILE}", ids.len(), lines.len())));
+                return Err(not_bank(Cause::from(format!(
+                    "{} ids but {} lines in {KEYWORDS_FILE}",
+                    ids.len(),
+                    lines.len()
+                ))));
             }
             lines.shrink_to_fit();
             Some(lines)

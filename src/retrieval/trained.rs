@@ -12,6 +12,7 @@ use crate::corpus::manifest::{CreatedBy, InputFile};
 use crate::features::FeaturesInput;
 use crate::model::vse::{Vse, VseModelConfig};
 use crate::text::vocab::Vocabulary;
+use crate::util::Cause;
 
 pub const VSE_FILE: &str = "vse.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -61,10 +62,18 @@ pub struct TrainedVse {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VseLoadError {
-    #[error("cannot read `{path}`: {message}")]
-    Read { path: PathBuf, message: String },
-    #[error("`{path}` is not a VSE folder ({message})")]
-    NotVse { path: PathBuf, message: String },
+    #[error("cannot read `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
+    #[error("`{path}` is not a VSE folder")]
+    NotVse {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error(
         "the vocabulary in `{path}` is not the one the VSE was trained with (hash {found}, manifest says {expected})"
     )]
@@ -74,18 +83,18 @@ pub enum VseLoadError {
 impl TrainedVse {
     pub fn load(dir: &Path) -> Result<TrainedVse, VseLoadError> {
         let manifest_path = dir.join(MANIFEST_FILE);
-        let read_error = |path: &Path, message: String| VseLoadError::Read { path: path.to_path_buf(), message };
-        let bytes = std::fs::read(&manifest_path).map_err(|error| read_error(&manifest_path, error.to_string()))?;
+        let read_error = |path: &Path, source: Cause| VseLoadError::Read { path: path.to_path_buf(), source };
+        let bytes = std::fs::read(&manifest_path).map_err(|error| read_error(&manifest_path, error.into()))?;
         let manifest: VseManifest = serde_json::from_slice(&bytes)
-            .map_err(|error| VseLoadError::NotVse { path: dir.to_path_buf(), message: error.to_string() })?;
+            .map_err(|error| VseLoadError::NotVse { path: dir.to_path_buf(), source: error.into() })?;
         if manifest.format != FORMAT {
             return Err(VseLoadError::NotVse {
                 path: dir.to_path_buf(),
-                message: format!("format `{}`, expected `{FORMAT}`", manifest.format),
+                source: Cause::from(format!("format `{}`, expected `{FORMAT}`", manifest.format)),
             });
         }
         let tokenizer = dir.join(TOKENIZER_FILE);
-        let vocabulary = Vocabulary::load(&tokenizer).map_err(|error| read_error(&tokenizer, error.to_string()))?;
+        let vocabulary = Vocabulary::load(&tokenizer).map_err(|error| read_error(&tokenizer, error.into()))?;
         if vocabulary.content_hash() != manifest.vocabulary_hash {
             return Err(VseLoadError::VocabularyMismatch {
                 path: tokenizer,
@@ -99,7 +108,7 @@ impl TrainedVse {
             VseModelConfig::new(vocabulary.len(), config.word_dim, config.embed_dim, manifest.image_dim).init(&device);
         let weights = dir.join(VSE_FILE);
         let mut store = SafetensorsStore::from_file(&weights);
-        model.load_from(&mut store).map_err(|error| read_error(&weights, error.to_string()))?;
+        model.load_from(&mut store).map_err(|error| read_error(&weights, error.into()))?;
         Ok(TrainedVse { dir: dir.to_path_buf(), manifest, vocabulary, model, device })
     }
 

@@ -21,6 +21,7 @@ use super::pool::{Refused, WorkerPool};
 use crate::config::GenerateConfig;
 use crate::story::generate::{Generator, StoryInput, StoryOptions};
 use crate::util::cancel::CancelFlag;
+use crate::util::error_chain;
 use crate::vision::{ImageError, decode_image_within};
 
 const PAGE: &str = include_str!("page.html");
@@ -310,13 +311,16 @@ async fn story(State(state): State<ServeState>, multipart: Multipart) -> Result<
         let result = match decode_image_within(&image, "the uploaded image", max_pixels) {
             Ok(picture) => {
                 generator.generate_cancellable(&StoryInput::Image(picture), &options, &cancel).map_err(|error| {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("generation failed: {error}"))
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("generation failed: {}", error_chain(&error)),
+                    )
                 })
             }
             Err(error @ ImageError::TooLarge { .. }) => {
-                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string()))
+                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, error_chain(&error)))
             }
-            Err(error) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())),
+            Err(error) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error_chain(&error))),
         };
         let _ = sender.send((result, started.elapsed()));
     });

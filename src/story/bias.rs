@@ -21,6 +21,7 @@ use crate::corpus::{Corpus, CorpusError};
 use crate::encoder::{EncoderError, SentenceEncoder};
 use crate::progress::Progress;
 use crate::story::passages::{evenly, long_paragraphs, passage_vectors};
+use crate::util::Cause;
 use crate::util::PathError;
 use crate::util::atomic::{StagingDir, StagingError, write_json};
 use crate::util::tensor_file::{Precision, Table, TensorFileError, read_table, write_tables};
@@ -76,8 +77,12 @@ pub enum BiasError {
     Staging(#[from] StagingError),
     #[error(transparent)]
     Tensor(#[from] TensorFileError),
-    #[error("`{path}` is not a bias folder: {message}")]
-    NotBias { path: PathBuf, message: String },
+    #[error("`{path}` is not a bias folder")]
+    NotBias {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error(
         "the encoder `{encoder}` uses another vocabulary ({encoder_hash}) than the corpus `{corpus}` ({corpus_hash})"
     )]
@@ -193,12 +198,12 @@ pub fn compute_bias(request: &BiasRequest, progress: &dyn Progress) -> Result<St
 
 impl StyleBias {
     pub fn load(dir: &Path) -> Result<StyleBias, BiasError> {
-        let not_bias = |message: String| BiasError::NotBias { path: dir.to_path_buf(), message };
+        let not_bias = |source: Cause| BiasError::NotBias { path: dir.to_path_buf(), source };
         let path = dir.join(MANIFEST_FILE);
         let bytes = std::fs::read(&path).map_err(|error| PathError::new("read", &path, error))?;
-        let manifest: BiasManifest = serde_json::from_slice(&bytes).map_err(|error| not_bias(error.to_string()))?;
+        let manifest: BiasManifest = serde_json::from_slice(&bytes).map_err(|error| not_bias(error.into()))?;
         if manifest.format != FORMAT {
-            return Err(not_bias(format!("format `{}`, expected `{FORMAT}`", manifest.format)));
+            return Err(not_bias(Cause::from(format!("format `{}`, expected `{FORMAT}`", manifest.format))));
         }
         let file = dir.join(BIAS_FILE);
         let caption = read_table(&file, "caption")?.values;
@@ -207,7 +212,7 @@ impl StyleBias {
             genres.insert(name.clone(), read_table(&file, &format!("genre.{name}"))?.values);
         }
         if caption.len() != manifest.dim || genres.values().any(|vector| vector.len() != manifest.dim) {
-            return Err(not_bias(format!("vectors are not {}-d as the manifest says", manifest.dim)));
+            return Err(not_bias(Cause::from(format!("vectors are not {}-d as the manifest says", manifest.dim))));
         }
         Ok(StyleBias { manifest, caption, genres })
     }

@@ -15,6 +15,7 @@ use crate::corpus::Corpus;
 use crate::corpus::manifest::CreatedBy;
 use crate::model::story_decoder::{StoryDecoder, StoryDecoderConfig};
 use crate::text::vocab::Vocabulary;
+use crate::util::Cause;
 use crate::util::PathError;
 use crate::util::tensor_file::read_widened;
 
@@ -28,8 +29,12 @@ pub const DECODER_FORMAT: &str = "storytool-story-decoder";
 pub enum DecoderError {
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error("cannot load the story decoder `{path}`: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("cannot load the story decoder `{path}`")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
 }
 
 /// `manifest.json` of a trained story decoder.
@@ -141,32 +146,32 @@ impl HeldOutBooks {
 
 /// A trained decoder folder: model, vocabulary (checked against its manifest) and manifest.
 pub fn load_decoder(dir: &Path) -> Result<(StoryDecoder, Vocabulary, DecoderManifest), DecoderError> {
-    let error = |message: String| DecoderError::Invalid { path: dir.to_path_buf(), message };
+    let error = |source: Cause| DecoderError::Invalid { path: dir.to_path_buf(), source };
     let manifest_path = dir.join(MANIFEST_FILE);
     let bytes = std::fs::read(&manifest_path).map_err(|e| PathError::new("read", &manifest_path, e))?;
-    let manifest: DecoderManifest = serde_json::from_slice(&bytes).map_err(|e| error(e.to_string()))?;
+    let manifest: DecoderManifest = serde_json::from_slice(&bytes).map_err(|e| error(e.into()))?;
     if manifest.format != DECODER_FORMAT {
-        return Err(error(format!("format `{}`, expected `{DECODER_FORMAT}`", manifest.format)));
+        return Err(error(Cause::from(format!("format `{}`, expected `{DECODER_FORMAT}`", manifest.format))));
     }
-    let vocabulary = Vocabulary::load(&dir.join(TOKENIZER_FILE)).map_err(|e| error(e.to_string()))?;
+    let vocabulary = Vocabulary::load(&dir.join(TOKENIZER_FILE)).map_err(|e| error(e.into()))?;
     if vocabulary.content_hash() != manifest.vocabulary_hash {
-        return Err(error(format!(
+        return Err(error(Cause::from(format!(
             "its tokenizer.json (hash {}) is not the vocabulary it was trained with ({})",
             vocabulary.content_hash(),
             manifest.vocabulary_hash
-        )));
+        ))));
     }
     if vocabulary.len() != manifest.vocabulary_size {
-        return Err(error(format!(
+        return Err(error(Cause::from(format!(
             "its tokenizer.json has {} words, its manifest says {}",
             vocabulary.len(),
             manifest.vocabulary_size
-        )));
+        ))));
     }
     let device = Device::flex();
     let mut model = manifest.model_config().init(&device);
-    let weights = read_widened(&dir.join(DECODER_FILE)).map_err(|e| error(e.to_string()))?;
+    let weights = read_widened(&dir.join(DECODER_FILE)).map_err(|e| error(e.into()))?;
     let mut store = SafetensorsStore::from_bytes(Some(weights));
-    model.load_from(&mut store).map_err(|e| error(e.to_string()))?;
+    model.load_from(&mut store).map_err(|e| error(e.into()))?;
     Ok((model, vocabulary, manifest))
 }

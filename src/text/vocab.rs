@@ -17,6 +17,7 @@ use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::{PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
 
 use super::tokenize::{WORD_PATTERN, for_each_word};
+use crate::util::Cause;
 use crate::util::{PathError, atomic, hash};
 
 /// End of sentence; also the padding id.
@@ -29,8 +30,12 @@ pub const UNK_ID: u32 = 1;
 /// Why a vocabulary file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum VocabularyError {
-    #[error("cannot read tokenizer file `{path}`: {message}")]
-    Read { path: PathBuf, message: String },
+    #[error("cannot read tokenizer file `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error("tokenizer file `{path}` is not a storytool vocabulary: {reason}")]
     Unsupported { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -154,7 +159,7 @@ impl Vocabulary {
         let json = self
             .to_tokenizer()
             .to_string(true)
-            .map_err(|error| VocabularyError::Read { path: path.to_path_buf(), message: error.to_string() })?;
+            .map_err(|error| VocabularyError::Read { path: path.to_path_buf(), source: error.into() })?;
         atomic::write_file(path, json.as_bytes())?;
         Ok(())
     }
@@ -162,7 +167,7 @@ impl Vocabulary {
     /// Reads a vocabulary written by [`Vocabulary::save`]; other tokenizer files are refused with the reason.
     pub fn load(path: &Path) -> Result<Self, VocabularyError> {
         let tokenizer = Tokenizer::from_file(path)
-            .map_err(|error| VocabularyError::Read { path: path.to_path_buf(), message: error.to_string() })?;
+            .map_err(|error| VocabularyError::Read { path: path.to_path_buf(), source: error.into() })?;
         let unsupported = |reason: String| VocabularyError::Unsupported { path: path.to_path_buf(), reason };
         let expected = serde_json::to_value(pre_tokenizer()).expect("pre-tokenizer serializes");
         let found = serde_json::to_value(tokenizer.get_pre_tokenizer()).expect("pre-tokenizer serializes");

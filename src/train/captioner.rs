@@ -125,8 +125,7 @@ impl Trainer for CaptionerTrainRequest {
     }
 
     fn open(&self, _progress: &dyn Progress) -> Result<CaptionerData, TrainError> {
-        let data = CaptionerData::load(&self.features, &self.config.captioner, None)
-            .map_err(|error| TrainError::Input(error.to_string()))?;
+        let data = CaptionerData::load(&self.features, &self.config.captioner, None)?;
         if examples(&data.split(Split::Train)).is_empty() {
             return Err(TrainError::NoExamples(format!(
                 "no captioned training photos ({} photos in all)",

@@ -221,7 +221,7 @@ impl Trainer for DecoderTrainRequest {
     fn open(&self, progress: &dyn Progress) -> Result<DecoderData, TrainError> {
         let config = &self.config.decoder;
         let corpus = Corpus::open(&self.corpus_dir)?;
-        let encoder = SentenceEncoder::load(&self.encoder_dir).map_err(|error| TrainError::Input(error.to_string()))?;
+        let encoder = SentenceEncoder::load(&self.encoder_dir)?;
         let encoder_hash = &encoder.manifest().vocabulary_hash;
         if *encoder_hash != corpus.manifest.vocabulary.hash {
             return Err(TrainError::Input(format!(

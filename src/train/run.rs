@@ -18,7 +18,7 @@ use crate::progress::Progress;
 use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::tensor_file::halve_float_tensors;
-use crate::util::{IoContext, PathError};
+use crate::util::{Cause, IoContext, PathError};
 
 pub const CHECKPOINT_DIR: &str = "checkpoint";
 pub const METRICS_FILE: &str = "metrics.jsonl";
@@ -39,8 +39,20 @@ pub enum TrainError {
     Io(#[from] PathError),
     #[error(transparent)]
     Staging(#[from] StagingError),
-    #[error("cannot save or load `{path}`: {message}")]
-    Store { path: PathBuf, message: String },
+    #[error("cannot save or load `{path}`")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
+    #[error("cannot use the encoder")]
+    Encoder(#[from] crate::encoder::EncoderError),
+    #[error("cannot use the features")]
+    VseData(#[from] super::vse_data::VseDataError),
+    #[error("cannot use the features")]
+    CaptionerData(#[from] crate::captioner::data::CaptionerDataError),
+    #[error("cannot read the word vectors")]
+    Vectors(#[from] crate::vectors::readers::VectorsError),
     #[error("`{0}` already holds a training run\n\nhint: pass `--resume` to continue it or `--force` to start over")]
     RunExists(PathBuf),
     #[error("`{0}` has no checkpoint to resume from")]
@@ -197,8 +209,8 @@ impl LossWindow {
     }
 }
 
-pub fn store_error(path: &Path, error: impl std::fmt::Display) -> TrainError {
-    TrainError::Store { path: path.to_path_buf(), message: error.to_string() }
+pub fn store_error(path: &Path, error: impl Into<Cause>) -> TrainError {
+    TrainError::Store { path: path.to_path_buf(), source: error.into() }
 }
 
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, TrainError> {

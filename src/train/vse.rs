@@ -144,7 +144,7 @@ impl Trainer for VseTrainRequest {
 
     fn open(&self, _progress: &dyn Progress) -> Result<VseTrainData, TrainError> {
         let config = &self.config.vse;
-        let data = VseData::load(&self.features, config, None).map_err(|error| TrainError::Input(error.to_string()))?;
+        let data = VseData::load(&self.features, config, None)?;
         let train = data.split(Split::Train).len();
         if train < 2 {
             return Err(TrainError::NoExamples(format!(
@@ -324,8 +324,7 @@ fn read_word_vectors(
     word_dim: usize,
 ) -> Result<(Vec<usize>, Vec<f32>, WordVectorsInit), TrainError> {
     let input_error = |message: String| TrainError::Input(message);
-    let mut reader = open_vectors(&source.path, source.format, source.words.as_deref())
-        .map_err(|error| input_error(error.to_string()))?;
+    let mut reader = open_vectors(&source.path, source.format, source.words.as_deref())?;
     if reader.dim() != word_dim {
         return Err(input_error(format!(
             "`{}` has {}-d vectors but `vse.word_dim` is {word_dim}\n\nhint: pass `--set vse.word_dim={}`",
@@ -338,7 +337,7 @@ fn read_word_vectors(
     let mut rows = Vec::new();
     let mut seen = vec![false; data.vocabulary.len()];
     let mut vector = Vec::new();
-    while let Some(word) = reader.next_into(&mut vector).map_err(|error| input_error(error.to_string()))? {
+    while let Some(word) = reader.next_into(&mut vector)? {
         let word = word.to_lowercase();
         if !data.vocabulary.contains(&word) {
             continue;

@@ -9,6 +9,23 @@ pub mod values;
 
 use std::path::{Path, PathBuf};
 
+/// The error beneath a failure, kept so the error chain shows it (`caused by: ...`): a library's error, or
+/// our own words when the failure is one of our checks.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// `error` and each of its causes, joined by ": ": the whole story in one line, for places that show an
+/// error as text (the web API's JSON, test assertions) rather than as `caused by:` lines.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 /// An I/O failure with the path and what was being done to it.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {action} `{path}`")]

@@ -3,6 +3,7 @@
 //! of unit vectors that are only compared by cosine (the committed demo caption banks), where the rounding
 //! moves a cosine by about 1e-3.
 
+use super::Cause;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -35,8 +36,12 @@ impl Table {
 pub enum TensorFileError {
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error("`{path}` is not a readable safetensors file: {message}")]
-    Format { path: PathBuf, message: String },
+    #[error("`{path}` is not a readable safetensors file")]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error("`{path}` has no 2-d float tensor `{name}`")]
     Missing { path: PathBuf, name: String },
 }
@@ -97,8 +102,8 @@ pub fn write_tables(path: &Path, tables: &[&Table], precision: Precision) -> Res
 /// Reads the 2-d tensor `name` (f32, f16, or int8 with its `.scale`) as f32.
 pub fn read_table(path: &Path, name: &str) -> Result<Table, TensorFileError> {
     let bytes = std::fs::read(path).map_err(|error| PathError::new("read", path, error))?;
-    let format = |message: String| TensorFileError::Format { path: path.to_path_buf(), message };
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|error| format(error.to_string()))?;
+    let format = |source: Cause| TensorFileError::Format { path: path.to_path_buf(), source };
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|error| format(error.into()))?;
     let missing = || TensorFileError::Missing { path: path.to_path_buf(), name: name.to_string() };
     let view = tensors.tensor(name).map_err(|_| missing())?;
     let &[rows, columns] = view.shape() else { return Err(missing()) };
@@ -108,7 +113,7 @@ pub fn read_table(path: &Path, name: &str) -> Result<Table, TensorFileError> {
         Dtype::I8 => {
             let scales = tensors.tensor(&format!("{name}.scale")).map_err(|_| missing())?;
             if scales.dtype() != Dtype::F32 || scales.shape() != [rows, 1] {
-                return Err(format(format!("`{name}.scale` is not a [{rows}, 1] f32 tensor")));
+                return Err(format(Cause::from(format!("`{name}.scale` is not a [{rows}, 1] f32 tensor"))));
             }
             let scales: Vec<f32> =
                 scales.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
@@ -165,7 +170,7 @@ pub fn read_widened(path: &Path) -> Result<Vec<u8>, TensorFileError> {
 fn convert_floats(path: &Path, from: Dtype, to: Dtype) -> Result<Vec<u8>, TensorFileError> {
     let bytes = std::fs::read(path).map_err(|error| PathError::new("read", path, error))?;
     let tensors = SafeTensors::deserialize(&bytes)
-        .map_err(|error| TensorFileError::Format { path: path.to_path_buf(), message: error.to_string() })?;
+        .map_err(|error| TensorFileError::Format { path: path.to_path_buf(), source: error.into() })?;
     let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, view) in tensors.tensors() {
         let data = if view.dtype() != from {

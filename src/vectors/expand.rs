@@ -19,6 +19,7 @@ use crate::encoder::read_manifest_and_vocabulary;
 use crate::encoder::{ENCODER_FILE, EncoderManifest};
 use crate::progress::Progress;
 use crate::text::Vocabulary;
+use crate::util::Cause;
 use crate::util::atomic::{StagingDir, StagingError, write_json};
 use crate::util::cancel::{CancelFlag, Interrupted};
 use crate::util::{IoContext, PathError};
@@ -52,8 +53,12 @@ pub enum ExpandError {
     Regression(#[from] RegressionError),
     #[error(transparent)]
     Staging(#[from] StagingError),
-    #[error("cannot use the encoder in `{dir}`: {message}")]
-    Encoder { dir: PathBuf, message: String },
+    #[error("cannot use the encoder in `{dir}`")]
+    Encoder {
+        dir: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
 }
@@ -208,20 +213,21 @@ fn embedding_row(embeddings: &[f32], id: u32, word_dim: usize) -> &[f32] {
 
 /// The encoder's manifest, vocabulary and word-embedding table (`vocabulary x word_dim`, row-major).
 pub fn load_encoder(dir: &Path) -> Result<(EncoderManifest, Vocabulary, Vec<f32>), ExpandError> {
-    let error = |message: String| ExpandError::Encoder { dir: dir.to_path_buf(), message };
-    let (manifest, vocabulary) = read_manifest_and_vocabulary(dir).map_err(|e| error(e.to_string()))?;
+    let error = |source: Cause| ExpandError::Encoder { dir: dir.to_path_buf(), source };
+    let (manifest, vocabulary) = read_manifest_and_vocabulary(dir).map_err(|e| error(e.into()))?;
     let weights_path = dir.join(ENCODER_FILE);
     let bytes = std::fs::read(&weights_path).path_context("read", &weights_path)?;
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| error(e.to_string()))?;
-    let table = tensors.tensor("embedding.weight").map_err(|e| error(format!("no embedding table: {e}")))?;
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| error(e.into()))?;
+    let table =
+        tensors.tensor("embedding.weight").map_err(|e| error(Cause::from(format!("no embedding table: {e}"))))?;
     if table.dtype() != safetensors::Dtype::F32 || table.shape() != [manifest.vocabulary_size, manifest.word_dim] {
-        return Err(error(format!(
+        return Err(error(Cause::from(format!(
             "the embedding table is {:?} {:?}, expected F32 [{}, {}]",
             table.dtype(),
             table.shape(),
             manifest.vocabulary_size,
             manifest.word_dim
-        )));
+        ))));
     }
     let embeddings = table.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     Ok((manifest, vocabulary, embeddings))

@@ -7,6 +7,7 @@
 //! TensorFlow's "same" padding (asymmetric on stride 2), as the weights were trained with; batch norm
 //! epsilon is 1e-3. Both were checked against a numpy forward pass (`scripts/oracle/efficientnet_lite.py`).
 
+use crate::util::Cause;
 use std::path::Path;
 
 use burn::module::Module;
@@ -180,7 +181,7 @@ impl EfficientNet {
             .allow_partial(true);
         let result = model
             .load_from(&mut store)
-            .map_err(|error| ImportError::Read { path: path.display().to_string(), message: error.to_string() })?;
+            .map_err(|error| ImportError::Read { path: path.display().to_string(), source: error.into() })?;
         let missing: Vec<String> = result
             .missing
             .iter()
@@ -190,11 +191,11 @@ impl EfficientNet {
         if !missing.is_empty() || !result.errors.is_empty() {
             return Err(ImportError::Mismatch {
                 path: path.display().to_string(),
-                message: format!(
+                source: Cause::from(format!(
                     "missing {}{}",
                     missing.join(", "),
                     result.errors.iter().map(|error| format!("; {error:?}")).collect::<String>()
-                ),
+                )),
             });
         }
         Ok(model)
@@ -204,19 +205,27 @@ impl EfficientNet {
 /// Why weights could not be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("cannot read the PyTorch weights `{path}`: {message}")]
-    Read { path: String, message: String },
-    #[error("`{path}` is not an EfficientNet-Lite state dict this tool knows: {message}")]
-    Mismatch { path: String, message: String },
+    #[error("cannot read the PyTorch weights `{path}`")]
+    Read {
+        path: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("`{path}` is not an EfficientNet-Lite state dict this tool knows")]
+    Mismatch {
+        path: String,
+        #[source]
+        source: Cause,
+    },
 }
 
 /// Reads the layout off the tensors' names and shapes.
 fn spec_from_pytorch(path: &Path) -> Result<EfficientNetSpec, ImportError> {
-    let read_error = |message: String| ImportError::Read { path: path.display().to_string(), message };
-    let mismatch = |message: String| ImportError::Mismatch { path: path.display().to_string(), message };
-    let reader = burn::store::pytorch::PytorchReader::new(path).map_err(|error| read_error(error.to_string()))?;
+    let read_error = |source: Cause| ImportError::Read { path: path.display().to_string(), source };
+    let mismatch = |source: Cause| ImportError::Mismatch { path: path.display().to_string(), source };
+    let reader = burn::store::pytorch::PytorchReader::new(path).map_err(|error| read_error(error.into()))?;
     let shape = |name: &str| reader.get(name).map(|tensor| tensor.shape().to_vec());
-    let dims = |name: &str| shape(name).ok_or_else(|| mismatch(format!("no tensor `{name}`")));
+    let dims = |name: &str| shape(name).ok_or_else(|| mismatch(Cause::from(format!("no tensor `{name}`"))));
     if dims("_conv_stem.weight")?.first() != Some(&STEM_CHANNELS) {
         return Err(mismatch("the stem does not have 32 channels".into()));
     }
@@ -234,7 +243,7 @@ fn spec_from_pytorch(path: &Path) -> Result<EfficientNetSpec, ImportError> {
         let stride = match (first_of_stage, STAGE_STRIDES.get(stage)) {
             (true, Some(&stride)) => stride,
             (false, Some(_)) => 1,
-            (_, None) => return Err(mismatch(format!("more than {} stages", STAGE_STRIDES.len()))),
+            (_, None) => return Err(mismatch(Cause::from(format!("more than {} stages", STAGE_STRIDES.len())))),
         };
         blocks.push(BlockSpec { input, output, expanded, kernel, stride });
         input = output;

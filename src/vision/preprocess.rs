@@ -5,6 +5,7 @@
 //! with an antialiased bilinear filter and the centre square is cropped. Pixels become `(x - 127) / 128`,
 //! the normalisation the Lite models were trained with, laid out channel-first (RGB).
 
+use crate::util::Cause;
 use std::io::Cursor;
 use std::path::Path;
 
@@ -26,8 +27,12 @@ pub const MAX_ASPECT_RATIO: u32 = 20;
 pub enum ImageError {
     #[error("cannot read `{path}`")]
     Io { path: String, source: std::io::Error },
-    #[error("`{path}` is not an image this tool can read (JPEG, PNG or WebP): {message}")]
-    Decode { path: String, message: String },
+    #[error("`{path}` is not an image this tool can read (JPEG, PNG or WebP)")]
+    Decode {
+        path: String,
+        #[source]
+        source: Cause,
+    },
     #[error("`{path}` declares {width}x{height} pixels, more than the {max_pixels} allowed")]
     TooLarge { path: String, width: u32, height: u32, max_pixels: u64 },
     #[error(
@@ -48,8 +53,7 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<DynamicImage, ImageError
 /// takes about 7 bytes a pixel while it is decoded and converted).
 pub fn decode_image_within(bytes: &[u8], name: &str, max_pixels: u64) -> Result<DynamicImage, ImageError> {
     let max_pixels = max_pixels.min(MAX_PIXELS);
-    let decode_error =
-        |error: image::ImageError| ImageError::Decode { path: name.to_string(), message: error.to_string() };
+    let decode_error = |error: image::ImageError| ImageError::Decode { path: name.to_string(), source: error.into() };
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| ImageError::Io { path: name.to_string(), source })?;
