@@ -14,10 +14,11 @@ use storytool::corpus::manifest::{CreatedBy, InputFile};
 use storytool::features::FeaturesManifest;
 use storytool::progress::NoProgress;
 use storytool::retrieval::TrainedVse;
+use storytool::retrieval::data::VseData;
+use storytool::retrieval::evaluate::retrieval_scores;
 use storytool::train::run::TrainError;
 use storytool::train::trainer::RunOptions;
-use storytool::train::vse::{VseMetricsLine, VseTrainRequest, retrieval_scores, train_vse};
-use storytool::train::vse_data::VseData;
+use storytool::train::vse::{VseMetricsLine, VseTrainRequest, train_vse};
 use storytool::util::tensor_file::{Precision, Table, write_tables};
 use support::CancelAfter;
 

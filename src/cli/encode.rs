@@ -1,13 +1,14 @@
 //! `storytool encode`: sentences in, skip-thought vectors out, optionally with their nearest corpus sentences.
 
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use storytool::corpus::Corpus;
-use storytool::encoder::{CombinedEncoder, SentenceEncoder, cosine};
+use storytool::encoder::search::{nearest_sentences, sample_sentences};
+use storytool::encoder::vectors_file::write_sentence_vectors;
+use storytool::encoder::{CombinedEncoder, SentenceEncoder};
 
 /// Encode sentences (one per line, from `--file` or standard input) into skip-thought vectors with an
 /// encoder trained by `storytool train-encoder`. Given twice (a uni-skip and a bi-skip encoder of one
@@ -82,30 +83,14 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
 
     if let (Some(n), Some(corpus)) = (args.neighbours, &args.corpus) {
         let corpus = Corpus::open(corpus).with_context(|| format!("cannot open corpus `{}`", corpus.display()))?;
-        if corpus.manifest.vocabulary.hash != encoder.first().manifest().vocabulary_hash {
-            bail!(
-                "corpus `{}` has vocabulary {}, but the encoder was trained on {}",
-                corpus.dir.display(),
-                corpus.manifest.vocabulary.hash,
-                encoder.first().manifest().vocabulary_hash
-            );
-        }
-        let split = &corpus.train;
-        let stride = (split.n_sentences() / args.search_sentences.max(1)).max(1);
-        let indices: Vec<usize> = (0..split.n_sentences()).step_by(stride).take(args.search_sentences).collect();
+        let indices = sample_sentences(&corpus, args.search_sentences);
         eprintln!("encoding {} corpus sentences to search...", indices.len());
-        let corpus_vectors = encoder.encode_ids(indices.iter().map(|&index| split.sentence(index)));
+        let neighbours = nearest_sentences(&encoder, &corpus, &indices, &encoded, n)?;
         let mut out = std::io::stdout().lock();
-        for (sentence, encoded) in sentences.iter().zip(&encoded) {
-            let mut scored: Vec<(f32, usize)> = corpus_vectors
-                .iter()
-                .zip(&indices)
-                .map(|(vector, &index)| (cosine(&encoded.vector, vector), index))
-                .collect();
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (sentence, nearest) in sentences.iter().zip(&neighbours) {
             writeln!(out, "{sentence}")?;
-            for (score, index) in scored.into_iter().take(n) {
-                writeln!(out, "  {score:.3}  {}", corpus.vocabulary.decode(split.sentence(index)))?;
+            for neighbour in nearest {
+                writeln!(out, "  {:.3}  {}", neighbour.score, neighbour.sentence)?;
             }
         }
         return Ok(());
@@ -131,21 +116,9 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
         }
         Format::Safetensors => {
             let path = args.output.as_ref().expect("checked above");
-            let flat: Vec<f32> = encoded.iter().flat_map(|encoded| encoded.vector.iter().copied()).collect();
-            let bytes: Vec<u8> = flat.iter().flat_map(|value| value.to_le_bytes()).collect();
-            let view = safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                vec![encoded.len(), encoder.dim()],
-                &bytes,
-            )
-            .context("cannot build the vectors tensor")?;
-            let metadata = HashMap::from([
-                ("vocabulary_hash".to_string(), encoder.first().manifest().vocabulary_hash.clone()),
-                ("format".to_string(), "storytool-sentence-vectors".to_string()),
-            ]);
-            let serialized = safetensors::tensor::serialize([("vectors", view)], Some(metadata))
-                .context("cannot serialize the vectors")?;
-            storytool::util::atomic::write_file(path, &serialized)?;
+            let hash = &encoder.first().manifest().vocabulary_hash;
+            write_sentence_vectors(path, &encoded, encoder.dim(), hash)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
             eprintln!("wrote {} vectors of {} dimensions to `{}`", encoded.len(), encoder.dim(), path.display());
         }
     }

@@ -11,8 +11,7 @@ use storytool::captioner::evaluate::evaluate_captioner;
 use storytool::captioner::trained::TrainedCaptioner;
 use storytool::captions::Split;
 use storytool::retrieval::TrainedVse;
-use storytool::train::vse::retrieval_scores;
-use storytool::train::vse_data::VseData;
+use storytool::retrieval::evaluate::evaluate_trained_vse;
 
 use super::progress_bar::Bar;
 use super::train_vse::print_scores;
@@ -165,30 +164,17 @@ fn evaluate_captioner_cli(args: EvaluateCaptionerArgs) -> anyhow::Result<()> {
 
 fn evaluate_vse(args: EvaluateVseArgs) -> anyhow::Result<()> {
     let vse = TrainedVse::load(&args.vse)?;
-    let features: Vec<PathBuf> = if args.features.is_empty() {
-        vse.manifest.features.iter().map(|input| PathBuf::from(&input.dir)).collect()
-    } else {
-        args.features.clone()
-    };
-    let config = &vse.manifest.config;
-    let data = VseData::load(&features, config, Some(vse.vocabulary.clone()))?;
-    if data.cnn.blake3 != vse.manifest.cnn.blake3 {
-        anyhow::bail!("the features were extracted with other CNN weights than the VSE was trained on");
-    }
     let split = split_of(args.split);
-    let images = data.split(split);
-    let Some(scores) = retrieval_scores(&vse.model, &data, &images, config) else {
-        anyhow::bail!("the {split:?} split has no images");
-    };
+    let (scores, images) = evaluate_trained_vse(&vse, &args.features, split)?;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"split": split, "images": images.len(), "scores": scores, "rsum": scores.rsum()})
+                &serde_json::json!({"split": split, "images": images, "scores": scores, "rsum": scores.rsum()})
             )?
         );
     } else {
-        print_scores(&format!("{split:?} split, {} images", images.len()), &scores);
+        print_scores(&format!("{split:?} split, {images} images"), &scores);
     }
     Ok(())
 }

@@ -25,6 +25,8 @@ use crate::util::values::f32_values;
 use crate::util::{IoContext, PathError};
 
 pub mod expanded;
+pub mod search;
+pub mod vectors_file;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const ENCODER_FILE: &str = "encoder.safetensors";

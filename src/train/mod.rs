@@ -12,4 +12,3 @@ pub mod run_dir;
 pub mod trainer;
 pub mod triples;
 pub mod vse;
-pub mod vse_data;

@@ -48,7 +48,7 @@ pub enum TrainError {
     #[error("cannot use the encoder")]
     Encoder(#[from] crate::encoder::EncoderError),
     #[error("cannot use the features")]
-    VseData(#[from] super::vse_data::VseDataError),
+    VseData(#[from] crate::retrieval::data::VseDataError),
     #[error("cannot use the features")]
     CaptionerData(#[from] crate::captioner::data::CaptionerDataError),
     #[error("cannot read the word vectors")]

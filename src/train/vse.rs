@@ -19,15 +19,15 @@ use super::run::{
     LossWindow, MANIFEST_FILE, Position, RunState, TrainError, TrainingTask, export_weights, store_error,
 };
 use super::trainer::{RunEnd, RunOptions, Trainer, train};
-use super::vse_data::{VseData, VseImage};
 use crate::captions::Split;
 use crate::config::{Config, TrainSchedule, VseConfig};
 use crate::corpus::manifest::CreatedBy;
 use crate::model::batch::PaddedBatch;
 use crate::model::vse::{CaptionTensors, Vse, VseModelConfig};
 use crate::progress::Progress;
-use crate::retrieval::embed::{embed_captions, embed_images};
-use crate::retrieval::metrics::{RetrievalScores, evaluate_retrieval};
+use crate::retrieval::data::{VseData, VseImage};
+use crate::retrieval::evaluate::retrieval_scores;
+use crate::retrieval::metrics::RetrievalScores;
 use crate::retrieval::trained::{FORMAT, TOKENIZER_FILE, VSE_FILE, VseManifest, WordVectorsInit};
 use crate::util::atomic::write_json;
 use crate::vectors::readers::{VectorFormat, open_vectors};
@@ -290,31 +290,6 @@ impl TrainingTask for VseTask<'_> {
     fn validation_score(&self) -> Option<f32> {
         self.valid_scores.map(|scores| -(scores.rsum() as f32))
     }
-}
-
-/// Recall of `images` (every caption of theirs is a query and a target); `None` without images.
-pub fn retrieval_scores(
-    model: &Vse,
-    data: &VseData,
-    images: &[&VseImage],
-    config: &VseConfig,
-) -> Option<RetrievalScores> {
-    if images.is_empty() {
-        return None;
-    }
-    let device = Device::flex();
-    let features: Vec<f32> = images.iter().flat_map(|image| data.feature_row(image)).copied().collect();
-    let image_vectors = embed_images(model, &features, data.image_dim, &device);
-    let mut captions = Vec::new();
-    let mut caption_image = Vec::new();
-    for (index, image) in images.iter().enumerate() {
-        for caption in &image.captions {
-            captions.push(caption.clone());
-            caption_image.push(index);
-        }
-    }
-    let caption_vectors = embed_captions(model, &captions, config.max_tokens, &device);
-    Some(evaluate_retrieval(&image_vectors, &caption_vectors, &caption_image, config.embed_dim))
 }
 
 /// Rows of the word-vector file for the vocabulary's words.
