@@ -20,6 +20,7 @@ use crate::retrieval::TrainedVse;
 use crate::retrieval::bank::build_bank;
 use crate::story::bias::{BiasRequest, compute_bias};
 use crate::story::generate::{Generator, ModelPaths, Story, StoryInput, StoryOptions};
+use crate::train::captioner::{CaptionerTrainRequest, train_captioner};
 use crate::train::decoder::{DecoderTrainRequest, train_decoder};
 use crate::train::encoder::{EncoderTrainRequest, train_encoder};
 use crate::train::trainer::RunOptions;
@@ -114,6 +115,29 @@ fn toml<T: Serialize>(value: &T) -> String {
     toml::to_string(value).expect("settings serialize")
 }
 
+/// One row of the pipeline: what it is called, what it writes, its fingerprint (its settings, the
+/// fingerprints of the stages it reads, the stamps of the raw files it reads), whether a stopped run of it
+/// resumes from a checkpoint, and the work itself (given whether to resume).
+struct Stage<'a> {
+    name: String,
+    output: PathBuf,
+    fingerprint: String,
+    resumable: bool,
+    run: Box<dyn FnOnce(bool) -> Result<(), PipelineError> + 'a>,
+}
+
+impl<'a> Stage<'a> {
+    fn new(
+        name: impl Into<String>,
+        output: &Path,
+        fingerprint: String,
+        resumable: bool,
+        run: impl FnOnce(bool) -> Result<(), PipelineError> + 'a,
+    ) -> Stage<'a> {
+        Stage { name: name.into(), output: output.to_path_buf(), fingerprint, resumable, run: Box::new(run) }
+    }
+}
+
 struct Runner<'a> {
     run_dir: PathBuf,
     record: Record,
@@ -125,36 +149,232 @@ impl Runner<'_> {
         write_json(&self.run_dir.join(RECORD_FILE), &self.record).map_err(fail("pipeline"))
     }
 
-    /// Runs `work(resume)` unless the stage is up to date. `output` must exist for a skip.
-    fn stage(
-        &mut self,
-        name: &str,
-        print: &str,
-        output: &Path,
-        resumable: bool,
-        work: impl FnOnce(bool) -> Result<(), PipelineError>,
-    ) -> Result<(), PipelineError> {
-        let entry = self.record.stages.get(name).cloned().unwrap_or_default();
-        if output.exists() && entry.finished.as_deref() == Some(print) {
-            self.reporter.stage(name, StageStatus::Skipped);
+    /// Runs `stage` unless it is up to date (its output exists and it finished with this fingerprint).
+    fn run(&mut self, stage: Stage<'_>) -> Result<(), PipelineError> {
+        let Stage { name, output, fingerprint: print, resumable, run } = stage;
+        let entry = self.record.stages.get(&name).cloned().unwrap_or_default();
+        if output.exists() && entry.finished.as_deref() == Some(print.as_str()) {
+            self.reporter.stage(&name, StageStatus::Skipped);
             return Ok(());
         }
-        let resume = resumable && output.join("checkpoint").is_dir() && entry.started.as_deref() == Some(print);
-        self.reporter.stage(name, if resume { StageStatus::Resuming } else { StageStatus::Running });
-        self.record.stages.insert(name.to_string(), StageRecord { started: Some(print.to_string()), finished: None });
+        let resume =
+            resumable && output.join("checkpoint").is_dir() && entry.started.as_deref() == Some(print.as_str());
+        self.reporter.stage(&name, if resume { StageStatus::Resuming } else { StageStatus::Running });
+        self.record.stages.insert(name.clone(), StageRecord { started: Some(print.clone()), finished: None });
         self.save()?;
-        work(resume)?;
-        self.record.stages.insert(
-            name.to_string(),
-            StageRecord { started: Some(print.to_string()), finished: Some(print.to_string()) },
-        );
+        run(resume)?;
+        self.record.stages.insert(name.clone(), StageRecord { started: Some(print.clone()), finished: Some(print) });
         self.save()?;
-        self.reporter.stage(name, StageStatus::Done);
+        self.reporter.stage(&name, StageStatus::Done);
         Ok(())
     }
 }
 
-/// Runs every stage that is not up to date, then writes stories about `config.pipeline.photos`.
+/// Where each stage writes, under the run folder.
+struct Outputs {
+    corpus: PathBuf,
+    encoder: PathBuf,
+    decoder: PathBuf,
+    bias: PathBuf,
+    vse: PathBuf,
+    bank: PathBuf,
+    captioner: PathBuf,
+}
+
+impl Outputs {
+    fn under(dir: &Path) -> Outputs {
+        Outputs {
+            corpus: dir.join("corpus"),
+            encoder: dir.join("encoder"),
+            decoder: dir.join("decoder"),
+            bias: dir.join("bias"),
+            vse: dir.join("vse"),
+            bank: dir.join("caption-bank"),
+            captioner: dir.join("captioner"),
+        }
+    }
+}
+
+/// What every stage's work shares.
+struct Context<'a> {
+    config: &'a Config,
+    cnn: &'a Path,
+    command: Vec<String>,
+    cancel: &'a CancelFlag,
+    progress: &'a dyn Progress,
+}
+
+impl Context<'_> {
+    /// A training run into `out`: resumed when the pipeline says so, else replacing what is there.
+    fn run_options(&self, out: &Path, resume: bool) -> RunOptions {
+        RunOptions {
+            out: out.to_path_buf(),
+            resume,
+            force: !resume,
+            command: self.command.clone(),
+            cancel: self.cancel.clone(),
+        }
+    }
+}
+
+/// The pipeline's stages in order, each with its fingerprint: the table `run_pipeline` runs.
+fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Stage<'a>> {
+    let Context { config, cnn, progress, cancel, .. } = *context;
+    let settings = &config.pipeline;
+    let mut table = Vec::new();
+
+    let genres = toml(&config.genres);
+    // An empty path means none (TOML has no null): `catalog = ""` reads genre folders instead.
+    let catalog = settings.catalog.clone().filter(|path| !path.as_os_str().is_empty());
+    let books = format!("{}{}", file_stamp(&settings.books), catalog.as_deref().map(file_stamp).unwrap_or_default());
+    let ingest_print = fingerprint(&["ingest", &toml(&config.corpus), &genres, &books]);
+    table.push(Stage::new("ingest", &out.corpus, ingest_print.clone(), false, move |_| {
+        let request = IngestRequest {
+            books_dir: settings.books.clone(),
+            catalogue: catalog,
+            out: out.corpus.clone(),
+            force: true,
+            config: config.clone(),
+            command: context.command.clone(),
+            cancel: cancel.clone(),
+            vocabulary: None,
+        };
+        ingest(&request, progress).map(|_| ()).map_err(fail("ingest"))
+    }));
+
+    let encoder_print = fingerprint(&["train-encoder", &toml(&config.encoder), &ingest_print]);
+    table.push(Stage::new("train-encoder", &out.encoder, encoder_print.clone(), true, move |resume| {
+        let request = EncoderTrainRequest {
+            corpus_dir: out.corpus.clone(),
+            config: config.clone(),
+            run: context.run_options(&out.encoder, resume),
+        };
+        train_encoder(&request, progress).map(|_| ()).map_err(fail("train-encoder"))
+    }));
+
+    let decoder_print = fingerprint(&["train-decoder", &toml(&config.decoder), &encoder_print]);
+    table.push(Stage::new("train-decoder", &out.decoder, decoder_print, true, move |resume| {
+        let request = DecoderTrainRequest {
+            corpus_dir: out.corpus.clone(),
+            encoder_dir: out.encoder.clone(),
+            config: config.clone(),
+            run: context.run_options(&out.decoder, resume),
+        };
+        train_decoder(&request, progress).map(|_| ()).map_err(fail("train-decoder"))
+    }));
+
+    let sets: Vec<(DatasetKind, &ImageSet)> = settings
+        .coco
+        .iter()
+        .map(|set| (DatasetKind::Coco, set))
+        .chain(settings.flickr8k.iter().map(|set| (DatasetKind::Flickr8k, set)))
+        .collect();
+    let captions: Vec<(DatasetKind, PathBuf)> = sets.iter().map(|(kind, set)| (*kind, set.captions.clone())).collect();
+    let caption_stamp: String = captions.iter().map(|(_, path)| file_stamp(path)).collect();
+    let bias_print = fingerprint(&["compute-bias", &toml(&config.bias), &genres, &encoder_print, &caption_stamp]);
+    let bias_captions = captions.clone();
+    table.push(Stage::new("compute-bias", &out.bias, bias_print, false, move |_| {
+        let request = BiasRequest {
+            encoder_dir: out.encoder.clone(),
+            corpus_dir: out.corpus.clone(),
+            captions: bias_captions,
+            out: out.bias.clone(),
+            force: true,
+            config: config.clone(),
+            command: context.command.clone(),
+        };
+        compute_bias(&request, progress).map(|_| ()).map_err(fail("compute-bias"))
+    }));
+
+    // With the captioner, each photo's spatial map is kept too (what `train-captioner` attends over).
+    let spatial = settings.captioner;
+    let cnn_stamp = file_stamp(cnn);
+    let mut feature_dirs = Vec::new();
+    let mut feature_prints = Vec::new();
+    for (index, (kind, set)) in sets.iter().copied().enumerate() {
+        let name = format!("features-{}-{index}", kind.name());
+        let features = dir.join(&name);
+        let mut parts =
+            vec!["extract-features".to_string(), file_stamp(&set.captions), file_stamp(&set.images), cnn_stamp.clone()];
+        if spatial {
+            parts.push("spatial".into());
+        }
+        let print = fingerprint(&parts.iter().map(String::as_str).collect::<Vec<_>>());
+        let output = features.clone();
+        table.push(Stage::new(name, &features, print.clone(), false, move |_| {
+            let dataset = CaptionDataset::read(kind, &set.captions).map_err(fail("extract-features"))?;
+            let request = ExtractRequest {
+                dataset,
+                images_dir: set.images.clone(),
+                cnn_weights: cnn.to_path_buf(),
+                out: output,
+                force: true,
+                batch_size: 16,
+                spatial,
+                image_size: None,
+                command: context.command.clone(),
+                cancel: cancel.clone(),
+            };
+            extract_features(&request, progress).map(|_| ()).map_err(fail("extract-features"))
+        }));
+        feature_dirs.push(features);
+        feature_prints.push(print);
+    }
+
+    let word_vectors = settings.word_vectors.clone().filter(|path| !path.as_os_str().is_empty());
+    let vectors_stamp = word_vectors.as_deref().map(file_stamp).unwrap_or_default();
+    let vse_print = fingerprint(&["train-vse", &toml(&config.vse), &feature_prints.join(","), &vectors_stamp]);
+    let vse_features = feature_dirs.clone();
+    table.push(Stage::new("train-vse", &out.vse, vse_print.clone(), true, move |resume| {
+        let word_vectors = word_vectors.as_ref().map(|path| WordVectorsSource {
+            path: path.clone(),
+            format: VectorFormat::guess(path),
+            words: settings.word_vectors_words.clone(),
+        });
+        let request = VseTrainRequest {
+            features: vse_features,
+            config: config.clone(),
+            word_vectors,
+            run: context.run_options(&out.vse, resume),
+        };
+        train_vse(&request, progress).map(|_| ()).map_err(fail("train-vse"))
+    }));
+
+    if settings.captioner {
+        let captioner_print = fingerprint(&["train-captioner", &toml(&config.captioner), &feature_prints.join(",")]);
+        table.push(Stage::new("train-captioner", &out.captioner, captioner_print, true, move |resume| {
+            let request = CaptionerTrainRequest {
+                features: feature_dirs,
+                config: config.clone(),
+                run: context.run_options(&out.captioner, resume),
+            };
+            train_captioner(&request, progress).map(|_| ()).map_err(fail("train-captioner"))
+        }));
+    }
+
+    let bank_print = fingerprint(&["build-caption-bank", &vse_print, &encoder_print, &caption_stamp]);
+    table.push(Stage::new("build-caption-bank", &out.bank, bank_print, false, move |_| {
+        let trained = TrainedVse::load(&out.vse).map_err(fail("build-caption-bank"))?;
+        let sentence_encoder =
+            crate::encoder::SentenceEncoder::load(&out.encoder).map_err(fail("build-caption-bank"))?;
+        build_bank(
+            &trained,
+            Some((&sentence_encoder, &out.encoder)),
+            &captions,
+            &out.bank,
+            true,
+            context.command.clone(),
+            cancel,
+            progress,
+        )
+        .map(|_| ())
+        .map_err(fail("build-caption-bank"))
+    }));
+    table
+}
+
+/// Runs every stage that is not up to date, then writes stories about `config.pipeline.photos` (from
+/// written captions when `pipeline.captioner` is set, else from the caption bank).
 pub fn run_pipeline(
     config: &Config,
     cnn: &Path,
@@ -170,162 +390,22 @@ pub fn run_pipeline(
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
     let mut runner = Runner { run_dir: dir.clone(), record, reporter };
-    let progress = reporter.progress();
-    let (corpus, encoder, decoder, bias, vse, bank) = (
-        dir.join("corpus"),
-        dir.join("encoder"),
-        dir.join("decoder"),
-        dir.join("bias"),
-        dir.join("vse"),
-        dir.join("caption-bank"),
-    );
-
-    let genres = toml(&config.genres);
-    // An empty path means none (TOML has no null): `catalog = ""` reads genre folders instead.
-    let catalog = settings.catalog.clone().filter(|path| !path.as_os_str().is_empty());
-    let books = format!("{}{}", file_stamp(&settings.books), catalog.as_deref().map(file_stamp).unwrap_or_default());
-    let ingest_print = fingerprint(&["ingest", &toml(&config.corpus), &genres, &books]);
-    runner.stage("ingest", &ingest_print, &corpus, false, |_| {
-        let request = IngestRequest {
-            books_dir: settings.books.clone(),
-            catalogue: catalog.clone(),
-            out: corpus.clone(),
-            force: true,
-            config: config.clone(),
-            command: command.clone(),
-            cancel: cancel.clone(),
-            vocabulary: None,
-        };
-        ingest(&request, progress).map(|_| ()).map_err(fail("ingest"))
-    })?;
-
-    let encoder_print = fingerprint(&["train-encoder", &toml(&config.encoder), &ingest_print]);
-    runner.stage("train-encoder", &encoder_print, &encoder, true, |resume| {
-        let request = EncoderTrainRequest {
-            corpus_dir: corpus.clone(),
-            config: config.clone(),
-            run: RunOptions {
-                out: encoder.clone(),
-                resume,
-                force: !resume,
-                command: command.clone(),
-                cancel: cancel.clone(),
-            },
-        };
-        train_encoder(&request, progress).map(|_| ()).map_err(fail("train-encoder"))
-    })?;
-
-    let decoder_print = fingerprint(&["train-decoder", &toml(&config.decoder), &encoder_print]);
-    runner.stage("train-decoder", &decoder_print, &decoder, true, |resume| {
-        let request = DecoderTrainRequest {
-            corpus_dir: corpus.clone(),
-            encoder_dir: encoder.clone(),
-            config: config.clone(),
-            run: RunOptions {
-                out: decoder.clone(),
-                resume,
-                force: !resume,
-                command: command.clone(),
-                cancel: cancel.clone(),
-            },
-        };
-        train_decoder(&request, progress).map(|_| ()).map_err(fail("train-decoder"))
-    })?;
-
-    let sets: Vec<(DatasetKind, &ImageSet)> = settings
-        .coco
-        .iter()
-        .map(|set| (DatasetKind::Coco, set))
-        .chain(settings.flickr8k.iter().map(|set| (DatasetKind::Flickr8k, set)))
-        .collect();
-    let captions: Vec<(DatasetKind, PathBuf)> = sets.iter().map(|(kind, set)| (*kind, set.captions.clone())).collect();
-    let caption_stamp: String = captions.iter().map(|(_, path)| file_stamp(path)).collect();
-    let bias_print = fingerprint(&["compute-bias", &toml(&config.bias), &genres, &encoder_print, &caption_stamp]);
-    runner.stage("compute-bias", &bias_print, &bias, false, |_| {
-        let request = BiasRequest {
-            encoder_dir: encoder.clone(),
-            corpus_dir: corpus.clone(),
-            captions: captions.clone(),
-            out: bias.clone(),
-            force: true,
-            config: config.clone(),
-            command: command.clone(),
-        };
-        compute_bias(&request, progress).map(|_| ()).map_err(fail("compute-bias"))
-    })?;
-
-    let cnn_stamp = file_stamp(cnn);
-    let mut feature_dirs = Vec::new();
-    let mut feature_prints = Vec::new();
-    for (index, (kind, set)) in sets.iter().enumerate() {
-        let name = format!("features-{}-{index}", kind.name());
-        let out = dir.join(&name);
-        let print =
-            fingerprint(&["extract-features", &file_stamp(&set.captions), &file_stamp(&set.images), &cnn_stamp]);
-        runner.stage(&name, &print, &out, false, |_| {
-            let dataset = CaptionDataset::read(*kind, &set.captions).map_err(fail("extract-features"))?;
-            let request = ExtractRequest {
-                dataset,
-                images_dir: set.images.clone(),
-                cnn_weights: cnn.to_path_buf(),
-                out: out.clone(),
-                force: true,
-                batch_size: 16,
-                spatial: false,
-                image_size: None,
-                command: command.clone(),
-                cancel: cancel.clone(),
-            };
-            extract_features(&request, progress).map(|_| ()).map_err(fail("extract-features"))
-        })?;
-        feature_dirs.push(out);
-        feature_prints.push(print);
+    let out = Outputs::under(&dir);
+    let context = Context { config, cnn, command, cancel, progress: reporter.progress() };
+    for stage in stages(&context, &out, &dir) {
+        runner.run(stage)?;
     }
 
-    let word_vectors = settings.word_vectors.clone().filter(|path| !path.as_os_str().is_empty());
-    let vectors_stamp = word_vectors.as_deref().map(file_stamp).unwrap_or_default();
-    let vse_print = fingerprint(&["train-vse", &toml(&config.vse), &feature_prints.join(","), &vectors_stamp]);
-    runner.stage("train-vse", &vse_print, &vse, true, |resume| {
-        let word_vectors = word_vectors.as_ref().map(|path| WordVectorsSource {
-            path: path.clone(),
-            format: VectorFormat::guess(path),
-            words: settings.word_vectors_words.clone(),
-        });
-        let request = VseTrainRequest {
-            features: feature_dirs.clone(),
-            config: config.clone(),
-            word_vectors,
-            run: RunOptions {
-                out: vse.clone(),
-                resume,
-                force: !resume,
-                command: command.clone(),
-                cancel: cancel.clone(),
-            },
-        };
-        train_vse(&request, progress).map(|_| ()).map_err(fail("train-vse"))
-    })?;
-
-    let bank_print = fingerprint(&["build-caption-bank", &vse_print, &encoder_print, &caption_stamp]);
-    runner.stage("build-caption-bank", &bank_print, &bank, false, |_| {
-        let trained = TrainedVse::load(&vse).map_err(fail("build-caption-bank"))?;
-        let sentence_encoder = crate::encoder::SentenceEncoder::load(&encoder).map_err(fail("build-caption-bank"))?;
-        build_bank(
-            &trained,
-            Some((&sentence_encoder, &encoder)),
-            &captions,
-            &bank,
-            true,
-            command.clone(),
-            cancel,
-            progress,
-        )
-        .map(|_| ())
-        .map_err(fail("build-caption-bank"))
-    })?;
-
     reporter.stage("generate", StageStatus::Running);
-    let paths = ModelPaths { encoder, decoder, bias, vse, bank, cnn: cnn.to_path_buf(), captioner: None };
+    let paths = ModelPaths {
+        encoder: out.encoder,
+        decoder: out.decoder,
+        bias: out.bias,
+        vse: out.vse,
+        bank: out.bank,
+        cnn: cnn.to_path_buf(),
+        captioner: settings.captioner.then_some(out.captioner),
+    };
     let generator = Generator::load(&paths, true).map_err(fail("generate"))?;
     let mut stories = Vec::new();
     for photo in &settings.photos {

@@ -201,4 +201,35 @@ adventure = ["adventure"]
     std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
     let (_, log) = pipeline(&["--set", "decoder.steps=25"]);
     assert!(log.contains("== train-decoder: resuming from its checkpoint"), "{log}");
+
+    // With the captioner: the features are extracted again with their spatial maps, the VSE and the bank
+    // follow them, the captioner trains, and the stories are written from its captions.
+    let (stories, log) = pipeline(&[
+        "--set",
+        "decoder.steps=25",
+        "--set",
+        "pipeline.captioner=true",
+        "--set",
+        "captioner.word_dim=8",
+        "--set",
+        "captioner.hidden_dim=16",
+        "--set",
+        "captioner.attention_dim=8",
+        "--set",
+        "captioner.min_word_count=1",
+        "--set",
+        "captioner.valid_percent=0",
+        "--set",
+        "captioner.test_percent=0",
+        "--set",
+        "captioner.train.batch_size=4",
+        "--set",
+        "captioner.train.steps=5",
+    ]);
+    for stage in ["features-flickr8k-0", "train-vse", "train-captioner", "build-caption-bank"] {
+        assert!(log.contains(&format!("== {stage}\n")), "{stage} did not run:\n{log}");
+    }
+    assert_eq!(log.matches("up to date, skipped").count(), 4, "{log}");
+    assert!(root.join("run/captioner/captioner.safetensors").is_file());
+    assert!(stories.contains("1.png / adventure]") && stories.contains("1.png / sci-fi]"), "{stories}");
 }

@@ -366,6 +366,9 @@ pub struct PipelineConfig {
     /// Photos to write stories about at the end, in each of `story_genres`.
     pub photos: Vec<PathBuf>,
     pub story_genres: Vec<String>,
+    /// Train a Show-Attend-Tell captioner too (features keep each photo's spatial map, about 125 KB a
+    /// photo) and write the stories from its captions instead of the caption bank's.
+    pub captioner: bool,
 }
 
 impl Default for PipelineConfig {
@@ -394,6 +397,7 @@ impl Default for PipelineConfig {
             cnn: None,
             photos: vec![PathBuf::from("data/samples/chelsea.png"), PathBuf::from("data/samples/coffee.png")],
             story_genres: vec!["adventure".into(), "sci-fi".into(), "thriller".into()],
+            captioner: false,
         }
     }
 }
