@@ -115,6 +115,122 @@ fn toml<T: Serialize>(value: &T) -> String {
     toml::to_string(value).expect("settings serialize")
 }
 
+/// Each trainer section's keys in the order they had before the schedule moved into `[section.train]`.
+const FLAT_ORDER: [(&str, &[&str]); 4] = [
+    (
+        "encoder",
+        &[
+            "word_dim",
+            "hidden_dim",
+            "max_tokens",
+            "batch_size",
+            "learning_rate",
+            "clip_norm",
+            "per_step_context",
+            "bidirectional",
+            "sampled_softmax",
+            "seed",
+            "steps",
+            "validate_every",
+            "valid_batches",
+            "checkpoint_every",
+        ],
+    ),
+    (
+        "vse",
+        &[
+            "word_dim",
+            "embed_dim",
+            "max_tokens",
+            "vocab_size",
+            "batch_size",
+            "learning_rate",
+            "clip_norm",
+            "margin",
+            "max_violation",
+            "valid_percent",
+            "test_percent",
+            "seed",
+            "steps",
+            "validate_every",
+            "checkpoint_every",
+        ],
+    ),
+    (
+        "captioner",
+        &[
+            "word_dim",
+            "hidden_dim",
+            "attention_dim",
+            "dropout",
+            "attention_penalty",
+            "vocab_size",
+            "min_word_count",
+            "max_tokens",
+            "batch_size",
+            "learning_rate",
+            "clip_norm",
+            "valid_percent",
+            "test_percent",
+            "seed",
+            "steps",
+            "validate_every",
+            "checkpoint_every",
+            "beam",
+            "max_words",
+            "no_repeat_ngram",
+        ],
+    ),
+    (
+        "decoder",
+        &[
+            "passage_sentences",
+            "max_tokens",
+            "word_dim",
+            "hidden_dim",
+            "per_step_context",
+            "word_dropout",
+            "bag_of_words",
+            "centre_context",
+            "keywords",
+            "genre_input",
+            "genre_dropout",
+            "max_passages",
+            "batch_size",
+            "learning_rate",
+            "clip_norm",
+            "sampled_softmax",
+            "seed",
+            "steps",
+            "validate_every",
+            "valid_batches",
+            "checkpoint_every",
+        ],
+    ),
+];
+
+/// A trainer section's settings as the text a fingerprint hashes, in the flat layout and key order of
+/// before `[section.train]` (keys added since follow in name order): a pipeline run recorded then stays up
+/// to date instead of training every model again.
+fn trainer_settings<T: Serialize>(section: &str, value: &T) -> String {
+    // The serializer's own text of each value (an f32 `0.2` stays `0.2`), the `[train]` lines among the rest.
+    let text = toml(value);
+    let mut lines: Vec<(&str, &str)> = text.lines().filter_map(|line| line.split_once(" = ")).collect();
+    let order = FLAT_ORDER.iter().find(|(name, _)| *name == section).map_or(&[][..], |(_, keys)| *keys);
+    let mut flat = String::new();
+    for key in order {
+        if let Some(position) = lines.iter().position(|(name, _)| name == key) {
+            let (name, value) = lines.remove(position);
+            flat.push_str(&format!("{name} = {value}\n"));
+        }
+    }
+    lines.sort();
+    for (name, value) in lines {
+        flat.push_str(&format!("{name} = {value}\n"));
+    }
+    flat
+}
+
 /// One row of the pipeline: what it is called, what it writes, its fingerprint (its settings, the
 /// fingerprints of the stages it reads, the stamps of the raw files it reads), whether a stopped run of it
 /// resumes from a checkpoint, and the work itself (given whether to resume).
@@ -242,7 +358,7 @@ fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Sta
         ingest(&request, progress).map(|_| ()).map_err(fail("ingest"))
     }));
 
-    let encoder_print = fingerprint(&["train-encoder", &toml(&config.encoder), &ingest_print]);
+    let encoder_print = fingerprint(&["train-encoder", &trainer_settings("encoder", &config.encoder), &ingest_print]);
     table.push(Stage::new("train-encoder", &out.encoder, encoder_print.clone(), true, move |resume| {
         let request = EncoderTrainRequest {
             corpus_dir: out.corpus.clone(),
@@ -252,7 +368,7 @@ fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Sta
         train_encoder(&request, progress).map(|_| ()).map_err(fail("train-encoder"))
     }));
 
-    let decoder_print = fingerprint(&["train-decoder", &toml(&config.decoder), &encoder_print]);
+    let decoder_print = fingerprint(&["train-decoder", &trainer_settings("decoder", &config.decoder), &encoder_print]);
     table.push(Stage::new("train-decoder", &out.decoder, decoder_print, true, move |resume| {
         let request = DecoderTrainRequest {
             corpus_dir: out.corpus.clone(),
@@ -323,7 +439,8 @@ fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Sta
 
     let word_vectors = settings.word_vectors.clone().filter(|path| !path.as_os_str().is_empty());
     let vectors_stamp = word_vectors.as_deref().map(file_stamp).unwrap_or_default();
-    let vse_print = fingerprint(&["train-vse", &toml(&config.vse), &feature_prints.join(","), &vectors_stamp]);
+    let vse_print =
+        fingerprint(&["train-vse", &trainer_settings("vse", &config.vse), &feature_prints.join(","), &vectors_stamp]);
     let vse_features = feature_dirs.clone();
     table.push(Stage::new("train-vse", &out.vse, vse_print.clone(), true, move |resume| {
         let word_vectors = word_vectors.as_ref().map(|path| WordVectorsSource {
@@ -341,7 +458,11 @@ fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Sta
     }));
 
     if settings.captioner {
-        let captioner_print = fingerprint(&["train-captioner", &toml(&config.captioner), &feature_prints.join(",")]);
+        let captioner_print = fingerprint(&[
+            "train-captioner",
+            &trainer_settings("captioner", &config.captioner),
+            &feature_prints.join(","),
+        ]);
         table.push(Stage::new("train-captioner", &out.captioner, captioner_print, true, move |resume| {
             let request = CaptionerTrainRequest {
                 features: feature_dirs,
@@ -420,4 +541,25 @@ pub fn run_pipeline(
     write_json(&dir.join("stories.json"), &stories).map_err(fail("generate"))?;
     reporter.stage("generate", StageStatus::Done);
     Ok(stories)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DecoderConfig, EncoderConfig};
+
+    #[test]
+    fn trainer_settings_hash_as_they_did_before_the_train_table() {
+        // `toml::to_string` of the sections before `[section.train]` (from `--print-config` of that build).
+        let encoder = "word_dim = 128\nhidden_dim = 256\nmax_tokens = 30\nbatch_size = 64\nlearning_rate = 0.001\n\
+            clip_norm = 5.0\nper_step_context = false\nbidirectional = false\nsampled_softmax = 1024\nseed = 42\n\
+            steps = 3000\nvalidate_every = 250\nvalid_batches = 20\ncheckpoint_every = 250\n";
+        assert_eq!(trainer_settings("encoder", &EncoderConfig::default()), encoder);
+        let decoder = "passage_sentences = 3\nmax_tokens = 70\nword_dim = 128\nhidden_dim = 384\n\
+            per_step_context = true\nword_dropout = 0.5\nbag_of_words = 3.0\ncentre_context = true\nkeywords = 6\n\
+            genre_input = true\ngenre_dropout = 0.2\nmax_passages = 40000\nbatch_size = 32\nlearning_rate = 0.002\n\
+            clip_norm = 5.0\nsampled_softmax = 1024\nseed = 42\nsteps = 1500\nvalidate_every = 250\n\
+            valid_batches = 10\ncheckpoint_every = 250\n";
+        assert_eq!(trainer_settings("decoder", &DecoderConfig::default()), decoder);
+    }
 }
