@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::util::Cause;
 use serde::{Deserialize, Serialize};
 use walkdir::WalkDir;
 
@@ -45,10 +46,18 @@ pub struct Discovery {
 pub enum DiscoverError {
     #[error("books folder `{0}` does not exist or is not a folder")]
     NoBooksFolder(PathBuf),
-    #[error("cannot list `{path}`: {message}")]
-    Walk { path: PathBuf, message: String },
-    #[error("catalogue `{path}`: {message}")]
-    Catalogue { path: PathBuf, message: String },
+    #[error("cannot list `{path}`")]
+    Walk {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
+    #[error("catalogue `{path}`")]
+    Catalogue {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error("catalogue `{path}` line {line}: {message}")]
     CatalogueRow { path: PathBuf, line: u64, message: String },
 }
@@ -96,7 +105,7 @@ fn list_files(
             Err(error) => {
                 return Err(DiscoverError::Walk {
                     path: error.path().unwrap_or(books_dir).to_path_buf(),
-                    message: error.to_string(),
+                    source: error.into(),
                 });
             }
         };
@@ -170,17 +179,17 @@ fn from_catalogue(
     catalogue: &Path,
     mut files: BTreeMap<String, PathBuf>,
 ) -> Result<Discovery, DiscoverError> {
-    let catalogue_error = |message: String| DiscoverError::Catalogue { path: catalogue.to_path_buf(), message };
+    let catalogue_error = |source: Cause| DiscoverError::Catalogue { path: catalogue.to_path_buf(), source };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(catalogue)
-        .map_err(|error| catalogue_error(error.to_string()))?;
-    let headers = reader.headers().map_err(|error| catalogue_error(error.to_string()))?.clone();
+        .map_err(|error| catalogue_error(error.into()))?;
+    let headers = reader.headers().map_err(|error| catalogue_error(error.into()))?.clone();
     if !headers.iter().any(|header| header == "file") {
-        return Err(catalogue_error(format!(
+        return Err(catalogue_error(Cause::from(format!(
             "no `file` column; expected a header like `file,title,author,year,genres`, found `{}`",
             headers.iter().collect::<Vec<_>>().join(",")
-        )));
+        ))));
     }
     let mut discovery = Discovery::default();
     let mut seen_on_line: HashMap<String, u64> = HashMap::new();
@@ -334,7 +343,7 @@ mod tests {
         assert_eq!(found.books[0].tags, ["horror"], "a spreadsheet's BOM and CRLF are fine");
 
         std::fs::write(&catalogue, "name,genres\na.txt,x\n").unwrap();
-        let error = discover(root.path(), Some(&catalogue)).unwrap_err().to_string();
+        let error = crate::util::error_chain(&discover(root.path(), Some(&catalogue)).unwrap_err());
         assert!(error.contains("no `file` column"), "{error}");
 
         std::fs::write(&catalogue, "file,genres\na.txt,x\na.txt,y\n").unwrap();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use super::manifest::*;
 use super::streams::{SplitStreams, StreamError};
 use crate::text::{Vocabulary, VocabularyError};
+use crate::util::Cause;
 use crate::util::{IoContext, PathError};
 
 /// Why a corpus folder could not be opened.
@@ -12,8 +13,12 @@ use crate::util::{IoContext, PathError};
 pub enum CorpusError {
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error("`{path}` is not a valid corpus file: {message}")]
-    Format { path: PathBuf, message: String },
+    #[error("`{path}` is not a valid corpus file")]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
     #[error(transparent)]
     Vocabulary(#[from] VocabularyError),
     #[error(transparent)]
@@ -43,10 +48,10 @@ impl Corpus {
         if manifest.format != CORPUS_FORMAT || manifest.format_version != CORPUS_FORMAT_VERSION {
             return Err(CorpusError::Format {
                 path: dir.join(MANIFEST_FILE),
-                message: format!(
+                source: Cause::from(format!(
                     "format {} version {}, this storytool reads {CORPUS_FORMAT} version {CORPUS_FORMAT_VERSION}",
                     manifest.format, manifest.format_version
-                ),
+                )),
             });
         }
         let vocabulary = Vocabulary::load(&dir.join(&manifest.vocabulary.file))?;
@@ -81,5 +86,5 @@ impl Corpus {
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CorpusError> {
     let bytes = std::fs::read(path).path_context("read", path)?;
     serde_json::from_slice(&bytes)
-        .map_err(|error| CorpusError::Format { path: path.to_path_buf(), message: error.to_string() })
+        .map_err(|error| CorpusError::Format { path: path.to_path_buf(), source: error.into() })
 }
