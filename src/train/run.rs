@@ -13,6 +13,7 @@ use burn::tensor::Tensor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::config::TrainSchedule;
 use crate::corpus::CorpusError;
 use crate::progress::Progress;
 use crate::util::atomic::{StagingDir, StagingError, write_file, write_json};
@@ -232,15 +233,6 @@ pub trait RunState: Serialize {
     fn position(&mut self) -> &mut Position;
 }
 
-/// The step counts and rate of a run.
-#[derive(Debug, Clone, Copy)]
-pub struct Schedule {
-    pub steps: u64,
-    pub learning_rate: f64,
-    pub validate_every: u64,
-    pub checkpoint_every: u64,
-}
-
 /// What a trainer gives [`train_steps`]: its batches, its loss and its log lines.
 pub trait TrainingTask {
     type Model: Module;
@@ -297,7 +289,7 @@ pub fn train_steps<T: TrainingTask, S: RunState>(
     mut model: T::Model,
     mut optimizer: ModuleOptimizer,
     state: &mut S,
-    schedule: &Schedule,
+    schedule: &TrainSchedule,
     out: &Path,
     cancel: &CancelFlag,
     progress: &dyn Progress,

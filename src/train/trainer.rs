@@ -15,7 +15,7 @@ use burn::optim::AdamConfig;
 use burn::tensor::Device;
 use serde::de::DeserializeOwned;
 
-use super::run::{RunState, Schedule, TrainError, TrainingTask, require_unchanged, resume, train_steps};
+use super::run::{RunState, TrainError, TrainingTask, require_unchanged, resume, train_steps};
 use super::run_dir::RunDir;
 use crate::config::TrainSchedule;
 use crate::progress::Progress;
@@ -113,14 +113,8 @@ pub fn train<T: Trainer>(trainer: &T, progress: &dyn Progress) -> Result<T::Repo
     }
 
     let mut task = trainer.task(&data, &device);
-    let steps = Schedule {
-        steps: schedule.steps,
-        learning_rate: schedule.learning_rate,
-        validate_every: schedule.validate_every,
-        checkpoint_every: schedule.checkpoint_every,
-    };
     let model =
-        train_steps(&mut task, model, optimizer, &mut state, &steps, out, &options.cancel, progress, resumed_from)?;
+        train_steps(&mut task, model, optimizer, &mut state, schedule, out, &options.cancel, progress, resumed_from)?;
     let end = RunEnd { steps: state.position().step, resumed_from };
     let report = trainer.export(&data, &model, &state, &task, end)?;
     run.finish()?;
