@@ -644,6 +644,14 @@ fn not_negative(values: &[(&str, f32)]) -> Result<(), ConfigError> {
     }
 }
 
+/// The first of `values` that is not a positive, finite number.
+fn positive(values: &[(&str, f64)]) -> Result<(), ConfigError> {
+    match values.iter().find(|(_, value)| !(*value > 0.0 && value.is_finite())) {
+        Some((key, value)) => Err(invalid(key, format!("{value} is not a positive number"))),
+        None => Ok(()),
+    }
+}
+
 /// The first of `values` that is not a share in [0, 1).
 fn share(values: &[(&str, f64)]) -> Result<(), ConfigError> {
     match values.iter().find(|(_, value)| !(0.0..1.0).contains(value)) {
@@ -762,9 +770,7 @@ impl VseConfig {
         ])?;
         // The other pairs of a batch are each pair's negatives.
         self.train.validate("vse", 2)?;
-        if !(self.margin > 0.0 && self.margin.is_finite()) {
-            return Err(invalid("vse.margin", format!("{} is not a positive number", self.margin)));
-        }
+        positive(&[("vse.margin", f64::from(self.margin))])?;
         split_percents("vse", self.valid_percent, self.test_percent)?;
         if self.vocab_size < 3 {
             return Err(invalid("vse.vocab_size", "must be at least 3"));

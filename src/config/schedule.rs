@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::{ConfigError, at_least_one, invalid, positive};
 
 /// The keys of a [`TrainSchedule`], which older files held flat in the trainer's section.
 pub const SCHEDULE_KEYS: [&str; 7] =
@@ -56,30 +56,20 @@ impl TrainSchedule {
     /// Checks the values, naming keys under `section` (e.g. `encoder` gives `encoder.train.steps`).
     pub fn validate(&self, section: &str, least_batch: usize) -> Result<(), ConfigError> {
         let key = |name: &str| format!("{section}.train.{name}");
-        for (name, value) in [
-            ("validate_every", self.validate_every),
-            ("checkpoint_every", self.checkpoint_every),
-            ("batch_size", self.batch_size as u64),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Invalid { key: key(name), message: "must be at least 1".into() });
-            }
-        }
+        let (validate_every, checkpoint_every, batch_size) =
+            (key("validate_every"), key("checkpoint_every"), key("batch_size"));
+        at_least_one(&[
+            (&validate_every, self.validate_every),
+            (&checkpoint_every, self.checkpoint_every),
+            (&batch_size, self.batch_size as u64),
+        ])?;
         if self.batch_size < least_batch {
-            return Err(ConfigError::Invalid {
-                key: key("batch_size"),
-                message: format!("must be at least {least_batch}: the other pairs of a batch are the negatives"),
-            });
+            return Err(invalid(
+                &batch_size,
+                format!("must be at least {least_batch}: the other pairs of a batch are the negatives"),
+            ));
         }
-        for (name, value) in [("learning_rate", self.learning_rate), ("clip_norm", f64::from(self.clip_norm))] {
-            if !(value > 0.0 && value.is_finite()) {
-                return Err(ConfigError::Invalid {
-                    key: key(name),
-                    message: format!("{value} is not a positive number"),
-                });
-            }
-        }
-        Ok(())
+        positive(&[(&key("learning_rate"), self.learning_rate), (&key("clip_norm"), f64::from(self.clip_norm))])
     }
 
     /// The settings that shape a run's batches and weights: a resume must keep them.
