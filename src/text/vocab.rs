@@ -166,8 +166,14 @@ impl Vocabulary {
 
     /// Reads a vocabulary written by [`Vocabulary::save`]; other tokenizer files are refused with the reason.
     pub fn load(path: &Path) -> Result<Self, VocabularyError> {
-        let tokenizer = Tokenizer::from_file(path)
-            .map_err(|error| VocabularyError::Read { path: path.to_path_buf(), source: error.into() })?;
+        let read_error = |source: Cause| VocabularyError::Read { path: path.to_path_buf(), source };
+        let text = std::fs::read_to_string(path).map_err(|error| read_error(error.into()))?;
+        // The tokenizers crate panics (`expect("Helper")`) on some damaged files instead of returning an error:
+        // a JSON syntax error is found here first, and any panic left is caught and reported as unreadable.
+        serde_json::from_str::<serde_json::Value>(&text).map_err(|error| read_error(error.into()))?;
+        let tokenizer = std::panic::catch_unwind(|| text.parse::<Tokenizer>())
+            .map_err(|_| read_error("the tokenizers crate could not read it (it panicked)".into()))?
+            .map_err(|error| read_error(error.into()))?;
         let unsupported = |reason: String| VocabularyError::Unsupported { path: path.to_path_buf(), reason };
         let expected = serde_json::to_value(pre_tokenizer()).expect("pre-tokenizer serializes");
         let found = serde_json::to_value(tokenizer.get_pre_tokenizer()).expect("pre-tokenizer serializes");
@@ -260,5 +266,21 @@ mod tests {
         let error = Vocabulary::load(&path).unwrap_err().to_string();
         assert!(error.contains("pre-tokenizer"), "{error}");
         assert!(Vocabulary::load(&dir.path().join("missing.json")).is_err());
+    }
+
+    #[test]
+    fn a_damaged_tokenizer_file_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        sample().save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"decoder\": null") || text.contains("\"decoder\":null"), "{text}");
+        // Valid JSON whose decoder the tokenizers crate cannot read (it panics on this), and a syntax error there.
+        for damaged in ["\"decoder\": 5", "\"decoder\": xull"] {
+            std::fs::write(&path, text.replace("\"decoder\": null", damaged).replace("\"decoder\":null", damaged))
+                .unwrap();
+            let error = crate::util::error_chain(&Vocabulary::load(&path).unwrap_err());
+            assert!(error.contains("tokenizer.json"), "{damaged}: {error}");
+        }
     }
 }
