@@ -70,22 +70,6 @@ pub fn provider() -> &'static str {
 /// added to what `dst` holds, otherwise it replaces it.
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm(
-    shape: (usize, usize, usize),
-    dst: &mut [f32],
-    dst_row: usize,
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_strides: Strides,
-    rhs: &[f32],
-    rhs_strides: Strides,
-) {
-    multiply(OPENBLAS.as_ref(), shape, dst, dst_row, accumulate, lhs, lhs_strides, rhs, rhs_strides);
-}
-
-/// [`sgemm`] with OpenBLAS when given, the `gemm` crate otherwise.
-#[allow(clippy::too_many_arguments)]
-fn multiply(
-    openblas: Option<&OpenBlas>,
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     dst_row: usize,
@@ -109,7 +93,7 @@ fn multiply(
     }
     assert!(lhs.len() > (m - 1) * lhs_strides.0 + (k - 1) * lhs_strides.1, "left operand too short");
     assert!(rhs.len() > (k - 1) * rhs_strides.0 + (n - 1) * rhs_strides.1, "right operand too short");
-    if let Some(openblas) = openblas
+    if let Some(openblas) = OPENBLAS.as_ref()
         && let Some((transpose_lhs, lda)) = cblas_layout(lhs_strides, k)
         && let Some((transpose_rhs, ldb)) = cblas_layout(rhs_strides, n)
     {
@@ -187,17 +171,14 @@ mod tests {
         // The same operands stored transposed (column-major), read with swapped strides.
         let lhs_t: Vec<f32> = (0..k * m).map(|at| lhs[(at % m) * k + at / m]).collect();
         let rhs_t: Vec<f32> = (0..n * k).map(|at| rhs[(at % k) * n + at / k]).collect();
-        // The `gemm` crate always; OpenBLAS too where the machine has it (CI installs it).
-        for openblas in std::iter::once(None).chain(OPENBLAS.as_ref().map(Some)) {
-            for (lhs, lhs_strides) in [(&lhs, (k, 1)), (&lhs_t, (1, m))] {
-                for (rhs, rhs_strides) in [(&rhs, (n, 1)), (&rhs_t, (1, k))] {
-                    let mut dst = vec![1.0; m * n];
-                    multiply(openblas, (m, n, k), &mut dst, n, false, lhs, lhs_strides, rhs, rhs_strides);
-                    assert_eq!(dst, expected);
-                    multiply(openblas, (m, n, k), &mut dst, n, true, lhs, lhs_strides, rhs, rhs_strides);
-                    let doubled: Vec<f32> = expected.iter().map(|value| 2.0 * value).collect();
-                    assert_eq!(dst, doubled, "accumulating adds the product");
-                }
+        for (lhs, lhs_strides) in [(&lhs, (k, 1)), (&lhs_t, (1, m))] {
+            for (rhs, rhs_strides) in [(&rhs, (n, 1)), (&rhs_t, (1, k))] {
+                let mut dst = vec![1.0; m * n];
+                sgemm((m, n, k), &mut dst, n, false, lhs, lhs_strides, rhs, rhs_strides);
+                assert_eq!(dst, expected);
+                sgemm((m, n, k), &mut dst, n, true, lhs, lhs_strides, rhs, rhs_strides);
+                let doubled: Vec<f32> = expected.iter().map(|value| 2.0 * value).collect();
+                assert_eq!(dst, doubled, "accumulating adds the product");
             }
         }
     }
