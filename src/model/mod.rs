@@ -4,7 +4,11 @@
 
 pub mod batch;
 pub mod beam;
+pub mod blas;
 pub mod captioner;
+pub mod gru;
+pub mod gru_kernel;
+pub mod output_loss;
 pub mod skip_thought;
 pub mod story_decoder;
 pub mod vse;

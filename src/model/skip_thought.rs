@@ -13,11 +13,12 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Gru, GruConfig, Initializer, Linear, LinearConfig};
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 
 use crate::model::batch::PaddedBatch;
+use crate::model::gru;
+use crate::model::output_loss::{RowTargets, weighted_nll};
 use crate::text::{EOS_ID, UNK_ID};
 
 /// Sizes of the model. The paper: vocabulary 20,000, words 620, GRU 2400.
@@ -207,14 +208,14 @@ impl SkipThought {
     pub fn encode_embedded(&self, embedded: Tensor<3>, last: Tensor<3, Int>) -> Tensor<2> {
         let [batch, _, hidden] = last.shape().dims();
         let Some(backward) = &self.encoder_backward else {
-            return self.encoder.forward(embedded, None).gather(1, last).squeeze_dim(1);
+            return gru::run(&self.encoder, embedded, None).gather(1, last).squeeze_dim(1);
         };
         let half = hidden / 2;
         let last_half = last.clone().slice([0..batch, 0..1, 0..half]);
         let forward: Tensor<2> =
-            self.encoder.forward(embedded.clone(), None).gather(1, last_half.clone()).squeeze_dim(1);
+            gru::run(&self.encoder, embedded.clone(), None).gather(1, last_half.clone()).squeeze_dim(1);
         let reversed = reverse_within_lengths(embedded, &last);
-        let backward: Tensor<2> = backward.forward(reversed, None).gather(1, last_half).squeeze_dim(1);
+        let backward: Tensor<2> = gru::run(backward, reversed, None).gather(1, last_half).squeeze_dim(1);
         Tensor::cat(vec![forward, backward], 1)
     }
 
@@ -222,34 +223,25 @@ impl SkipThought {
     pub fn loss(&self, batch: &TripleTensors) -> Tensor<1> {
         let thought = self.encode(batch.current.clone(), batch.current_last.clone());
         let candidates = batch.candidates.as_ref();
-        let (previous_nll, previous_count) =
-            self.decoder_nll(&self.decoder_previous, &batch.previous, &thought, candidates);
-        let (next_nll, next_count) = self.decoder_nll(&self.decoder_next, &batch.next, &thought, candidates);
-        (previous_nll + next_nll) / (previous_count + next_count)
+        let previous = self.decoder_states(&self.decoder_previous, &batch.previous, &thought);
+        let next = self.decoder_states(&self.decoder_next, &batch.next, &thought);
+        let (nll, count) = output_nll(&self.output, &[(previous, &batch.previous), (next, &batch.next)], candidates);
+        nll / count
     }
 
-    /// Summed negative log-likelihood of `targets` written by `decoder` from `thought`, and the token count.
-    fn decoder_nll(
-        &self,
-        decoder: &Gru,
-        targets: &DecoderTargets,
-        thought: &Tensor<2>,
-        candidates: Option<&Tensor<1, Int>>,
-    ) -> (Tensor<1>, Tensor<1>) {
+    /// Every step's state of `decoder` writing `targets` from `thought`.
+    fn decoder_states(&self, decoder: &Gru, targets: &DecoderTargets, thought: &Tensor<2>) -> Tensor<3> {
         // Per-step context shows in the decoder's input size: word_dim + hidden_dim instead of word_dim.
         let [decoder_input, _] = decoder.update_gate.input_transform.weight.dims();
         let [_, word_dim] = self.embedding.weight.dims();
         let context = (decoder_input > word_dim).then(|| thought.clone());
-        decoder_nll(&self.embedding, &self.output, decoder, targets, thought.clone(), context, candidates)
+        decoder_states(&self.embedding, decoder, targets, thought.clone(), context)
     }
 }
 
 /// Summed negative log-likelihood of `targets` written by `decoder` started from `initial`, and the token
-/// count: the conditional decoder of skip-thoughts and of the story decoder.
-///
-/// Teacher forcing: the input at step `t` is the embedding of target `t - 1` (zeros at `t = 0`), followed by
-/// `context` when given (the vector fed at every step). With `candidates`, the softmax runs over those
-/// words only (sampled softmax) and `targets.candidate_positions` says where each target is among them.
+/// count: the conditional decoder of skip-thoughts and of the story decoder. See [`decoder_states`] and
+/// [`output_nll`].
 pub(crate) fn decoder_nll(
     embedding: &Embedding,
     output: &Linear,
@@ -259,6 +251,21 @@ pub(crate) fn decoder_nll(
     context: Option<Tensor<2>>,
     candidates: Option<&Tensor<1, Int>>,
 ) -> (Tensor<1>, Tensor<1>) {
+    let states = decoder_states(embedding, decoder, targets, initial, context);
+    output_nll(output, &[(states, targets)], candidates)
+}
+
+/// Every step's state, `[batch, len, hidden]`, of `decoder` writing `targets` from `initial`.
+///
+/// Teacher forcing: the input at step `t` is the embedding of target `t - 1` (zeros at `t = 0`), followed by
+/// `context` when given (the vector fed at every step).
+pub(crate) fn decoder_states(
+    embedding: &Embedding,
+    decoder: &Gru,
+    targets: &DecoderTargets,
+    initial: Tensor<2>,
+    context: Option<Tensor<2>>,
+) -> Tensor<3> {
     let [batch, len] = targets.ids.shape().dims();
     let embedded = embedding.forward(targets.inputs.clone().unwrap_or_else(|| targets.ids.clone())); // [batch, len, word]
     let [_, _, word_dim] = embedded.shape().dims();
@@ -267,24 +274,47 @@ pub(crate) fn decoder_nll(
     if let Some(context) = context {
         inputs = Tensor::cat(vec![inputs, context.unsqueeze_dim::<3>(1).repeat_dim(1, len)], 2);
     }
-    let states = decoder.forward(inputs, Some(initial)); // [batch, len, hidden]
-    let (logits, picked_ids) = match (candidates, &targets.candidate_positions) {
-        (Some(candidates), Some(positions)) => {
-            let weight = output.weight.val().select(1, candidates.clone()); // [hidden, candidates]
-            let [_, _, hidden] = states.shape().dims();
-            let [n_candidates] = candidates.shape().dims();
-            let mut logits = states.reshape([batch * len, hidden]).matmul(weight);
-            if let Some(bias) = &output.bias {
-                logits = logits + bias.val().select(0, candidates.clone()).unsqueeze_dim(0);
-            }
-            (logits.reshape([batch, len, n_candidates]), positions.clone())
-        }
-        _ => (output.forward(states), targets.ids.clone()),
+    gru::run(decoder, inputs, Some(initial))
+}
+
+/// Summed negative log-likelihood of each part's targets given its decoder states (`[batch, len, hidden]`)
+/// under the shared `output` layer, and the token count. All parts go through one product. With
+/// `candidates`, the softmax runs over those words only (sampled softmax) and each part's
+/// `candidate_positions` say where its targets are among them.
+pub(crate) fn output_nll(
+    output: &Linear,
+    parts: &[(Tensor<3>, &DecoderTargets)],
+    candidates: Option<&Tensor<1, Int>>,
+) -> (Tensor<1>, Tensor<1>) {
+    let mut rows = Vec::with_capacity(parts.len());
+    let mut targets = RowTargets { classes: Vec::new(), weights: Vec::new() };
+    for (states, part) in parts {
+        let [batch, len, hidden] = states.shape().dims();
+        rows.push(states.clone().reshape([batch * len, hidden]));
+        let classes = match (candidates, &part.candidate_positions) {
+            (Some(_), Some(positions)) => positions.clone(),
+            _ => part.ids.clone(),
+        };
+        let classes: Vec<i64> = classes.into_data().convert::<i64>().try_into_vec().expect("int ids");
+        targets.classes.extend(classes.iter().map(|&class| class as u32));
+        targets
+            .weights
+            .extend(part.mask.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("mask values"));
+    }
+    let states = Tensor::cat(rows, 0);
+    let device = states.device();
+    let (weight, bias) = match candidates {
+        Some(candidates) => (
+            output.weight.val().select(1, candidates.clone()),
+            output.bias.as_ref().map(|bias| bias.val().select(0, candidates.clone())),
+        ),
+        None => (output.weight.val(), output.bias.as_ref().map(|bias| bias.val())),
     };
-    let log_probs = log_softmax(logits, 2); // [batch, len, vocab or candidates]
-    let picked: Tensor<2> = log_probs.gather(2, picked_ids.unsqueeze_dim(2)).squeeze_dim(2);
-    let nll = (picked * targets.mask.clone()).sum().neg();
-    (nll, targets.mask.clone().sum())
+    let [_, classes] = weight.dims();
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([classes], &device));
+    let count: f32 = targets.weights.iter().sum();
+    let nll = weighted_nll(states, weight, bias, &targets);
+    (nll, Tensor::from_data(TensorData::new(vec![count], [1]), &device))
 }
 
 /// A sampled softmax's candidate words for target batches: every target word plus words drawn uniformly
