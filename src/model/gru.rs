@@ -17,8 +17,9 @@ use burn::backend::{Autodiff, Flex, TensorMetadata};
 use burn::nn::Gru;
 use burn::nn::activation::Activation;
 use burn::tensor::activation::{sigmoid, tanh};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
 
+use super::cpu_tensor::{flex, with_f32};
 use super::gru_kernel::{self, GruShape, GruTrace};
 
 /// Every step's state of `gru` reading `inputs` (`[batch, steps, input]`) from `initial` (zeros when
@@ -226,18 +227,6 @@ fn kernel_forward(
         })
     });
     (flex(states, [batch, steps, gates / 3]), (shape, trace))
-}
-
-/// Reads a CPU-backend tensor's values in row-major order (a copy only when it is not contiguous).
-fn with_f32<R>(tensor: &FlexTensor, read: impl FnOnce(&[f32]) -> R) -> R {
-    match tensor.as_slice::<f32>() {
-        Some(values) => read(values),
-        None => read(tensor.to_contiguous().as_slice::<f32>().expect("a contiguous f32 tensor")),
-    }
-}
-
-fn flex(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape.into()))
 }
 
 /// The recurrence in tensor operations, for backends without the kernel: one product per step for all

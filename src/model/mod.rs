@@ -6,6 +6,7 @@ pub mod batch;
 pub mod beam;
 pub mod blas;
 pub mod captioner;
+pub mod cpu_tensor;
 pub mod gru;
 pub mod gru_kernel;
 pub mod output_loss;

@@ -19,6 +19,7 @@ use burn::tensor::{DType, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::blas::sgemm;
+use super::cpu_tensor::{flex, with_f32};
 
 /// Which rows count and how much: each row's target class and weight (0 for padding).
 #[derive(Debug, Clone)]
@@ -246,17 +247,6 @@ fn forward(states: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, targets:
         weights: weights_kept,
     };
     (flex(vec![loss as f32], [1]), saved)
-}
-
-fn with_f32<R>(tensor: &FlexTensor, read: impl FnOnce(&[f32]) -> R) -> R {
-    match tensor.as_slice::<f32>() {
-        Some(values) => read(values),
-        None => read(tensor.to_contiguous().as_slice::<f32>().expect("a contiguous f32 tensor")),
-    }
-}
-
-fn flex(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape.into()))
 }
 
 #[cfg(test)]
