@@ -68,6 +68,12 @@ pub struct EncoderConfig {
     /// Words scored per batch by a sampled softmax in training (the batch's targets plus random others);
     /// 0 scores the whole vocabulary. Validation always uses the whole vocabulary.
     pub sampled_softmax: usize,
+    /// Adaptive softmax (Grave et al. 2017) cutoffs in the frequency-ranked vocabulary, e.g. `[2000, 6000]`:
+    /// a head of the 2,000 most frequent words and tail clusters 2,000-5,999 and 6,000 to the end, each scored
+    /// through a smaller projection. Exact over the whole vocabulary, and cheaper than the full softmax for
+    /// frequent words. Empty (the default): a full output layer. Needs `sampled_softmax = 0`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adaptive_softmax: Vec<usize>,
     /// Batches of held-out triples in each validation.
     pub valid_batches: usize,
     /// Batch, optimizer, seed and step counts (`[encoder.train]`).
@@ -92,6 +98,7 @@ impl Default for EncoderConfig {
             per_step_context: false,
             bidirectional: false,
             sampled_softmax: 1024,
+            adaptive_softmax: Vec::new(),
             valid_batches: 20,
         }
     }
@@ -703,6 +710,12 @@ impl EncoderConfig {
                 format!("{} is odd; bi-skip (`encoder.bidirectional`) splits it in two", self.hidden_dim),
             ));
         }
+        if !self.adaptive_softmax.is_empty() && self.sampled_softmax > 0 {
+            return Err(invalid(
+                "encoder.adaptive_softmax",
+                "an adaptive softmax replaces the sampled one: set `encoder.sampled_softmax = 0` with it",
+            ));
+        }
         Ok(())
     }
 
@@ -713,6 +726,7 @@ impl EncoderConfig {
             ("encoder.hidden_dim".into(), self.hidden_dim == other.hidden_dim),
             ("encoder.max_tokens".into(), self.max_tokens == other.max_tokens),
             ("encoder.sampled_softmax".into(), self.sampled_softmax == other.sampled_softmax),
+            ("encoder.adaptive_softmax".into(), self.adaptive_softmax == other.adaptive_softmax),
             ("encoder.per_step_context".into(), self.per_step_context == other.per_step_context),
             ("encoder.bidirectional".into(), self.bidirectional == other.bidirectional),
         ];
@@ -928,6 +942,16 @@ mod tests {
     fn too_small_vocabulary_is_rejected_with_its_key() {
         let error = Config::load(None, &[Override::parse("corpus.vocab_size=2").unwrap()]).unwrap_err();
         assert!(error.to_string().contains("corpus.vocab_size"), "{error}");
+    }
+
+    #[test]
+    fn an_adaptive_softmax_loads_only_without_a_sampled_one() {
+        let adaptive = Override::parse("encoder.adaptive_softmax=[1000, 4000]").unwrap();
+        let error = Config::load(None, std::slice::from_ref(&adaptive)).unwrap_err().to_string();
+        assert!(error.contains("encoder.adaptive_softmax") && error.contains("sampled_softmax = 0"), "{error}");
+        let dense = Override::parse("encoder.sampled_softmax=0").unwrap();
+        let config = Config::load(None, &[adaptive, dense]).unwrap();
+        assert_eq!(config.encoder.adaptive_softmax, vec![1000, 4000]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! beam search over any word-by-word scorer). Models never read files: loading and saving live with the
 //! artifact modules that own them.
 
+pub mod adaptive_softmax;
 pub mod batch;
 pub mod beam;
 pub mod blas;

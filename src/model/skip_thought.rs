@@ -5,7 +5,8 @@
 //! This is the uni-skip model with the released code's conditioning (the decoders' initial state) and an
 //! output layer shared by both decoders. Training can use the full softmax over the vocabulary or a sampled
 //! one (Jean et al. 2015): each batch scores only its own target words plus uniformly drawn others, which
-//! removes most of the work at a 10k-20k vocabulary. The decoders may also see the sentence vector at every
+//! removes most of the work at a 10k-20k vocabulary; or an adaptive softmax (Grave et al. 2017, see
+//! [`super::adaptive_softmax`]), exact over the whole vocabulary but cheap for frequent words. The decoders may also see the sentence vector at every
 //! step (`per_step_context`). Bi-skip (`bidirectional`) splits the vector between a forward and a backward
 //! encoder GRU. Combine-skip, the paper's concatenation of separately trained uni- and bi-skip encoders, is
 //! not built.
@@ -16,6 +17,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Gru, GruConfig, Initializer, Linear, 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 
+use crate::model::adaptive_softmax::{self, AdaptiveTail, weighted_nll_adaptive};
 use crate::model::batch::PaddedBatch;
 use crate::model::gru;
 use crate::model::output_loss::{RowTargets, weighted_nll};
@@ -34,6 +36,10 @@ pub struct SkipThoughtConfig {
     /// Bi-skip: a forward and a backward encoder of `hidden_dim / 2` each, their final states concatenated.
     #[config(default = false)]
     pub bidirectional: bool,
+    /// Adaptive softmax cutoffs in the frequency-ranked vocabulary (e.g. `[2000, 6000]`: a head of the
+    /// 2,000 most frequent words and tails 2,000-5,999 and 6,000 on); empty for a full output layer.
+    #[config(default = "Vec::new()")]
+    pub adaptive_cutoffs: Vec<usize>,
 }
 
 /// Embedding, encoder, two decoders and the shared output layer.
@@ -46,7 +52,10 @@ pub struct SkipThought {
     encoder_backward: Option<Gru>,
     decoder_previous: Gru,
     decoder_next: Gru,
+    /// The output layer over the vocabulary, or with an adaptive softmax its head.
     output: Linear,
+    /// Adaptive softmax only: its tail clusters (none for a full output layer, so older checkpoints load).
+    tails: Vec<AdaptiveTail>,
 }
 
 /// One batch of (previous, current, next) sentences as tensors on a device.
@@ -86,6 +95,11 @@ impl SkipThoughtConfig {
         assert!(!self.bidirectional || self.hidden_dim % 2 == 0, "bi-skip needs an even hidden_dim");
         let decoder_input = self.word_dim + if self.per_step_context { self.hidden_dim } else { 0 };
         let decoder = || GruConfig::new(decoder_input, self.hidden_dim, true).init(device);
+        let (output, tails) = if self.adaptive_cutoffs.is_empty() {
+            (LinearConfig::new(self.hidden_dim, self.vocab_size).init(device), Vec::new())
+        } else {
+            adaptive_softmax::init(self.hidden_dim, self.vocab_size, &self.adaptive_cutoffs, device)
+        };
         SkipThought {
             // N(0, 0.1²) like the released code's `norm_weight`: burn's default N(0, 1) is so large that
             // training barely moves it, leaving word embeddings nearly random (vocabulary expansion then has
@@ -99,7 +113,8 @@ impl SkipThoughtConfig {
                 .then(|| GruConfig::new(self.word_dim, self.encoder_dim(), true).init(device)),
             decoder_previous: decoder(),
             decoder_next: decoder(),
-            output: LinearConfig::new(self.hidden_dim, self.vocab_size).init(device),
+            output,
+            tails,
         }
     }
 }
@@ -225,8 +240,14 @@ impl SkipThought {
         let candidates = batch.candidates.as_ref();
         let previous = self.decoder_states(&self.decoder_previous, &batch.previous, &thought);
         let next = self.decoder_states(&self.decoder_next, &batch.next, &thought);
-        let (nll, count) = output_nll(&self.output, &[(previous, &batch.previous), (next, &batch.next)], candidates);
-        nll / count
+        let parts = [(previous, &batch.previous), (next, &batch.next)];
+        if self.tails.is_empty() {
+            let (nll, count) = output_nll(&self.output, &parts, candidates);
+            return nll / count;
+        }
+        let (states, targets) = scored_rows(&parts, None);
+        let count = targets.weights.iter().sum::<f32>();
+        weighted_nll_adaptive(&self.output, &self.tails, states, &targets) / count
     }
 
     /// Every step's state of `decoder` writing `targets` from `thought`.
@@ -286,6 +307,25 @@ pub(crate) fn output_nll(
     parts: &[(Tensor<3>, &DecoderTargets)],
     candidates: Option<&Tensor<1, Int>>,
 ) -> (Tensor<1>, Tensor<1>) {
+    let (states, targets) = scored_rows(parts, candidates);
+    let device = states.device();
+    let (weight, bias) = match candidates {
+        Some(candidates) => (
+            output.weight.val().select(1, candidates.clone()),
+            output.bias.as_ref().map(|bias| bias.val().select(0, candidates.clone())),
+        ),
+        None => (output.weight.val(), output.bias.as_ref().map(|bias| bias.val())),
+    };
+    let [_, classes] = weight.dims();
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([classes], &device));
+    let count: f32 = targets.weights.iter().sum();
+    let nll = weighted_nll(states, weight, bias, &targets);
+    (nll, Tensor::from_data(TensorData::new(vec![count], [1]), &device))
+}
+
+/// All parts' decoder states as rows, `[rows, hidden]`, with each row's target (the word id, or with
+/// `candidates` its position among them) and weight (0 on padding).
+fn scored_rows(parts: &[(Tensor<3>, &DecoderTargets)], candidates: Option<&Tensor<1, Int>>) -> (Tensor<2>, RowTargets) {
     let mut rows = Vec::with_capacity(parts.len());
     let mut targets = RowTargets { classes: Vec::new(), weights: Vec::new() };
     for (states, part) in parts {
@@ -301,20 +341,7 @@ pub(crate) fn output_nll(
             .weights
             .extend(part.mask.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("mask values"));
     }
-    let states = Tensor::cat(rows, 0);
-    let device = states.device();
-    let (weight, bias) = match candidates {
-        Some(candidates) => (
-            output.weight.val().select(1, candidates.clone()),
-            output.bias.as_ref().map(|bias| bias.val().select(0, candidates.clone())),
-        ),
-        None => (output.weight.val(), output.bias.as_ref().map(|bias| bias.val())),
-    };
-    let [_, classes] = weight.dims();
-    let bias = bias.unwrap_or_else(|| Tensor::zeros([classes], &device));
-    let count: f32 = targets.weights.iter().sum();
-    let nll = weighted_nll(states, weight, bias, &targets);
-    (nll, Tensor::from_data(TensorData::new(vec![count], [1]), &device))
+    (Tensor::cat(rows, 0), targets)
 }
 
 /// A sampled softmax's candidate words for target batches: every target word plus words drawn uniformly
@@ -426,6 +453,17 @@ mod tests {
     fn per_step_context_trains_too() {
         let device = Device::flex().autodiff();
         let (_, first, last) = memorise(SkipThoughtConfig::new(12, 8, 16).with_per_step_context(true), &device);
+        assert!(last < 0.1, "loss fell only from {first} to {last}");
+    }
+
+    #[test]
+    fn an_adaptive_softmax_trains_too_and_its_initial_loss_is_a_normalised_one() {
+        let device = Device::flex().autodiff();
+        let config = SkipThoughtConfig::new(12, 8, 16).with_adaptive_cutoffs(vec![4, 8]);
+        let (model, first, last) = memorise(config, &device);
+        assert_eq!(model.tails.len(), 2);
+        // Near a uniform guess over 12 words at the start, like the full output layer.
+        assert!((1.5..4.0).contains(&first), "initial loss {first}");
         assert!(last < 0.1, "loss fell only from {first} to {last}");
     }
 

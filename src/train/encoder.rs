@@ -23,6 +23,7 @@ use super::triples::{Triple, sentence_triples};
 use crate::config::{Config, EncoderConfig, TrainSchedule, section_with_lifted_schedule};
 use crate::corpus::Corpus;
 use crate::corpus::streams::SplitStreams;
+use crate::model::adaptive_softmax::check_cutoffs;
 use crate::model::batch::PaddedBatch;
 use crate::model::skip_thought::{SkipThought, SkipThoughtConfig, TripleTensors};
 use crate::progress::Progress;
@@ -162,9 +163,16 @@ impl Trainer for EncoderTrainRequest {
 
     fn init(&self, data: &EncoderData, device: &Device) -> Result<(SkipThought, TrainState), TrainError> {
         let config = &self.config.encoder;
-        let model = SkipThoughtConfig::new(data.corpus.vocabulary.len(), config.word_dim, config.hidden_dim)
+        let vocab_size = data.corpus.vocabulary.len();
+        if !config.adaptive_softmax.is_empty() {
+            check_cutoffs(&config.adaptive_softmax, vocab_size).map_err(|error| {
+                TrainError::Input(format!("encoder.adaptive_softmax: {error} (the corpus's vocabulary size)"))
+            })?;
+        }
+        let model = SkipThoughtConfig::new(vocab_size, config.word_dim, config.hidden_dim)
             .with_per_step_context(config.per_step_context)
             .with_bidirectional(config.bidirectional)
+            .with_adaptive_cutoffs(config.adaptive_softmax.clone())
             .init(device);
         let state = TrainState {
             position: Position::default(),
