@@ -8,6 +8,7 @@
 
 use std::sync::LazyLock;
 
+use memchr::memmem;
 use regex::Regex;
 
 static GUTENBERG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)project\s+gutenberg").unwrap());
@@ -62,9 +63,11 @@ pub fn is_boilerplate(paragraph: &str) -> bool {
 /// [`is_boilerplate`] for a paragraph `near_edge` of the body (checked fully) or inside it (checked only
 /// when it names Gutenberg, which licence text always does; this keeps the cost of the check off the bulk).
 pub fn is_boilerplate_at(paragraph: &str, near_edge: bool) -> bool {
+    static LOWER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"utenberg"));
+    static UPPER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"UTENBERG"));
     let names_gutenberg = || {
         let bytes = paragraph.as_bytes();
-        memchr::memmem::find(bytes, b"utenberg").is_some() || memchr::memmem::find(bytes, b"UTENBERG").is_some()
+        LOWER.find(bytes).is_some() || UPPER.find(bytes).is_some()
     };
     (near_edge || names_gutenberg()) && is_boilerplate(paragraph)
 }

@@ -292,13 +292,26 @@ fn choose_validation_books(books: &[ReadBook], count: usize) -> Vec<bool> {
 }
 
 /// The vocabulary of the training books.
-fn build_vocabulary(books: &[ReadBook], valid: &[bool], size: usize, lowercase: bool) -> Vocabulary {
-    let mut counts: FxHashMap<&str, u64> = FxHashMap::default();
-    for (book, _) in books.iter().zip(valid).filter(|(_, valid)| !**valid) {
-        for (word, &count) in book.tokens.words.words().zip(&book.tokens.counts) {
+fn build_vocabulary<'a>(books: &'a [ReadBook], valid: &[bool], size: usize, lowercase: bool) -> Vocabulary {
+    let add = |mut counts: FxHashMap<&'a str, u64>, book: &'a BookTokens| {
+        for (word, &count) in book.words.words().zip(&book.counts) {
             *counts.entry(word).or_default() += count;
         }
-    }
+        counts
+    };
+    // Each thread counts its share of the books; the tables are then merged, the smaller into the larger.
+    let counts = books
+        .par_iter()
+        .zip(valid)
+        .filter(|(_, valid)| !**valid)
+        .fold(FxHashMap::default, |counts, (book, _)| add(counts, &book.tokens))
+        .reduce(FxHashMap::default, |a, b| {
+            let (mut larger, smaller) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+            for (word, count) in smaller {
+                *larger.entry(word).or_default() += count;
+            }
+            larger
+        });
     Vocabulary::from_counts(counts, size, lowercase)
 }
 

@@ -38,6 +38,8 @@ pub struct SplitWriter {
     n_tokens: u64,
     n_sentences: u64,
     n_paragraphs: u64,
+    /// Scratch space for one book's offsets.
+    offsets: Vec<u64>,
 }
 
 impl SplitWriter {
@@ -58,9 +60,10 @@ impl SplitWriter {
             n_tokens: 0,
             n_sentences: 0,
             n_paragraphs: 0,
+            offsets: Vec::new(),
         };
         for name in [SENTENCES_FILE, PARAGRAPHS_FILE, BOOKS_FILE] {
-            writer.write_offset(name, 0)?;
+            writer.write_offsets(name, &[0])?;
         }
         Ok(writer)
     }
@@ -72,26 +75,39 @@ impl SplitWriter {
         sentence_lengths: &[u32],
         paragraph_lengths: &[u32],
     ) -> Result<(), PathError> {
-        self.tokens.write_all(bytemuck::cast_slice(tokens)).path_context("write", &self.dir.join(TOKENS_FILE))?;
-        for &length in sentence_lengths {
+        self.tokens.write_all(bytemuck::cast_slice(tokens)).map_err(|error| self.write_error(TOKENS_FILE, error))?;
+        // Offsets go out a book at a time: a write per sentence was a fifth of writing a corpus.
+        let mut offsets = std::mem::take(&mut self.offsets);
+        offsets.clear();
+        offsets.extend(sentence_lengths.iter().map(|&length| {
             self.n_tokens += u64::from(length);
-            self.write_offset(SENTENCES_FILE, self.n_tokens)?;
-        }
-        for &length in paragraph_lengths {
+            self.n_tokens
+        }));
+        self.write_offsets(SENTENCES_FILE, &offsets)?;
+        offsets.clear();
+        offsets.extend(paragraph_lengths.iter().map(|&length| {
             self.n_sentences += u64::from(length);
-            self.write_offset(PARAGRAPHS_FILE, self.n_sentences)?;
-        }
+            self.n_sentences
+        }));
+        self.write_offsets(PARAGRAPHS_FILE, &offsets)?;
+        self.offsets = offsets;
         self.n_paragraphs += paragraph_lengths.len() as u64;
-        self.write_offset(BOOKS_FILE, self.n_paragraphs)
+        self.write_offsets(BOOKS_FILE, &[self.n_paragraphs])
     }
 
-    fn write_offset(&mut self, name: &str, offset: u64) -> Result<(), PathError> {
+    fn write_offsets(&mut self, name: &'static str, offsets: &[u64]) -> Result<(), PathError> {
         let writer = match name {
             SENTENCES_FILE => &mut self.sentences,
             PARAGRAPHS_FILE => &mut self.paragraphs,
             _ => &mut self.books,
         };
-        writer.write_all(&offset.to_le_bytes()).path_context("write", &self.dir.join(name))
+        let bytes: &[u8] = bytemuck::cast_slice(offsets);
+        writer.write_all(bytes).map_err(|error| self.write_error(name, error))
+    }
+
+    /// The error for a failed write to `name`, its path built only then.
+    fn write_error(&self, name: &str, error: std::io::Error) -> PathError {
+        PathError::new("write", &self.dir.join(name), error)
     }
 
     /// Flushes and syncs every file.

@@ -12,14 +12,7 @@ pub const WORD_PATTERN: &str = r"\w+(?:'\w+)*|\.\.\.|[^\w\s]";
 /// `buffer` is scratch space reused between calls to avoid allocating per sentence.
 pub fn for_each_word(text: &str, lowercase: bool, buffer: &mut String, mut visit: impl FnMut(&str)) {
     let text = if lowercase {
-        buffer.clear();
-        if text.is_ascii() {
-            buffer.push_str(text);
-            buffer.make_ascii_lowercase();
-        } else {
-            // Per character, like the `tokenizers` Lowercase normalizer (no final-sigma rule).
-            buffer.extend(text.chars().flat_map(char::to_lowercase));
-        }
+        lowercase_into(buffer, text);
         buffer.as_str()
     } else {
         text
@@ -51,6 +44,31 @@ pub fn for_each_word(text: &str, lowercase: bool, buffer: &mut String, mut visit
     }
 }
 
+/// `text` lowercased per character, like the `tokenizers` Lowercase normalizer (no final-sigma rule), into
+/// `buffer`. ASCII runs are copied and lowercased in bulk: most sentences hold a non-ASCII character or two
+/// (a dash, a quote), and lowercasing them a character at a time was a twentieth of ingest.
+fn lowercase_into(buffer: &mut String, text: &str) {
+    buffer.clear();
+    if text.is_ascii() {
+        buffer.push_str(text);
+        buffer.make_ascii_lowercase();
+        return;
+    }
+    let mut start = 0;
+    while start < text.len() {
+        let run_end =
+            text.as_bytes()[start..].iter().position(|byte| !byte.is_ascii()).map_or(text.len(), |at| start + at);
+        let at = buffer.len();
+        buffer.push_str(&text[start..run_end]);
+        buffer[at..].make_ascii_lowercase();
+        let Some(char) = text[run_end..].chars().next() else {
+            break;
+        };
+        buffer.extend(char.to_lowercase());
+        start = run_end + char.len_utf8();
+    }
+}
+
 /// Collects the words of `text`; a convenience over [`for_each_word`] for short inputs.
 pub fn words(text: &str, lowercase: bool) -> Vec<String> {
     let mut words = Vec::new();
@@ -65,20 +83,41 @@ enum CharClass {
     Other,
 }
 
+/// Each byte's class when it is a whole ASCII character; [`WIDE`] for the bytes of longer UTF-8 characters.
+const ASCII_CLASSES: [u8; 256] = {
+    let mut classes = [WIDE; 256];
+    let mut byte = 0;
+    while byte < 128 {
+        let ascii = byte as u8;
+        classes[byte] = if ascii.is_ascii_alphanumeric() || ascii == b'_' {
+            WORD
+        } else if matches!(ascii, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r') {
+            SPACE
+        } else {
+            OTHER
+        };
+        byte += 1;
+    }
+    classes
+};
+const SPACE: u8 = 0;
+const WORD: u8 = 1;
+const OTHER: u8 = 2;
+const WIDE: u8 = 3;
+
 /// The class of the character at byte `position` and its width in bytes.
 #[inline]
 fn classify(text: &str, position: usize) -> (CharClass, usize) {
-    let byte = text.as_bytes()[position];
-    if byte.is_ascii() {
-        let class = if byte.is_ascii_alphanumeric() || byte == b'_' {
-            CharClass::Word
-        } else if matches!(byte, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r') {
-            CharClass::Space
-        } else {
-            CharClass::Other
-        };
-        return (class, 1);
+    match ASCII_CLASSES[text.as_bytes()[position] as usize] {
+        SPACE => (CharClass::Space, 1),
+        WORD => (CharClass::Word, 1),
+        OTHER => (CharClass::Other, 1),
+        _ => classify_wide(text, position),
     }
+}
+
+#[cold]
+fn classify_wide(text: &str, position: usize) -> (CharClass, usize) {
     let char = text[position..].chars().next().expect("position is on a char boundary");
     let class = if char.is_whitespace() {
         CharClass::Space
@@ -94,12 +133,12 @@ fn classify(text: &str, position: usize) -> (CharClass, usize) {
 fn skip_word_chars(text: &str, mut position: usize) -> usize {
     let bytes = text.as_bytes();
     while position < bytes.len() {
-        if bytes[position].is_ascii_alphanumeric() || bytes[position] == b'_' {
-            position += 1;
-            continue;
-        }
-        match classify(text, position) {
-            (CharClass::Word, width) => position += width,
+        match ASCII_CLASSES[bytes[position] as usize] {
+            WORD => position += 1,
+            WIDE => match classify_wide(text, position) {
+                (CharClass::Word, width) => position += width,
+                _ => break,
+            },
             _ => break,
         }
     }
@@ -140,6 +179,8 @@ mod tests {
     fn unicode_words_and_case() {
         assert_eq!(words("Café NAÏVE straße ÉTÉ", true), ["café", "naïve", "straße", "été"]);
         assert_eq!(words("Café", false), ["Café"]);
+        assert_eq!(words("ÀB—CD É", true), ["àb", "—", "cd", "é"]);
+        assert_eq!(words("İSTANBUL ΣΑΣ", true), ["i̇stanbul", "σασ"]);
         assert_eq!(words("a....b", true), ["a", "...", ".", "b"]);
     }
 }

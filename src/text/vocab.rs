@@ -55,8 +55,14 @@ impl Vocabulary {
     pub fn from_counts<'a>(counts: impl IntoIterator<Item = (&'a str, u64)>, max_size: usize, lowercase: bool) -> Self {
         let mut ranked: Vec<(&str, u64)> =
             counts.into_iter().filter(|(word, _)| *word != EOS && *word != UNK).collect();
-        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        ranked.truncate(max_size.saturating_sub(2));
+        let order = |a: &(&str, u64), b: &(&str, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
+        let kept = max_size.saturating_sub(2);
+        // Only the kept words need sorting: partition them off first (a corpus has far more distinct words).
+        if kept < ranked.len() {
+            ranked.select_nth_unstable_by(kept, order);
+            ranked.truncate(kept);
+        }
+        ranked.sort_unstable_by(order);
         let words = [EOS, UNK].into_iter().chain(ranked.into_iter().map(|(word, _)| word)).map(String::from);
         Vocabulary::from_words(words.collect(), lowercase)
     }
