@@ -15,7 +15,7 @@ use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
 /// Words up to this many bytes are compared as a packed `u128`.
-const INLINE: usize = 16;
+pub(crate) const INLINE: usize = 16;
 /// No id yet (in the one-byte table).
 const NONE: u32 = u32::MAX;
 
@@ -121,7 +121,7 @@ impl Interner {
 /// copying into a zeroed buffer: a variable-length copy followed by a 16-byte load stalls store forwarding,
 /// which made that copy the single costliest instruction of ingest.
 #[inline]
-fn pack(bytes: &[u8]) -> u128 {
+pub(crate) fn pack(bytes: &[u8]) -> u128 {
     let len = bytes.len();
     let read_u64 = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
     let read_u32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));

@@ -9,6 +9,8 @@
 
 use std::sync::LazyLock;
 
+use super::interner::{INLINE, pack};
+
 /// Abbreviations whose period does not end a sentence. Compared case-sensitively, without the period.
 const ABBREVIATIONS: &[&str] = &[
     "Mr", "Mrs", "Ms", "Messrs", "Mme", "Mlle", "Dr", "St", "Ste", "Jr", "Sr", "Mt", "Ft", "Rev", "Revd", "Col", "Gen",
@@ -18,26 +20,16 @@ const ABBREVIATIONS: &[&str] = &[
     "ibid", "op", "ca", "approx",
 ];
 
-/// Whether `word` is one of [`ABBREVIATIONS`]: each packed into a `u64`, looked up by binary search (this
-/// runs at most sentence ends, and comparing against each string in turn showed in profiles).
+/// Whether `word` is one of [`ABBREVIATIONS`]: each packed as the interner packs words, looked up by binary
+/// search (this runs at most sentence ends, and comparing against each string in turn showed in profiles).
 fn is_abbreviation(word: &str) -> bool {
-    static PACKED: LazyLock<Vec<u64>> = LazyLock::new(|| {
-        let mut packed: Vec<u64> =
-            ABBREVIATIONS.iter().map(|word| pack(word).expect("abbreviations are short")).collect();
+    static PACKED: LazyLock<Vec<u128>> = LazyLock::new(|| {
+        let mut packed: Vec<u128> = ABBREVIATIONS.iter().map(|word| pack(word.as_bytes())).collect();
         packed.sort_unstable();
         packed
     });
-    pack(word).is_some_and(|packed| PACKED.binary_search(&packed).is_ok())
-}
-
-/// Up to 8 bytes as a zero-padded `u64`; `None` when longer (no abbreviation is). Words never hold a zero byte.
-fn pack(word: &str) -> Option<u64> {
-    let bytes = word.as_bytes();
-    (bytes.len() <= 8).then(|| {
-        let mut padded = [0u8; 8];
-        padded[..bytes.len()].copy_from_slice(bytes);
-        u64::from_le_bytes(padded)
-    })
+    // Zero padding is unambiguous here: these words hold only letters, digits and periods.
+    word.len() <= INLINE && PACKED.binary_search(&pack(word.as_bytes())).is_ok()
 }
 
 /// Splits one paragraph into trimmed sentences.

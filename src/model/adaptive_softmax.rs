@@ -13,7 +13,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::output_loss::{RowTargets, weighted_nll};
+use super::output_loss::{RowTargets, weighted_nll_optional_bias};
 
 /// One tail cluster: a projection to a smaller size, then the cluster's own output layer.
 #[derive(Module, Debug)]
@@ -129,9 +129,7 @@ pub fn weighted_nll_adaptive(
         }
     }
     let linear_nll = |layer: &Linear, input: Tensor<2>, targets: &RowTargets| {
-        let [_, classes] = layer.weight.dims();
-        let bias = layer.bias.as_ref().map_or_else(|| Tensor::zeros([classes], &device), |bias| bias.val());
-        weighted_nll(input, layer.weight.val(), bias, targets)
+        weighted_nll_optional_bias(input, layer.weight.val(), layer.bias.as_ref().map(|bias| bias.val()), targets)
     };
     let mut nll = linear_nll(head, states.clone(), &head_targets);
     for (tail, (rows, tail_targets)) in tails.iter().zip(&tail_rows) {

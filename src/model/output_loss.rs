@@ -28,6 +28,18 @@ pub struct RowTargets {
     pub weights: Vec<f32>,
 }
 
+/// [`weighted_nll`] through a layer's weight and its bias if it has one (zeros otherwise).
+pub fn weighted_nll_optional_bias(
+    states: Tensor<2>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    targets: &RowTargets,
+) -> Tensor<1> {
+    let [_, classes] = weight.dims();
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([classes], &states.device()));
+    weighted_nll(states, weight, bias, targets)
+}
+
 /// `Σ_i weights_i · -log softmax(states_i · weight + bias)[classes_i]`, a `[1]` tensor.
 ///
 /// `states`: `[rows, hidden]`; `weight`: `[hidden, classes]`; `bias`: `[classes]`.

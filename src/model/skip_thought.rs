@@ -20,7 +20,7 @@ use rand::Rng;
 use crate::model::adaptive_softmax::{self, AdaptiveTail, weighted_nll_adaptive};
 use crate::model::batch::PaddedBatch;
 use crate::model::gru;
-use crate::model::output_loss::{RowTargets, weighted_nll};
+use crate::model::output_loss::{RowTargets, weighted_nll_optional_bias};
 use crate::text::{EOS_ID, UNK_ID};
 
 /// Sizes of the model. The paper: vocabulary 20,000, words 620, GRU 2400.
@@ -316,10 +316,8 @@ pub(crate) fn output_nll(
         ),
         None => (output.weight.val(), output.bias.as_ref().map(|bias| bias.val())),
     };
-    let [_, classes] = weight.dims();
-    let bias = bias.unwrap_or_else(|| Tensor::zeros([classes], &device));
     let count: f32 = targets.weights.iter().sum();
-    let nll = weighted_nll(states, weight, bias, &targets);
+    let nll = weighted_nll_optional_bias(states, weight, bias, &targets);
     (nll, Tensor::from_data(TensorData::new(vec![count], [1]), &device))
 }
 
