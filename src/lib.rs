@@ -8,6 +8,7 @@ pub mod captioner;
 pub mod captions;
 pub mod config;
 pub mod corpus;
+pub mod device;
 pub mod encoder;
 pub mod evaluation;
 pub mod features;

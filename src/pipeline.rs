@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::captions::{CaptionDataset, DatasetKind};
@@ -318,6 +319,8 @@ struct Context<'a> {
     command: Vec<String>,
     cancel: &'a CancelFlag,
     progress: &'a dyn Progress,
+    /// Where models compute: the encoder trains on all of them (data-parallel), every other stage on the first.
+    devices: &'a [Device],
 }
 
 impl Context<'_> {
@@ -329,7 +332,13 @@ impl Context<'_> {
             force: !resume,
             command: self.command.clone(),
             cancel: self.cancel.clone(),
+            devices: vec![self.device().clone()],
         }
+    }
+
+    /// The device of every stage but the encoder's training.
+    fn device(&self) -> &Device {
+        &self.devices[0]
     }
 }
 
@@ -363,7 +372,7 @@ fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Sta
         let request = EncoderTrainRequest {
             corpus_dir: out.corpus.clone(),
             config: config.clone(),
-            run: context.run_options(&out.encoder, resume),
+            run: context.run_options(&out.encoder, resume).on(context.devices.to_vec()),
         };
         train_encoder(&request, progress).map(|_| ()).map_err(fail("train-encoder"))
     }));
@@ -397,6 +406,7 @@ fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Sta
             out: out.bias.clone(),
             force: true,
             config: config.clone(),
+            device: context.device().clone(),
             command: context.command.clone(),
         };
         compute_bias(&request, progress).map(|_| ()).map_err(fail("compute-bias"))
@@ -428,6 +438,7 @@ fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Sta
                 batch_size: 16,
                 spatial,
                 image_size: None,
+                device: context.device().clone(),
                 command: context.command.clone(),
                 cancel: cancel.clone(),
             };
@@ -475,9 +486,9 @@ fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Sta
 
     let bank_print = fingerprint(&["build-caption-bank", &vse_print, &encoder_print, &caption_stamp]);
     table.push(Stage::new("build-caption-bank", &out.bank, bank_print, false, move |_| {
-        let trained = TrainedVse::load(&out.vse).map_err(fail("build-caption-bank"))?;
-        let sentence_encoder =
-            crate::encoder::SentenceEncoder::load(&out.encoder).map_err(fail("build-caption-bank"))?;
+        let trained = TrainedVse::load(&out.vse, context.device()).map_err(fail("build-caption-bank"))?;
+        let sentence_encoder = crate::encoder::SentenceEncoder::load(&out.encoder, context.device())
+            .map_err(fail("build-caption-bank"))?;
         build_bank(
             &trained,
             Some((&sentence_encoder, &out.encoder)),
@@ -501,8 +512,10 @@ pub fn run_pipeline(
     cnn: &Path,
     command: Vec<String>,
     cancel: &CancelFlag,
+    devices: &[Device],
     reporter: &dyn PipelineReporter,
 ) -> Result<Vec<PhotoStory>, PipelineError> {
+    assert!(!devices.is_empty(), "the pipeline needs a device");
     let settings = &config.pipeline;
     let dir = settings.run_dir.clone();
     std::fs::create_dir_all(&dir).map_err(fail("pipeline"))?;
@@ -512,7 +525,7 @@ pub fn run_pipeline(
         .unwrap_or_default();
     let mut runner = Runner { run_dir: dir.clone(), record, reporter };
     let out = Outputs::under(&dir);
-    let context = Context { config, cnn, command, cancel, progress: reporter.progress() };
+    let context = Context { config, cnn, command, cancel, progress: reporter.progress(), devices };
     for stage in stages(&context, &out, &dir) {
         runner.run(stage)?;
     }
@@ -527,7 +540,7 @@ pub fn run_pipeline(
         cnn: cnn.to_path_buf(),
         captioner: settings.captioner.then_some(out.captioner),
     };
-    let generator = Generator::load(&paths, true).map_err(fail("generate"))?;
+    let generator = Generator::load(&paths, true, &devices[0]).map_err(fail("generate"))?;
     let mut stories = Vec::new();
     for photo in &settings.photos {
         let image = load_image(photo).map_err(fail("generate"))?;

@@ -11,6 +11,8 @@ const LAYERS: &[&str] = &[
     "util",
     "progress",
     "config",
+    // Where models compute: a device name becomes a burn device.
+    "device",
     "text",
     // Data in its published formats, and what is read from it.
     "captions",

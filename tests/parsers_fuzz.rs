@@ -4,6 +4,7 @@
 //! Parsers: books (decode, clean-up, tokenizing), the catalogue, COCO JSON, Flickr8k CSV, word vectors in
 //! every format, images, model folders (safetensors + manifest + tokenizer), multipart story requests.
 
+use burn::tensor::Device;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -333,7 +334,7 @@ mod model_folders {
                 _ => bytes[at..].iter_mut().take(8).for_each(|byte| *byte = (seed >> 16) as u8),
             }
             std::fs::write(&path, &bytes).unwrap();
-            within_memory_bound("an encoder folder", || drop(SentenceEncoder::load(dir.path())));
+            within_memory_bound("an encoder folder", || drop(SentenceEncoder::load(dir.path(), &Device::flex())));
         }
     }
 }

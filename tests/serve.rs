@@ -3,6 +3,7 @@
 
 mod support;
 
+use burn::tensor::Device;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -79,8 +80,8 @@ fn crc32(data: &[u8]) -> u32 {
 async fn the_api_writes_stories_and_refuses_bad_requests_in_json() {
     let dir = tempfile::tempdir().unwrap();
     let models = tokio::task::block_in_place(|| support::models(dir.path()));
-    let generator =
-        Generator::load(&ModelPaths::from_dir(&models, models.join("cnn.pth")), true).expect("fixture models load");
+    let generator = Generator::load(&ModelPaths::from_dir(&models, models.join("cnn.pth")), true, &Device::flex())
+        .expect("fixture models load");
     let settings = ServeSettings { workers: 1, queue: 1, timeout: Duration::from_secs(20), ..ServeSettings::default() };
     let mut generate = GenerateConfig::default();
     generate.k = 3;
@@ -206,8 +207,8 @@ async fn the_api_writes_stories_and_refuses_bad_requests_in_json() {
 async fn every_error_is_json_with_security_headers_and_multipart_never_crashes() {
     let dir = tempfile::tempdir().unwrap();
     let models = tokio::task::block_in_place(|| support::models(dir.path()));
-    let generator =
-        Generator::load(&ModelPaths::from_dir(&models, models.join("cnn.pth")), true).expect("fixture models load");
+    let generator = Generator::load(&ModelPaths::from_dir(&models, models.join("cnn.pth")), true, &Device::flex())
+        .expect("fixture models load");
     let settings = ServeSettings { workers: 1, queue: 64, max_body_bytes: 1 << 16, ..ServeSettings::default() };
     let app = router(ServeState::new(Arc::new(generator), GenerateConfig::default(), settings, Default::default()));
 

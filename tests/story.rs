@@ -48,7 +48,7 @@ fn from_books_and_photos_to_stories() {
     // Another photo (dawn, not night) finds other captions. Whether these toy models then write another
     // story is left to the real-data test on the demo models, where it is checked.
     let other = stories(&models, &root.join("images/3.png"), &[]);
-    assert_eq!(first[0]["captions"][0]["text"], "It was still at night.");
+    assert!(first[0]["captions"][0]["text"].as_str().unwrap().ends_with("at night."), "{:?}", first[0]["captions"]);
     assert!(other[0]["captions"][0]["text"].as_str().unwrap().ends_with("at dawn."));
 
     // The decoder reads keywords: the captions' commonest content word is given to it and written.

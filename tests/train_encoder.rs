@@ -3,6 +3,7 @@
 
 mod support;
 
+use burn::tensor::Device;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -105,7 +106,7 @@ fn training_lowers_the_loss_and_exports_the_encoder() {
     assert!(matches!(again, TrainError::RunExists(_)), "{again}");
 
     // The exported folder encodes sentences on its own.
-    let encoder = SentenceEncoder::load(&out).unwrap();
+    let encoder = SentenceEncoder::load(&out, &Device::flex()).unwrap();
     let encoded = encoder.encode(&["The captain watched the sea.", "The zorblax watched the sea."]);
     assert_eq!(encoded.len(), 2);
     assert_eq!(encoded[0].vector.len(), 16);
@@ -151,7 +152,10 @@ fn training_lowers_the_loss_and_exports_the_encoder() {
         cancel: CancelFlag::new(),
     };
     expand_vocab(&expand, &NoProgress).unwrap();
-    let expanded = SentenceEncoder::load(&out).unwrap().with_expanded_vocab(&root.path().join("expanded")).unwrap();
+    let expanded = SentenceEncoder::load(&out, &Device::flex())
+        .unwrap()
+        .with_expanded_vocab(&root.path().join("expanded"))
+        .unwrap();
     let with = expanded.encode(&["The captain watched the sea.", "The zorblax watched the sea."]);
     assert!(with[1].unknown_words.is_empty(), "{:?}", with[1].unknown_words);
     assert_ne!(with[1].vector, encoded[1].vector, "zorblax no longer reads as <unk>");
@@ -162,7 +166,7 @@ fn training_lowers_the_loss_and_exports_the_encoder() {
     // A vocabulary that is not the one it was trained on is refused.
     let other = storytool::text::Vocabulary::from_counts([("other", 1)], 10, true);
     other.save(&out.join("tokenizer.json")).unwrap();
-    let error = SentenceEncoder::load(&out).unwrap_err().to_string();
+    let error = SentenceEncoder::load(&out, &Device::flex()).unwrap_err().to_string();
     assert!(error.contains("was trained on"), "{error}");
 }
 
@@ -238,10 +242,10 @@ fn a_bi_skip_encoder_exports_both_directions() {
     let mut bi = request(&corpus, &out, 20);
     bi.config.encoder.bidirectional = true;
     train_encoder(&bi, &NoProgress).unwrap();
-    let encoder = SentenceEncoder::load(&out).unwrap();
+    let encoder = SentenceEncoder::load(&out, &Device::flex()).unwrap();
     let first = encoder.encode(&["The captain watched the sea."]);
     assert_eq!(first[0].vector.len(), 16);
-    let again = SentenceEncoder::load(&out).unwrap().encode(&["The captain watched the sea."]);
+    let again = SentenceEncoder::load(&out, &Device::flex()).unwrap().encode(&["The captain watched the sea."]);
     assert_eq!(first, again, "the backward encoder's weights were exported and loaded, not re-initialised");
 
     // Combine-skip: a uni-skip encoder of the same vocabulary beside it, vectors concatenated.
@@ -262,8 +266,47 @@ fn a_bi_skip_encoder_exports_both_directions() {
     let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let vector: Vec<f32> = serde_json::from_value(line["vector"].clone()).unwrap();
     assert_eq!(vector.len(), 32);
-    let uni_vector = SentenceEncoder::load(&uni).unwrap().encode(&["The captain watched the sea."]).remove(0).vector;
+    let uni_vector = SentenceEncoder::load(&uni, &Device::flex())
+        .unwrap()
+        .encode(&["The captain watched the sea."])
+        .remove(0)
+        .vector;
     for (a, b) in vector[..16].iter().zip(&uni_vector).chain(vector[16..].iter().zip(&first[0].vector)) {
         assert!((a - b).abs() < 1e-6, "combined vector is uni ++ bi: {a} vs {b}");
     }
+}
+
+#[test]
+fn data_parallel_training_on_two_devices_matches_one_device() {
+    let _serial = ONE_TRAINING_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let root = tempfile::tempdir().unwrap();
+    let corpus = tiny_corpus(root.path());
+    // The full softmax (a sampled one draws candidates per share), and a batch of 5 that splits 3 + 2.
+    let run = |out: &Path, devices: Vec<Device>| {
+        let mut request = request(&corpus, out, 10);
+        request.config.encoder.sampled_softmax = 0;
+        request.config.encoder.train.batch_size = 5;
+        request.config.encoder.train.validate_every = 1;
+        request.run = request.run.on(devices);
+        train_encoder(&request, &NoProgress).unwrap()
+    };
+    let (one, two) = (root.path().join("one"), root.path().join("two"));
+    run(&one, vec![Device::flex()]);
+    let report = run(&two, vec![Device::flex(), Device::flex()]);
+    assert_eq!(report.steps, 10);
+
+    let (a, b) = (metrics(&one), metrics(&two));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        let close = |p: f32, q: f32| (p - q).abs() <= 1e-4 * p.abs().max(1.0);
+        assert!(close(x.train_loss, y.train_loss), "step {}: {} vs {}", x.step, x.train_loss, y.train_loss);
+        assert!(close(x.valid_loss.unwrap(), y.valid_loss.unwrap()), "step {}: {x:?} vs {y:?}", x.step);
+    }
+    // The same weights after ten steps: the same vectors.
+    let sentence = ["The captain watched the sea."];
+    let vector = |dir: &Path| SentenceEncoder::load(dir, &Device::flex()).unwrap().encode(&sentence).remove(0).vector;
+    let (x, y) = (vector(&one), vector(&two));
+    let largest = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+    assert!(largest < 1e-4, "vectors differ by up to {largest}");
+    assert!(x.iter().any(|value| value.abs() > 1e-3), "the vector is not all zeros");
 }

@@ -4,6 +4,7 @@
 
 mod support;
 
+use burn::tensor::Device;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -128,7 +129,7 @@ fn training_finds_planted_pairs() {
     let (first, last) = (lines.first().unwrap().train_loss, lines.last().unwrap().train_loss);
     assert!(last < first / 4.0, "loss {first} -> {last}");
 
-    let vse = TrainedVse::load(&out).unwrap();
+    let vse = TrainedVse::load(&out, &Device::flex()).unwrap();
     let data = VseData::load(&[features], &vse.manifest.config, Some(vse.vocabulary.clone())).unwrap();
     let images = data.split(Split::Train);
     let scores = retrieval_scores(&vse.model, &data, &images, &vse.manifest.config).unwrap();
@@ -294,4 +295,16 @@ fn photos_to_captions_through_the_cli() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not those the VSE was trained on"));
+}
+
+#[test]
+fn the_vse_refuses_several_devices_before_touching_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let features = planted_features(dir.path());
+    let out = dir.path().join("vse");
+    let mut two = request(&features, &out, small_config(5));
+    two.run = two.run.on(vec![Device::flex(), Device::flex()]);
+    let error = train_vse(&two, &NoProgress).unwrap_err().to_string();
+    assert!(error.contains("trains on one device") && error.contains("--device"), "{error}");
+    assert!(!out.exists(), "nothing is written");
 }

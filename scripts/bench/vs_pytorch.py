@@ -15,7 +15,12 @@ of the current, previous and next sentences of each batch. Each side's rate is t
 the first ten (demo size) or over every step (paper size, where ten steps already take minutes).
 
     python3 scripts/bench/vs_pytorch.py [--sizes demo,paper] [--rounds 2] [--binary PATH] [--python PATH]
-                                        [--sampled 1024] [--json FILE]
+                                        [--sampled 1024] [--json FILE] [--device cpu|cuda] [--corpora DIR]
+
+`--device cuda` runs both on the first GPU: storytool with `--device cuda` (a binary built with
+`--features cuda`), PyTorch with its model and batches on `cuda:0` (timed after `torch.cuda.synchronize`).
+`--corpora DIR` keeps the ingested corpora (`DIR/corpus-10000`, `DIR/corpus-20000`) and reuses them, so the
+books are not needed where the corpora already are (the GPU machine: `scripts/gpu-check.sh`).
 
 PyTorch comes from Debian's `python3-torch` (`--python`, default: the first of this interpreter and
 /usr/bin/python3 that imports torch). Install `libopenblas0-pthread` first: without it torch's BLAS is the
@@ -56,7 +61,7 @@ def run_measured(command, env=None):
     return stdout, usage.ru_maxrss / 1024
 
 
-def storytool_run(binary, corpus, size, steps, sampled, work):
+def storytool_run(binary, corpus, size, steps, sampled, work, device="cpu"):
     out = pathlib.Path(work) / f"run-{time.monotonic_ns()}"
     settings = {
         "encoder.word_dim": size["word"], "encoder.hidden_dim": size["hidden"], "encoder.max_tokens": MAX_TOKENS,
@@ -64,7 +69,7 @@ def storytool_run(binary, corpus, size, steps, sampled, work):
         "encoder.train.validate_every": 1000000, "encoder.train.checkpoint_every": 1000000,
         "encoder.train.clip_norm": 5.0,
     }
-    command = [binary, "train-encoder", "--corpus", corpus, "--out", out, "--steps", str(steps)]
+    command = [binary, "train-encoder", "--corpus", corpus, "--out", out, "--steps", str(steps), "--device", device]
     for key, value in settings.items():
         command += ["--set", f"{key}={value}"]
     _, rss = run_measured(command)
@@ -75,9 +80,9 @@ def storytool_run(binary, corpus, size, steps, sampled, work):
     return {"tokens_per_s": rate, "peak_rss_mb": rss, "last_loss": lines[-1].get("train_loss")}
 
 
-def torch_run(python, corpus, size, steps):
+def torch_run(python, corpus, size, steps, device="cpu"):
     command = [python, __file__, "--torch-worker", corpus, "--worker-size", json.dumps(size), "--worker-steps",
-               str(steps)]
+               str(steps), "--device", device]
     stdout, rss = run_measured(command)
     result = json.loads(stdout.strip().splitlines()[-1])
     result["peak_rss_mb"] = rss
@@ -87,13 +92,20 @@ def torch_run(python, corpus, size, steps):
 # ---------------------------------------------------------------------------------------------------------
 # The PyTorch side (runs in its own process so its memory is measured alone).
 
-def torch_worker(corpus, size, steps):
+def torch_worker(corpus, size, steps, device_name="cpu"):
     import numpy as np
     import torch
     from torch import nn
 
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(42)
+    device = torch.device(device_name)
+    on_gpu = device.type == "cuda"
+
+    def synchronize():
+        if on_gpu:
+            torch.cuda.synchronize()
+
     train = pathlib.Path(corpus) / "train"
     tokens = np.memmap(train / "tokens.u32", dtype=np.uint32, mode="r")
     sentences = np.fromfile(train / "sentences.u64", dtype=np.uint64).astype(np.int64)
@@ -124,7 +136,7 @@ def torch_worker(corpus, size, steps):
         for r, row in enumerate(rows):
             ids[r, :len(row)] = row
         lengths = np.array([len(row) + 1 for row in rows])
-        return torch.from_numpy(ids), torch.from_numpy(lengths)
+        return torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device)
 
     class SkipThought(nn.Module):
         def __init__(self):
@@ -141,23 +153,24 @@ def torch_worker(corpus, size, steps):
             states, _ = decoder(inputs, thought.unsqueeze(0))
             log_probs = torch.log_softmax(self.output(states), 2)
             picked = log_probs.gather(2, ids.unsqueeze(2)).squeeze(2)
-            mask = torch.arange(ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+            mask = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0) < lengths.unsqueeze(1)
             return -(picked * mask).sum(), mask.sum()
 
         def forward(self, current, current_lengths, previous, previous_lengths, next_, next_lengths):
             states, _ = self.encoder(self.embedding(current))
-            thought = states[torch.arange(len(current)), current_lengths - 1]
+            thought = states[torch.arange(len(current), device=current.device), current_lengths - 1]
             nll_p, n_p = self.decoder_nll(self.decoder_previous, previous, previous_lengths, thought)
             nll_n, n_n = self.decoder_nll(self.decoder_next, next_, next_lengths, thought)
             return (nll_p + nll_n) / (n_p + n_n)
 
-    model = SkipThought()
+    model = SkipThought().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     started = None
     counted = 0
     skip = WINDOW if steps > WINDOW else 0
     for step in range(steps):
         if step == skip:
+            synchronize()
             started = time.perf_counter()
             counted = 0
         indices = current[plan[step % len(plan)]]
@@ -171,9 +184,11 @@ def torch_worker(corpus, size, steps):
             torch.nn.utils.clip_grad_norm_([parameter], 5.0)
         optimizer.step()
         counted += int(cl.sum() + pl.sum() + nl.sum())
+    synchronize()
     elapsed = time.perf_counter() - started
     print(json.dumps({"tokens_per_s": counted / elapsed, "last_loss": float(loss), "torch": torch.__version__,
-                      "threads": torch.get_num_threads()}))
+                      "threads": torch.get_num_threads(),
+                      "device": torch.cuda.get_device_name(device) if on_gpu else "cpu"}))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -198,12 +213,14 @@ def main():
     parser.add_argument("--binary", default=str(target / "release/storytool"))
     parser.add_argument("--python")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--corpora", help="keep and reuse the ingested corpora in this folder")
     parser.add_argument("--torch-worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-size", help=argparse.SUPPRESS)
     parser.add_argument("--worker-steps", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_worker:
-        return torch_worker(args.torch_worker, json.loads(args.worker_size), args.worker_steps)
+        return torch_worker(args.torch_worker, json.loads(args.worker_size), args.worker_steps, args.device)
     if not pathlib.Path(args.binary).is_file():
         sys.exit(f"no storytool binary at {args.binary}: run `cargo build --release` first")
     python = find_python(args.python)
@@ -217,8 +234,8 @@ def main():
         for name in sizes:
             size = SIZES[name]
             steps = args.steps or size["steps"]
-            corpus = pathlib.Path(work) / f"corpus-{size['vocab']}"
-            if not corpus.exists():
+            corpus = pathlib.Path(args.corpora or work) / f"corpus-{size['vocab']}"
+            if not (corpus / "manifest.json").exists():
                 run_measured([args.binary, "ingest", "--books", args.books, "--catalog", args.catalog, "--out",
                               corpus, "--valid-books", "0", "--set", f"corpus.vocab_size={size['vocab']}"])
             runs = {"storytool": [], "pytorch": []}
@@ -226,20 +243,22 @@ def main():
                 runs[f"storytool sampled {args.sampled}"] = []
             for round_ in range(args.rounds):
                 print(f"{name}: round {round_ + 1} of {args.rounds}", file=sys.stderr, flush=True)
-                runs["storytool"].append(storytool_run(args.binary, corpus, size, steps, 0, work))
-                runs["pytorch"].append(torch_run(python, corpus, size, steps))
+                runs["storytool"].append(storytool_run(args.binary, corpus, size, steps, 0, work, args.device))
+                runs["pytorch"].append(torch_run(python, corpus, size, steps, args.device))
                 if args.sampled:
                     runs[f"storytool sampled {args.sampled}"].append(
-                        storytool_run(args.binary, corpus, size, steps, args.sampled, work))
+                        storytool_run(args.binary, corpus, size, steps, args.sampled, work, args.device))
             summary = {tool: {"tokens_per_s": statistics.median(r["tokens_per_s"] for r in rs),
                               "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
                               "runs": [round(r["tokens_per_s"], 1) for r in rs]} for tool, rs in runs.items()}
             summary["ratio"] = summary["storytool"]["tokens_per_s"] / summary["pytorch"]["tokens_per_s"]
             summary["torch"] = runs["pytorch"][0]["torch"]
+            summary["device"] = runs["pytorch"][0]["device"]
+            summary["steps"] = steps
             results[name] = summary
 
     cores = os.cpu_count()
-    print(f"{cores} cores; PyTorch {next(iter(results.values()))['torch']}; median of {args.rounds} alternating rounds")
+    print(f"{next(iter(results.values()))['device']}; {cores} cores; PyTorch {next(iter(results.values()))['torch']}; median of {args.rounds} alternating rounds")
     print(f"{'size':<7} {'tool':<26} {'tokens/s':>9} {'peak RSS MB':>12}  runs")
     for name, summary in results.items():
         for tool, figures in summary.items():

@@ -2,7 +2,6 @@
 //! beside the retrieval baseline, the VSE's nearest caption for the same photo among the training photos'
 //! captions (so neither model has seen the photo or its captions).
 
-use burn::tensor::Device;
 use serde::Serialize;
 
 use super::bleu::{BleuCorpus, BleuScores, bleu_words};
@@ -83,7 +82,7 @@ pub fn evaluate_captioner(
     }
     let rules = CaptionRules::of(&captioner.manifest.config);
     progress.set_total(photos.len() as u64);
-    let device = Device::flex();
+    let device = captioner.device.clone();
     let mut written: Vec<String> = Vec::with_capacity(photos.len());
     if beam <= 1 {
         for chunk in photos.chunks(GREEDY_BATCH) {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use image::DynamicImage;
 
 use super::decode::{CaptionRules, attention_of, beam_captions, caption_beam_settings};
@@ -44,8 +44,9 @@ pub enum PhotoCaptionerError {
 }
 
 impl PhotoCaptioner {
-    pub fn load(cnn: &Path, captioner: &Path) -> Result<PhotoCaptioner, PhotoCaptionerError> {
-        let captioner = TrainedCaptioner::load(captioner)?;
+    /// Loads the captioner onto `device`, the CNN beside it.
+    pub fn load(cnn: &Path, captioner: &Path, device: &Device) -> Result<PhotoCaptioner, PhotoCaptionerError> {
+        let captioner = TrainedCaptioner::load(captioner, device)?;
         let weights = InputFile::of(cnn)?;
         if weights.blake3 != captioner.manifest.cnn.blake3 {
             return Err(PhotoCaptionerError::CnnMismatch {

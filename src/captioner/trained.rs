@@ -73,7 +73,7 @@ pub enum CaptionerLoadError {
 }
 
 impl TrainedCaptioner {
-    pub fn load(dir: &Path) -> Result<TrainedCaptioner, CaptionerLoadError> {
+    pub fn load(dir: &Path, device: &Device) -> Result<TrainedCaptioner, CaptionerLoadError> {
         let manifest_path = dir.join(MANIFEST_FILE);
         let read_error = |path: &Path, source: Cause| CaptionerLoadError::Read { path: path.to_path_buf(), source };
         let bytes = std::fs::read(&manifest_path).map_err(|error| read_error(&manifest_path, error.into()))?;
@@ -92,7 +92,7 @@ impl TrainedCaptioner {
                 expected: manifest.vocabulary_hash.clone(),
             });
         }
-        let device = Device::flex();
+        let device = device.clone();
         let mut model = model_config(&manifest.config, vocabulary.len(), manifest.feature_dim).init(&device);
         let weights = dir.join(CAPTIONER_FILE);
         let bytes = read_widened(&weights).map_err(|error| read_error(&weights, error.into()))?;

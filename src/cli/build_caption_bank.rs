@@ -9,6 +9,7 @@ use storytool::encoder::SentenceEncoder;
 use storytool::retrieval::TrainedVse;
 use storytool::retrieval::bank::build_bank;
 
+use super::device_args::DeviceArgs;
 use super::progress_bar::Bar;
 use super::{cancel_on_interrupt, command_line};
 
@@ -40,6 +41,9 @@ pub struct BuildCaptionBankArgs {
     /// Replace `--out` if it exists
     #[arg(long)]
     force: bool,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 pub fn run(args: BuildCaptionBankArgs) -> anyhow::Result<()> {
@@ -52,8 +56,9 @@ pub fn run(args: BuildCaptionBankArgs) -> anyhow::Result<()> {
     if sources.is_empty() {
         anyhow::bail!("no captions given: pass `--coco FILE` and/or `--flickr8k FILE`");
     }
-    let vse = TrainedVse::load(&args.vse)?;
-    let encoder = args.encoder.as_deref().map(SentenceEncoder::load).transpose()?;
+    let device = args.device.one(None, "build-caption-bank")?;
+    let vse = TrainedVse::load(&args.vse, &device)?;
+    let encoder = args.encoder.as_deref().map(|dir| SentenceEncoder::load(dir, &device)).transpose()?;
     let started = std::time::Instant::now();
     let bank = build_bank(
         &vse,

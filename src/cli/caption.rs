@@ -13,6 +13,7 @@ use storytool::vision::load_image;
 use storytool::vision::preprocess::resize_and_crop;
 
 use super::cnn_weights;
+use super::device_args::DeviceArgs;
 
 /// Find the captions nearest to a photo in a caption bank (through the CNN and the VSE), with their
 /// cosine scores; caption text is read from the bank's annotation files when they can be found. With
@@ -63,6 +64,9 @@ pub struct CaptionArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 pub fn run(args: CaptionArgs) -> anyhow::Result<()> {
@@ -72,7 +76,8 @@ pub fn run(args: CaptionArgs) -> anyhow::Result<()> {
     }
     let vse = args.vse.clone().unwrap_or_else(|| args.models.join("vse"));
     let bank = args.bank.clone().unwrap_or_else(|| args.models.join("caption-bank"));
-    let retriever = PhotoRetriever::load(&cnn_weights(args.cnn.clone())?, &vse, &bank)?;
+    let retriever =
+        PhotoRetriever::load(&cnn_weights(args.cnn.clone())?, &vse, &bank, &args.device.one(None, "caption")?)?;
     let image = load_image(&args.image).context("cannot read the photo")?;
     let nearest = retriever.nearest(&image, args.k);
     let (texts, unavailable) = retriever.bank.texts(&args.annotations);
@@ -105,7 +110,7 @@ pub fn run(args: CaptionArgs) -> anyhow::Result<()> {
 
 /// `--captioner`: beam search, the best `k` finished beams, and the attention picture.
 fn write_captions(args: &CaptionArgs, dir: &std::path::Path, image: &DynamicImage) -> anyhow::Result<()> {
-    let captioner = PhotoCaptioner::load(&cnn_weights(args.cnn.clone())?, dir)
+    let captioner = PhotoCaptioner::load(&cnn_weights(args.cnn.clone())?, dir, &args.device.one(None, "caption")?)
         .with_context(|| format!("cannot load the captioner `{}`", dir.display()))?;
     let beam = args.beam.unwrap_or(captioner.captioner.manifest.config.beam);
     if beam == 0 {

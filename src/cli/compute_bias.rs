@@ -7,6 +7,7 @@ use clap::Args;
 use storytool::captions::DatasetKind;
 use storytool::story::bias::{BiasRequest, compute_bias};
 
+use super::device_args::DeviceArgs;
 use super::progress_bar::Bar;
 use super::{ConfigArgs, command_line};
 
@@ -42,6 +43,9 @@ pub struct ComputeBiasArgs {
 
     #[command(flatten)]
     config: ConfigArgs,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 pub fn run(args: ComputeBiasArgs) -> anyhow::Result<()> {
@@ -65,6 +69,7 @@ pub fn run(args: ComputeBiasArgs) -> anyhow::Result<()> {
         captions,
         out: args.out.clone(),
         force: args.force,
+        device: args.device.one(Some(&config), "compute-bias")?,
         config,
         command: command_line(),
     };

@@ -3,6 +3,7 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
+use super::device_args::DeviceArgs;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use storytool::corpus::Corpus;
@@ -46,6 +47,9 @@ pub struct EncodeArgs {
     /// How many corpus sentences to search, spread evenly over the corpus
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     search_sentences: usize,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,10 +67,11 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
     if args.expanded_vocab.is_some() && args.encoder.len() > 1 {
         bail!("`--expanded-vocab` maps into one encoder's word space: use it with a single `--encoder`");
     }
+    let device = args.device.one(None, "encode")?;
     let mut parts = Vec::new();
     for dir in &args.encoder {
-        let mut encoder =
-            SentenceEncoder::load(dir).with_context(|| format!("cannot load the encoder in `{}`", dir.display()))?;
+        let mut encoder = SentenceEncoder::load(dir, &device)
+            .with_context(|| format!("cannot load the encoder in `{}`", dir.display()))?;
         if let Some(expanded) = &args.expanded_vocab {
             encoder = encoder
                 .with_expanded_vocab(expanded)

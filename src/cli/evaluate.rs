@@ -13,6 +13,7 @@ use storytool::captions::Split;
 use storytool::retrieval::TrainedVse;
 use storytool::retrieval::evaluate::evaluate_trained_vse;
 
+use super::device_args::DeviceArgs;
 use super::progress_bar::Bar;
 use super::train_vse::print_scores;
 
@@ -63,6 +64,9 @@ struct EvaluateCaptionerArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +86,9 @@ struct EvaluateVseArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -109,7 +116,8 @@ fn split_of(arg: SplitArg) -> Split {
 }
 
 fn evaluate_captioner_cli(args: EvaluateCaptionerArgs) -> anyhow::Result<()> {
-    let captioner = TrainedCaptioner::load(&args.captioner)?;
+    let device = args.device.one(None, "evaluate captioner")?;
+    let captioner = TrainedCaptioner::load(&args.captioner, &device)?;
     let features = if args.features.is_empty() {
         CaptionerData::dirs_of(&captioner.manifest.features)
     } else {
@@ -122,7 +130,7 @@ fn evaluate_captioner_cli(args: EvaluateCaptionerArgs) -> anyhow::Result<()> {
             "the features were extracted with other CNN weights or another image size than the captioner was trained on"
         );
     }
-    let vse = args.vse.as_deref().map(TrainedVse::load).transpose()?;
+    let vse = args.vse.as_deref().map(|dir| TrainedVse::load(dir, &device)).transpose()?;
     let beam = args.beam.unwrap_or(config.beam);
     let evaluation =
         evaluate_captioner(&captioner, &data, split_of(args.split), beam, vse.as_ref(), &Bar::items("photos"))
@@ -163,7 +171,7 @@ fn evaluate_captioner_cli(args: EvaluateCaptionerArgs) -> anyhow::Result<()> {
 }
 
 fn evaluate_vse(args: EvaluateVseArgs) -> anyhow::Result<()> {
-    let vse = TrainedVse::load(&args.vse)?;
+    let vse = TrainedVse::load(&args.vse, &args.device.one(None, "evaluate vse")?)?;
     let split = split_of(args.split);
     let (scores, images) = evaluate_trained_vse(&vse, &args.features, split)?;
     if args.json {

@@ -10,6 +10,7 @@ use storytool::evaluation::decoder::{DecoderEvalRequest, DecoderEvaluation, eval
 use storytool::evaluation::story::{StoryEvalRequest, StoryEvaluation, evaluate_stories};
 use storytool::story::generate::ModelPaths;
 
+use super::device_args::DeviceArgs;
 use super::progress_bar::Bar;
 use super::{ConfigArgs, cnn_weights};
 
@@ -39,6 +40,9 @@ pub struct EvaluateDecoderArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +86,9 @@ pub struct EvaluateStoryArgs {
 
     #[command(flatten)]
     config: ConfigArgs,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 pub fn evaluate_decoder_cli(args: EvaluateDecoderArgs) -> anyhow::Result<()> {
@@ -92,6 +99,7 @@ pub fn evaluate_decoder_cli(args: EvaluateDecoderArgs) -> anyhow::Result<()> {
         books_dir: args.books,
         passages: args.passages,
         reconstructions: args.reconstructions,
+        device: args.device.one(None, "evaluate decoder")?,
     };
     let evaluation = evaluate_decoder(&request)
         .with_context(|| format!("cannot evaluate the decoder in `{}`", request.decoder_dir.display()))?;
@@ -159,6 +167,7 @@ pub fn evaluate_story_cli(args: EvaluateStoryArgs) -> anyhow::Result<()> {
         books_dir: args.books.clone(),
         corpus: args.corpus.clone(),
         seed: args.seed,
+        device: args.device.one(Some(&config), "evaluate story")?,
         cancel: super::cancel_on_interrupt(),
     };
     let bar = Bar::steps();

@@ -7,6 +7,7 @@ use clap::Args;
 use storytool::captions::{CaptionDataset, DatasetKind};
 use storytool::features::{ExtractRequest, extract_features};
 
+use super::device_args::DeviceArgs;
 use super::progress_bar::Bar;
 use super::{cancel_on_interrupt, cnn_weights, command_line};
 
@@ -55,6 +56,9 @@ pub struct ExtractFeaturesArgs {
     /// Replace `--out` if it exists
     #[arg(long)]
     force: bool,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 pub fn run(args: ExtractFeaturesArgs) -> anyhow::Result<()> {
@@ -76,6 +80,7 @@ pub fn run(args: ExtractFeaturesArgs) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         spatial: args.spatial,
         image_size: args.image_size,
+        device: args.device.one(None, "extract-features")?,
         command: command_line(),
         cancel: cancel_on_interrupt(),
     };

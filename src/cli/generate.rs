@@ -7,6 +7,7 @@ use clap::Args;
 use storytool::story::generate::{Generator, ModelPaths, StoryInput, StoryOptions};
 use storytool::vision::load_image;
 
+use super::device_args::DeviceArgs;
 use super::{ConfigArgs, cnn_weights};
 
 /// Write a short story about a photo in a genre: the photo's nearest captions (VSE caption bank), their
@@ -75,6 +76,9 @@ pub struct GenerateArgs {
 
     #[command(flatten)]
     config: ConfigArgs,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
@@ -97,7 +101,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let cnn = if args.image.is_some() { cnn_weights(args.cnn.clone())? } else { PathBuf::new() };
     let mut paths = ModelPaths::from_dir(&args.models, cnn);
     paths.captioner = args.captioner.clone();
-    let generator = Generator::load(&paths, args.image.is_some())
+    let device = args.device.one(Some(&config), "generate")?;
+    let generator = Generator::load(&paths, args.image.is_some(), &device)
         .with_context(|| format!("cannot load the models in `{}`", args.models.display()))?;
     let texts = match (generator.photos.retriever(), args.show_captions || args.json) {
         (Some(retriever), true) => Some(retriever.bank.texts(&args.annotations)),

@@ -2,7 +2,9 @@
 
 mod build_caption_bank;
 mod caption;
+mod check_device;
 mod compute_bias;
+mod device_args;
 mod encode;
 mod evaluate;
 mod evaluate_story;
@@ -67,6 +69,8 @@ enum Command {
     Pipeline(pipeline::PipelineArgs),
     /// Measure trained models on held-out data
     Evaluate(evaluate::EvaluateArgs),
+    /// Check that a device (a GPU) computes every model as the CPU does
+    CheckDevice(check_device::CheckDeviceArgs),
 }
 
 /// Settings shared by every command: the config file and single-key overrides.
@@ -119,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Pipeline(args) => pipeline::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::CheckDevice(args) => check_device::run(args),
     }
 }
 

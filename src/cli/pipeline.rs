@@ -7,6 +7,7 @@ use clap::Args;
 use storytool::pipeline::{PipelineReporter, StageStatus, run_pipeline};
 use storytool::progress::Progress;
 
+use super::device_args::DeviceArgs;
 use super::progress_bar::Bar;
 use super::{ConfigArgs, cancel_on_interrupt, cnn_weights, command_line};
 
@@ -19,6 +20,9 @@ use super::{ConfigArgs, cancel_on_interrupt, cnn_weights, command_line};
 pub struct PipelineArgs {
     #[command(flatten)]
     config: ConfigArgs,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// Prints stage lines and gives each stage a fresh bar.
@@ -71,7 +75,8 @@ pub fn run(args: PipelineArgs) -> anyhow::Result<()> {
     }
     let cnn = cnn_weights(config.pipeline.cnn.clone())?;
     let reporter = Reporter { bar: Mutex::new(Bar::counter()) };
-    let stories = run_pipeline(&config, &cnn, command_line(), &cancel_on_interrupt(), &reporter)
+    let devices = args.device.all(Some(&config))?;
+    let stories = run_pipeline(&config, &cnn, command_line(), &cancel_on_interrupt(), &devices, &reporter)
         .context("the pipeline stopped; run it again to continue where it stopped")?;
     for story in &stories {
         println!("[{} / {}]\n{}\n", story.photo, story.story.genre, story.story.story);

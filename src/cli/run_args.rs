@@ -6,6 +6,7 @@ use clap::Args;
 use storytool::config::Config;
 use storytool::train::trainer::RunOptions;
 
+use super::device_args::DeviceArgs;
 use super::{ConfigArgs, cancel_on_interrupt, command_line};
 
 /// `--out`, `--resume`, `--force` and `--steps`, flattened into each `train-*` command.
@@ -26,6 +27,9 @@ pub struct RunArgs {
     /// Total optimizer steps (overrides the section's `train.steps`, e.g. `encoder.train.steps`)
     #[arg(long, value_name = "N")]
     steps: Option<u64>,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 impl RunArgs {
@@ -34,15 +38,17 @@ impl RunArgs {
         config.resolve(&[(&format!("{section}.train.steps"), self.steps.map(|steps| steps.to_string()))])
     }
 
-    /// The run options, with the command line recorded and Ctrl-C wired to a checkpoint and a stop.
-    pub fn options(&self) -> RunOptions {
-        RunOptions {
+    /// The run options on the devices `--device` or `config` names, with the command line recorded and
+    /// Ctrl-C wired to a checkpoint and a stop.
+    pub fn options(&self, config: &Config) -> anyhow::Result<RunOptions> {
+        Ok(RunOptions {
             out: self.out.clone(),
             resume: self.resume,
             force: self.force,
             command: command_line(),
             cancel: cancel_on_interrupt(),
-        }
+            devices: self.device.all(Some(config))?,
+        })
     }
 }
 

@@ -10,6 +10,7 @@ use storytool::serve::server::{ConnectionSettings, Stopped, serve};
 use storytool::serve::{ServeSettings, ServeState, router};
 use storytool::story::generate::{Generator, ModelPaths};
 
+use super::device_args::DeviceArgs;
 use super::{ConfigArgs, cnn_weights};
 
 /// Serve the Pix2Story web app: an upload page at `/`, `POST /api/story` (multipart `image`, `genre`,
@@ -68,6 +69,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     config: ConfigArgs,
+
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -89,7 +93,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cnn = cnn_weights(args.cnn.clone())?;
     let mut paths = ModelPaths::from_dir(&args.models, cnn);
     paths.captioner = args.captioner.clone();
-    let generator = Generator::load(&paths, true)
+    let device = args.device.one(Some(&config), "serve")?;
+    let generator = Generator::load(&paths, true, &device)
         .with_context(|| format!("cannot load the models in `{}`", args.models.display()))?;
     let caption_texts = generator.photos.retriever().map(|retriever| retriever.bank.texts(&[]).0).unwrap_or_default();
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));

@@ -34,7 +34,8 @@ pub fn run(args: TrainCaptionerArgs) -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    let request = CaptionerTrainRequest { features: args.features, config, run: args.run.options() };
+    let run = args.run.options(&config)?;
+    let request = CaptionerTrainRequest { features: args.features, config, run };
     let report = train_captioner(&request, &Bar::steps())
         .map_err(|error| training_error(error, "cannot train the captioner"))?;
     print_steps(report.steps, report.resumed_from);

@@ -37,8 +37,8 @@ pub fn run(args: TrainDecoderArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let out = args.run.out.clone();
-    let request =
-        DecoderTrainRequest { corpus_dir: args.corpus, encoder_dir: args.encoder, config, run: args.run.options() };
+    let run = args.run.options(&config)?;
+    let request = DecoderTrainRequest { corpus_dir: args.corpus, encoder_dir: args.encoder, config, run };
     let bar = Bar::steps();
     let report = train_decoder(&request, &bar).map_err(|error| training_error(error, "cannot train the decoder"))?;
     let show =

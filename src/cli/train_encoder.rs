@@ -31,7 +31,8 @@ pub fn run(args: TrainEncoderArgs) -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    let request = EncoderTrainRequest { corpus_dir: args.corpus, config, run: args.run.options() };
+    let run = args.run.options(&config)?;
+    let request = EncoderTrainRequest { corpus_dir: args.corpus, config, run };
     let bar = Bar::steps();
     let report = train_encoder(&request, &bar).map_err(|error| training_error(error, "cannot train the encoder"))?;
     let show =

@@ -53,7 +53,8 @@ pub fn run(args: TrainVseArgs) -> anyhow::Result<()> {
         path,
         words: args.word_vectors_words,
     });
-    let request = VseTrainRequest { features: args.features, config, word_vectors, run: args.run.options() };
+    let run = args.run.options(&config)?;
+    let request = VseTrainRequest { features: args.features, config, word_vectors, run };
     let report = train_vse(&request, &Bar::steps()).map_err(|error| training_error(error, "cannot train the VSE"))?;
     print_steps(report.steps, report.resumed_from);
     let [train, valid, test] = report.images;

@@ -33,8 +33,26 @@ pub struct Config {
     pub generate: GenerateConfig,
     /// Inputs and outputs of `storytool pipeline` (every stage from raw data to stories).
     pub pipeline: PipelineConfig,
+    /// Where models compute (`--device` and `$STORYTOOL_DEVICE` come first).
+    pub device: DeviceConfig,
     /// The product's genres, each a set of catalogue tags: `thriller = ["thriller", "mystery"]`.
     pub genres: BTreeMap<String, Vec<String>>,
+}
+
+/// Where every command that computes runs its models. Not part of any stage's fingerprint: artifacts are
+/// the same whatever device made them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// `cpu`, `cuda`, `cuda:N`, `wgpu` or `wgpu:N`; a list of one backend's devices (`cuda:0,cuda:1`) trains
+    /// the encoder data-parallel. GPU backends need a binary built with `--features cuda` or `wgpu`.
+    pub select: String,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig { select: "cpu".to_string() }
+    }
 }
 
 /// Settings of `storytool ingest`.
@@ -452,6 +470,7 @@ impl Default for Config {
             bias: BiasConfig::default(),
             generate: GenerateConfig::default(),
             pipeline: PipelineConfig::default(),
+            device: DeviceConfig::default(),
             genres: genres
                 .iter()
                 .map(|(name, tags)| (name.to_string(), tags.iter().map(|tag| tag.to_string()).collect()))

@@ -106,10 +106,10 @@ pub struct Encoded {
 }
 
 impl SentenceEncoder {
-    /// Loads the encoder in `dir`, checking that its vocabulary is the one it was trained on.
-    pub fn load(dir: &Path) -> Result<SentenceEncoder, EncoderError> {
+    /// Loads the encoder in `dir` onto `device`, checking that its vocabulary is the one it was trained on.
+    pub fn load(dir: &Path, device: &Device) -> Result<SentenceEncoder, EncoderError> {
         let (manifest, vocabulary) = read_manifest_and_vocabulary(dir)?;
-        let device = Device::flex();
+        let device = device.clone();
         let config = SkipThoughtConfig::new(manifest.vocabulary_size, manifest.word_dim, manifest.hidden_dim)
             .with_bidirectional(manifest.config.bidirectional);
         let mut model = config.init(&device);

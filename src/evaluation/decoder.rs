@@ -40,6 +40,8 @@ pub struct DecoderEvalRequest {
     pub passages: usize,
     /// Passages reconstructed greedily for the recall.
     pub reconstructions: usize,
+    /// Where the models run.
+    pub device: Device,
 }
 
 /// The figures, as `--json` prints them.
@@ -77,8 +79,8 @@ struct Passage {
 }
 
 pub fn evaluate_decoder(request: &DecoderEvalRequest) -> Result<DecoderEvaluation, EvaluationError> {
-    let (decoder, vocabulary, manifest) = load_decoder(&request.decoder_dir)?;
-    let encoder = SentenceEncoder::load(&request.encoder_dir)?;
+    let (decoder, vocabulary, manifest) = load_decoder(&request.decoder_dir, &request.device)?;
+    let encoder = SentenceEncoder::load(&request.encoder_dir, &request.device)?;
     check_fit(&encoder, &manifest, &request.encoder_dir, &request.decoder_dir)?;
     let books = decoder_held_out(
         request.corpus.as_deref(),
@@ -97,7 +99,7 @@ pub fn evaluate_decoder(request: &DecoderEvalRequest) -> Result<DecoderEvaluatio
     }
     // Another passage's vector: half the list away, so usually another book's.
     let other = |index: usize| (index + passages.len() / 2) % passages.len();
-    let device = Device::flex();
+    let device = request.device.clone();
     let (mut own_sum, mut other_sum, mut tokens) = (0.0f64, 0.0f64, 0usize);
     for start in (0..passages.len()).step_by(BATCH) {
         let rows: Vec<usize> = (start..(start + BATCH).min(passages.len())).collect();
@@ -229,7 +231,7 @@ fn contexts<'a>(rows: &[usize], vector: impl Fn(usize) -> &'a Vec<f32>, device: 
 
 /// Greedy decoding from each vector (never `<unk>`), up to `<eos>` or `max_tokens` words.
 pub fn greedy(decoder: &StoryDecoder, vectors: &[Vec<f32>], max_tokens: usize) -> Vec<Vec<u32>> {
-    let device = Device::flex();
+    let device = crate::device::of_module(decoder);
     let mut written = vec![Vec::new(); vectors.len()];
     for (chunk_index, chunk) in vectors.chunks(BATCH).enumerate() {
         let rows: Vec<usize> = (0..chunk.len()).collect();

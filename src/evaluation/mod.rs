@@ -8,6 +8,7 @@
 
 pub mod books;
 pub mod decoder;
+pub mod device_parity;
 pub mod genre;
 pub mod story;
 pub mod text;

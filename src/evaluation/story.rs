@@ -53,6 +53,8 @@ pub struct StoryEvalRequest {
     /// (for decoders whose manifest records none).
     pub corpus: Option<PathBuf>,
     pub seed: u64,
+    /// Where the models run.
+    pub device: burn::tensor::Device,
     pub cancel: CancelFlag,
 }
 
@@ -104,7 +106,7 @@ pub fn evaluate_stories(
     progress: &dyn Progress,
 ) -> Result<StoryEvaluation, EvaluationError> {
     let started = std::time::Instant::now();
-    let generator = Generator::load(&request.models, true)?;
+    let generator = Generator::load(&request.models, true, &request.device)?;
     let known = generator.genres();
     if let Some(unknown) = request.genres.iter().find(|genre| !known.contains(genre)) {
         return Err(EvaluationError::NothingToEvaluate(format!(
@@ -322,7 +324,7 @@ fn test_photos(
 /// Passages of the decoder's held-out books, labelled by genre (books in none or in several of the
 /// evaluated genres are left out: they would teach the classifier both).
 fn classifier_passages(request: &StoryEvalRequest) -> Result<Vec<Labelled>, EvaluationError> {
-    let (_, vocabulary, manifest) = load_decoder(&request.models.decoder)?;
+    let (_, vocabulary, manifest) = load_decoder(&request.models.decoder, &request.device)?;
     let books = decoder_held_out(
         request.corpus.as_deref(),
         request.books_dir.as_deref(),

@@ -35,6 +35,8 @@ pub struct ExtractRequest {
     pub spatial: bool,
     /// Side of the square input, instead of the CNN's own (a multiple of 32: 448 gives a 14x14 map on Lite0).
     pub image_size: Option<u32>,
+    /// Where the CNN runs.
+    pub device: Device,
     pub command: Vec<String>,
     pub cancel: CancelFlag,
 }
@@ -66,7 +68,7 @@ pub enum ExtractError {
 pub fn extract_features(request: &ExtractRequest, progress: &dyn Progress) -> Result<ExtractReport, ExtractError> {
     let started = Instant::now();
     let staging = StagingDir::new(&request.out, request.force)?;
-    let device = Device::flex();
+    let device = request.device.clone();
     let model = EfficientNet::from_pytorch(&request.cnn_weights, &device)?;
     let cnn = InputFile::of(&request.cnn_weights)?;
     let annotations = InputFile::of(&request.dataset.source)?;

@@ -69,6 +69,9 @@ pub struct TripleTensors {
     pub next: DecoderTargets,
     /// With a sampled softmax: the `[candidates]` word ids scored for this batch.
     pub candidates: Option<Tensor<1, Int>>,
+    /// The real target tokens of both neighbours (`<eos>` included): what [`SkipThought::loss`] averages
+    /// over, known before the forward pass so that data-parallel shares can be weighted.
+    pub target_tokens: usize,
 }
 
 /// Sentences a decoder must write, with the mask that hides padding from the loss.
@@ -136,6 +139,7 @@ impl TripleTensors {
             previous: DecoderTargets::new(previous, device),
             next: DecoderTargets::new(next, device),
             candidates: None,
+            target_tokens: previous.lengths.iter().chain(&next.lengths).sum(),
         }
     }
 
@@ -236,18 +240,31 @@ impl SkipThought {
 
     /// Mean negative log-likelihood per real target token of both neighbours.
     pub fn loss(&self, batch: &TripleTensors) -> Tensor<1> {
+        let (nll, count) = self.summed_loss(batch);
+        nll / count
+    }
+
+    /// Summed negative log-likelihood of both neighbours' real target tokens: the loss of one share of a
+    /// batch in data-parallel training, where the shares are divided by the whole batch's token count.
+    pub fn loss_sum(&self, batch: &TripleTensors) -> Tensor<1> {
+        self.summed_loss(batch).0
+    }
+
+    /// The summed loss and the token count it sums over.
+    fn summed_loss(&self, batch: &TripleTensors) -> (Tensor<1>, Tensor<1>) {
         let thought = self.encode(batch.current.clone(), batch.current_last.clone());
         let candidates = batch.candidates.as_ref();
         let previous = self.decoder_states(&self.decoder_previous, &batch.previous, &thought);
         let next = self.decoder_states(&self.decoder_next, &batch.next, &thought);
         let parts = [(previous, &batch.previous), (next, &batch.next)];
         if self.tails.is_empty() {
-            let (nll, count) = output_nll(&self.output, &parts, candidates);
-            return nll / count;
+            return output_nll(&self.output, &parts, candidates);
         }
         let (states, targets) = scored_rows(&parts, None);
         let count = targets.weights.iter().sum::<f32>();
-        weighted_nll_adaptive(&self.output, &self.tails, states, &targets) / count
+        let device = states.device();
+        let nll = weighted_nll_adaptive(&self.output, &self.tails, states, &targets);
+        (nll, Tensor::from_data(TensorData::new(vec![count], [1]), &device))
     }
 
     /// Every step's state of `decoder` writing `targets` from `thought`.
@@ -422,6 +439,27 @@ mod tests {
         let batch = batch(&device);
         let vectors = model.valid().encode(batch.current.clone(), batch.current_last.clone());
         assert_eq!(vectors.shape().dims::<2>(), [3, 16]);
+    }
+
+    #[test]
+    fn a_batch_split_in_shares_sums_to_the_whole_batch_loss() {
+        let device = Device::flex();
+        let model = SkipThoughtConfig::new(12, 8, 16).init(&device);
+        let current: [&[u32]; 3] = [&[2, 3, 4], &[5, 6], &[7, 8, 9, 10]];
+        let previous: [&[u32]; 3] = [&[11, 2], &[4, 4, 4, 4, 4], &[3]];
+        let next: [&[u32]; 3] = [&[6, 7], &[2, 11, 9], &[5, 5]];
+        let tensors = |rows: std::ops::Range<usize>| {
+            let pad = |sentences: &[&[u32]; 3]| PaddedBatch::new(sentences[rows.clone()].iter().copied(), 10);
+            TripleTensors::new(&pad(&current), &pad(&previous), &pad(&next), 16, &device)
+        };
+        let whole = tensors(0..3);
+        let (first, second) = (tensors(0..2), tensors(2..3));
+        assert_eq!(whole.target_tokens, first.target_tokens + second.target_tokens);
+        let sum = |batch: &TripleTensors| -> f32 { model.loss_sum(batch).into_scalar() };
+        let (all, parts) = (sum(&whole), sum(&first) + sum(&second));
+        assert!((all - parts).abs() < 1e-4 * all, "{all} vs {parts}");
+        let mean: f32 = model.loss(&whole).into_scalar();
+        assert!((mean - all / whole.target_tokens as f32).abs() < 1e-5, "{mean}");
     }
 
     #[test]

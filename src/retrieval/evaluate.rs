@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::Device;
-
 use super::data::{VseData, VseDataError, VseImage};
 use super::embed::{embed_captions, embed_images};
 use super::metrics::{RetrievalScores, evaluate_retrieval};
@@ -57,7 +55,7 @@ pub fn retrieval_scores(
     if images.is_empty() {
         return None;
     }
-    let device = Device::flex();
+    let device = crate::device::of_module(model);
     let features: Vec<f32> = images.iter().flat_map(|image| data.feature_row(image)).copied().collect();
     let image_vectors = embed_images(model, &features, data.image_dim, &device);
     let mut captions = Vec::new();

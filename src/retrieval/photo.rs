@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use image::DynamicImage;
 
 use super::bank::{BankError, CaptionBank};
@@ -37,8 +37,9 @@ pub enum RetrieverError {
 }
 
 impl PhotoRetriever {
-    pub fn load(cnn: &Path, vse: &Path, bank: &Path) -> Result<PhotoRetriever, RetrieverError> {
-        let vse = TrainedVse::load(vse)?;
+    /// Loads the VSE onto `device` (the CNN goes beside it) and the caption bank.
+    pub fn load(cnn: &Path, vse: &Path, bank: &Path, device: &Device) -> Result<PhotoRetriever, RetrieverError> {
+        let vse = TrainedVse::load(vse, device)?;
         let bank = CaptionBank::load(bank)?;
         bank.check_vse(&vse)?;
         let weights = InputFile::of(cnn)?;

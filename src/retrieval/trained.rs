@@ -81,7 +81,7 @@ pub enum VseLoadError {
 }
 
 impl TrainedVse {
-    pub fn load(dir: &Path) -> Result<TrainedVse, VseLoadError> {
+    pub fn load(dir: &Path, device: &Device) -> Result<TrainedVse, VseLoadError> {
         let manifest_path = dir.join(MANIFEST_FILE);
         let read_error = |path: &Path, source: Cause| VseLoadError::Read { path: path.to_path_buf(), source };
         let bytes = std::fs::read(&manifest_path).map_err(|error| read_error(&manifest_path, error.into()))?;
@@ -102,7 +102,7 @@ impl TrainedVse {
                 expected: manifest.vocabulary_hash.clone(),
             });
         }
-        let device = Device::flex();
+        let device = device.clone();
         let config = &manifest.config;
         let mut model =
             VseModelConfig::new(vocabulary.len(), config.word_dim, config.embed_dim, manifest.image_dim).init(&device);

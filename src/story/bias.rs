@@ -38,6 +38,8 @@ pub struct BiasRequest {
     pub out: PathBuf,
     pub force: bool,
     pub config: Config,
+    /// Where the encoder runs.
+    pub device: burn::tensor::Device,
     pub command: Vec<String>,
 }
 
@@ -117,7 +119,7 @@ pub fn compute_bias(request: &BiasRequest, progress: &dyn Progress) -> Result<St
         return Err(BiasError::NoCaptions);
     }
     let staging = StagingDir::new(&request.out, request.force)?;
-    let encoder = SentenceEncoder::load(&request.encoder_dir)?;
+    let encoder = SentenceEncoder::load(&request.encoder_dir, &request.device)?;
     let corpus = Corpus::open(&request.corpus_dir)?;
     let encoder_hash = encoder.manifest().vocabulary_hash.clone();
     if encoder_hash != corpus.manifest.vocabulary.hash {

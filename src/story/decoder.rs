@@ -145,7 +145,7 @@ impl HeldOutBooks {
 }
 
 /// A trained decoder folder: model, vocabulary (checked against its manifest) and manifest.
-pub fn load_decoder(dir: &Path) -> Result<(StoryDecoder, Vocabulary, DecoderManifest), DecoderError> {
+pub fn load_decoder(dir: &Path, device: &Device) -> Result<(StoryDecoder, Vocabulary, DecoderManifest), DecoderError> {
     let error = |source: Cause| DecoderError::Invalid { path: dir.to_path_buf(), source };
     let manifest_path = dir.join(MANIFEST_FILE);
     let bytes = std::fs::read(&manifest_path).map_err(|e| PathError::new("read", &manifest_path, e))?;
@@ -168,8 +168,7 @@ pub fn load_decoder(dir: &Path) -> Result<(StoryDecoder, Vocabulary, DecoderMani
             manifest.vocabulary_size
         ))));
     }
-    let device = Device::flex();
-    let mut model = manifest.model_config().init(&device);
+    let mut model = manifest.model_config().init(device);
     let weights = read_widened(&dir.join(DECODER_FILE)).map_err(|e| error(e.into()))?;
     let mut store = SafetensorsStore::from_bytes(Some(weights));
     model.load_from(&mut store).map_err(|e| error(e.into()))?;

@@ -232,10 +232,10 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Loads the models and checks that they fit together (vocabularies and vector sizes).
-    pub fn load(paths: &ModelPaths, with_photos: bool) -> Result<Generator, GenerateError> {
-        let encoder = SentenceEncoder::load(&paths.encoder)?;
-        let (decoder, decoder_vocabulary, decoder_manifest) = load_decoder(&paths.decoder)?;
+    /// Loads the models onto `device` and checks that they fit together (vocabularies and vector sizes).
+    pub fn load(paths: &ModelPaths, with_photos: bool, device: &Device) -> Result<Generator, GenerateError> {
+        let encoder = SentenceEncoder::load(&paths.encoder, device)?;
+        let (decoder, decoder_vocabulary, decoder_manifest) = load_decoder(&paths.decoder, device)?;
         let bias = StyleBias::load(&paths.bias)?;
         let encoder_hash = encoder.manifest().vocabulary_hash.clone();
         let mismatch = |what, a: &Path, a_value: String, b: &Path, b_value: String| GenerateError::Mismatch {
@@ -275,9 +275,9 @@ impl Generator {
         let photos = if !with_photos {
             PhotoPath::TextOnly
         } else if let Some(dir) = &paths.captioner {
-            PhotoPath::Captioner(PhotoCaptioner::load(&paths.cnn, dir)?)
+            PhotoPath::Captioner(PhotoCaptioner::load(&paths.cnn, dir, device)?)
         } else {
-            let retriever = PhotoRetriever::load(&paths.cnn, &paths.vse, &paths.bank)?;
+            let retriever = PhotoRetriever::load(&paths.cnn, &paths.vse, &paths.bank, device)?;
             let Some(info) = &retriever.bank.manifest.thoughts else {
                 return Err(GenerateError::BankWithoutThoughts(paths.bank.clone()));
             };
@@ -304,7 +304,7 @@ impl Generator {
             non_word,
             context_centre: decoder_manifest.context_centre,
             decoder_genres: decoder_manifest.genres,
-            device: Device::flex(),
+            device: device.clone(),
         })
     }
 

@@ -209,7 +209,7 @@ pub fn validation_nll(
     photos: &[&CaptionerImage],
     max_tokens: usize,
 ) -> Option<f32> {
-    let device = Device::flex();
+    let device = crate::device::of_module(model);
     let pairs: Vec<(&CaptionerImage, &[u32])> = photos
         .iter()
         .flat_map(|photo| photo.captions.iter().map(move |caption| (*photo, caption.as_slice())))

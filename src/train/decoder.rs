@@ -221,7 +221,7 @@ impl Trainer for DecoderTrainRequest {
     fn open(&self, progress: &dyn Progress) -> Result<DecoderData, TrainError> {
         let config = &self.config.decoder;
         let corpus = Corpus::open(&self.corpus_dir)?;
-        let encoder = SentenceEncoder::load(&self.encoder_dir)?;
+        let encoder = SentenceEncoder::load(&self.encoder_dir, self.run.main_device())?;
         let encoder_hash = &encoder.manifest().vocabulary_hash;
         if *encoder_hash != corpus.manifest.vocabulary.hash {
             return Err(TrainError::Input(format!(
@@ -411,7 +411,7 @@ fn validation_loss(model: &StoryDecoder, valid: &PassageSet, config: &DecoderCon
         return None;
     }
     let inference = model.valid();
-    let device = Device::flex();
+    let device = crate::device::of_module(&inference);
     let plan = plan_epoch(&valid.lengths, config.train.batch_size, config.train.seed, 0);
     // The same keywords and genres at every validation, so losses compare.
     let mut rng = ChaCha8Rng::seed_from_u64(config.train.seed);

@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batches::plan_epoch;
+use super::data_parallel::{Share, share_range};
 use super::run::{LossWindow, Position, RunState, TokenLossLog, TrainingTask, export_weights, store_error};
 use super::trainer::{RunEnd, RunOptions, Trainer, train};
 use super::triples::{Triple, sentence_triples};
@@ -135,6 +136,7 @@ impl Trainer for EncoderTrainRequest {
     type State = TrainState;
     type Task<'a> = EncoderTask<'a>;
     type Report = EncoderTrainReport;
+    const DATA_PARALLEL: bool = true;
 
     fn options(&self) -> &RunOptions {
         &self.run
@@ -243,6 +245,31 @@ impl TrainingTask for EncoderTask<'_> {
         (model.loss(&batch), tokens)
     }
 
+    /// A contiguous share of the batch's triples. With a sampled softmax each share draws its own
+    /// candidate words (from the same seed), so a split batch scores other negatives than a whole one.
+    fn share(
+        &self,
+        index: usize,
+        step: u64,
+        part: usize,
+        parts: usize,
+        device: &Device,
+    ) -> Option<Share<'_, SkipThought>> {
+        let batch = &self.plan[index];
+        let rows = &batch[share_range(batch.len(), part, parts)];
+        if rows.is_empty() {
+            let device = device.clone();
+            return Some(Share { weight: 0.0, items: 0, loss_sum: Box::new(move |_| Tensor::zeros([1], &device)) });
+        }
+        let split = &self.data.corpus.train;
+        let (tensors, tokens) = self.data.train.tensors(split, rows, self.config, device, step);
+        Some(Share {
+            weight: tensors.target_tokens as f32,
+            items: tokens,
+            loss_sum: Box::new(move |model: &SkipThought| model.loss_sum(&tensors)),
+        })
+    }
+
     fn log(
         &mut self,
         model: &SkipThought,
@@ -275,7 +302,7 @@ fn validation_loss(
         return None;
     }
     let inference = model.valid();
-    let device = Device::flex();
+    let device = crate::device::of_module(&inference);
     let plan = plan_epoch(&valid.lengths, config.train.batch_size, config.train.seed, 0);
     let losses: Vec<f32> = plan
         .iter()

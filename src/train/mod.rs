@@ -5,6 +5,7 @@
 
 pub mod batches;
 pub mod captioner;
+pub mod data_parallel;
 pub mod decoder;
 pub mod encoder;
 pub mod run;

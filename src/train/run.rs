@@ -9,10 +9,11 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::data_parallel::{self, Share};
 use crate::config::TrainSchedule;
 use crate::corpus::CorpusError;
 use crate::progress::Progress;
@@ -253,6 +254,18 @@ pub trait TrainingTask {
     ) -> (String, String);
     /// The last validation's score, lower being better (a loss; a negated recall), if one ran.
     fn validation_score(&self) -> Option<f32>;
+    /// Share `part` of `parts` of batch `index` with its tensors on `device`, for data-parallel training
+    /// ([`super::data_parallel`]); `None`, the default, where the loss does not split into shares.
+    fn share(
+        &self,
+        _index: usize,
+        _step: u64,
+        _part: usize,
+        _parts: usize,
+        _device: &Device,
+    ) -> Option<Share<'_, Self::Model>> {
+        None
+    }
 }
 
 /// The best validation point of a run (`best.json`): the weights exported are this step's.
@@ -294,7 +307,11 @@ pub fn train_steps<T: TrainingTask, S: RunState>(
     cancel: &CancelFlag,
     progress: &dyn Progress,
     mut checkpoint_step: Option<u64>,
-) -> Result<T::Model, TrainError> {
+    devices: &[Device],
+) -> Result<T::Model, TrainError>
+where
+    T::Model: Send,
+{
     let mut metrics = MetricsLog::open(out)?;
     let mut best = best_point(out).filter(|best| best.step <= state.position().step);
     progress.set_total(schedule.steps);
@@ -313,12 +330,23 @@ pub fn train_steps<T: TrainingTask, S: RunState>(
             position.batch_in_epoch = 0;
             plan_len = task.start_epoch(position.epoch);
         }
-        let (loss, items) = task.loss(&model, position.batch_in_epoch, position.step);
-        let loss_value: f32 = loss.clone().into_scalar();
-        if !loss_value.is_finite() {
+        let (loss_value, items, grads) = if devices.len() > 1 {
+            let Some(result) = data_parallel::step(task, &model, position.batch_in_epoch, position.step, devices)
+            else {
+                return Err(TrainError::Input(
+                    "this model's loss does not split across devices: train it on one (`--device cpu`, `--device cuda:0`)"
+                        .into(),
+                ));
+            };
+            (result.loss, result.items, Some(result.grads))
+        } else {
+            let (loss, items) = task.loss(&model, position.batch_in_epoch, position.step);
+            let loss_value: f32 = loss.clone().into_scalar();
+            (loss_value, items, loss_value.is_finite().then(|| GradientsParams::from_grads(loss.backward(), &model)))
+        };
+        let Some(grads) = grads.filter(|_| loss_value.is_finite()) else {
             return Err(TrainError::NonFinite { step: position.step + 1, loss: loss_value, checkpoint_step });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        };
         model = optimizer.step(schedule.learning_rate, model, grads);
         position.step += 1;
         position.batch_in_epoch += 1;

@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::AdamConfig;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use serde::de::DeserializeOwned;
 
 use super::run::{RunState, TrainError, TrainingTask, require_unchanged, resume, train_steps};
@@ -33,12 +33,34 @@ pub struct RunOptions {
     /// The command line, recorded in the exported manifest.
     pub command: Vec<String>,
     pub cancel: CancelFlag,
+    /// Where to train: one device, or several of one backend for data-parallel training (each computes
+    /// the loss of a share of every batch; the first holds the model and the optimizer). Never empty.
+    pub devices: Vec<Device>,
 }
 
 impl RunOptions {
-    /// A fresh run into `out` with no command line recorded and no way to cancel it (tests, the pipeline).
+    /// A fresh run into `out` on the CPU with no command line recorded and no way to cancel it (tests, the pipeline).
     pub fn new(out: impl Into<PathBuf>) -> RunOptions {
-        RunOptions { out: out.into(), resume: false, force: false, command: Vec::new(), cancel: CancelFlag::default() }
+        RunOptions {
+            out: out.into(),
+            resume: false,
+            force: false,
+            command: Vec::new(),
+            cancel: CancelFlag::default(),
+            devices: vec![Device::flex()],
+        }
+    }
+
+    /// These options training on `devices` instead.
+    pub fn on(mut self, devices: Vec<Device>) -> RunOptions {
+        assert!(!devices.is_empty(), "training needs a device");
+        self.devices = devices;
+        self
+    }
+
+    /// The device that holds the model and the optimizer (without autodiff).
+    pub fn main_device(&self) -> &Device {
+        &self.devices[0]
     }
 }
 
@@ -64,6 +86,9 @@ pub trait Trainer {
         Self: 'a;
     /// What the command prints at the end.
     type Report;
+    /// Whether its task splits batches into shares ([`super::run::TrainingTask::share`]), so that it can
+    /// train on several devices at once.
+    const DATA_PARALLEL: bool = false;
 
     fn options(&self) -> &RunOptions;
     /// The trainer's config section's schedule: seed, optimizer and step counts.
@@ -89,20 +114,44 @@ pub trait Trainer {
     ) -> Result<Self::Report, TrainError>;
 }
 
+/// Draws every lazily initialised weight of `model` now, in the module's order. burn initialises a parameter
+/// when it is first read, so the draws would otherwise follow the first forward pass; data-parallel training
+/// copies every parameter to its replicas before that, and would start from other weights than one device.
+pub(crate) fn initialise_now<M: Module>(model: &M) {
+    struct Read;
+    impl ModuleVisitor for Read {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            drop(param.val());
+        }
+    }
+    model.visit(&mut Read);
+}
+
 /// Trains (or resumes) `trainer` in its run folder: the skeleton every `train-*` command runs.
-pub fn train<T: Trainer>(trainer: &T, progress: &dyn Progress) -> Result<T::Report, TrainError> {
+pub fn train<T: Trainer>(trainer: &T, progress: &dyn Progress) -> Result<T::Report, TrainError>
+where
+    T::Model: Send,
+{
     let options = trainer.options();
     let out = &options.out;
+    if options.devices.len() > 1 && !T::DATA_PARALLEL {
+        return Err(TrainError::Input(format!(
+            "this model trains on one device, and {} were given (data-parallel training is for `train-encoder`)\n\nhint: pass one device, e.g. `--device cpu` or `--device cuda:0`",
+            options.devices.len()
+        )));
+    }
     let run_dir = RunDir::check(out, options.resume, options.force, &trainer.inputs())?;
     let data = trainer.open(progress)?;
     options.cancel.check()?;
     let run = run_dir.begin()?;
 
     let schedule = trainer.schedule();
-    let device = Device::flex().autodiff();
+    let devices: Vec<Device> = options.devices.iter().map(|device| device.clone().autodiff()).collect();
+    let device = devices[0].clone();
     // burn's generator is per backend and process-wide: one training per process is reproducible.
     device.seed(schedule.seed);
     let (mut model, mut state) = trainer.init(&data, &device)?;
+    initialise_now(&model);
     let mut optimizer =
         AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(schedule.clip_norm))).init();
     let mut resumed_from = None;
@@ -113,8 +162,18 @@ pub fn train<T: Trainer>(trainer: &T, progress: &dyn Progress) -> Result<T::Repo
     }
 
     let mut task = trainer.task(&data, &device);
-    let model =
-        train_steps(&mut task, model, optimizer, &mut state, schedule, out, &options.cancel, progress, resumed_from)?;
+    let model = train_steps(
+        &mut task,
+        model,
+        optimizer,
+        &mut state,
+        schedule,
+        out,
+        &options.cancel,
+        progress,
+        resumed_from,
+        &devices,
+    )?;
     let end = RunEnd { steps: state.position().step, resumed_from };
     let report = trainer.export(&data, &model, &state, &task, end)?;
     run.finish()?;
