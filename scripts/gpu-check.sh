@@ -133,7 +133,7 @@ run() {
     local steps=()
     [ -n "${GPU_CHECK_STEPS:-}" ] && steps=(--steps "$GPU_CHECK_STEPS")
     local speed_status=0
-    timeout 300 "$python" scripts/bench/vs_pytorch.py --binary "$binary" --device "$device" \
+    timeout 270 "$python" scripts/bench/vs_pytorch.py --binary "$binary" --device "$device" \
         --corpora "$corpora" --sizes "$sizes" --rounds 1 "${steps[@]}" --json "$out/throughput.json" \
         || speed_status=$?
 

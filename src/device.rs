@@ -128,7 +128,7 @@ fn parse_name(part: &str, whole: &str) -> Result<DeviceName, DeviceError> {
     };
     let backend = match backend.to_ascii_lowercase().as_str() {
         "cpu" if index.is_none() => Backend::Cpu,
-        "cuda" | "gpu" => Backend::Cuda,
+        "cuda" => Backend::Cuda,
         "wgpu" => Backend::Wgpu,
         _ => return Err(unknown()),
     };

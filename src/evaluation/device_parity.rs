@@ -153,7 +153,10 @@ fn story_decoder(cpu: &Device, device: &Device) -> [ParityCheck; 2] {
     let forward = |model: &crate::model::story_decoder::StoryDecoder, d: &Device| {
         let model = model.valid();
         let condition = model.condition(vectors(d), &ConditionInputs::default());
-        floats(model.loss(condition, &DecoderTargets::new(&targets, d), None))
+        // The teacher-forced loss, and the first step of decoding as `generate` runs it.
+        let mut out = floats(model.loss(condition.clone(), &DecoderTargets::new(&targets, d), None));
+        out.extend(floats(model.step(None, model.start(condition.clone()), &condition).log_probs));
+        out
     };
     let step = |model: &crate::model::story_decoder::StoryDecoder, d: &Device| {
         let d = d.clone().autodiff();
