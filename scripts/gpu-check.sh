@@ -57,9 +57,9 @@ prepare() {
     # A few books, ingested at both vocabulary sizes; the GPU machine has no books.
     local subset
     subset=$(mktemp -d)
-    find "$books" -maxdepth 1 -type f -name '*.txt' | sort | head -n "$count" | while read -r book; do
-        cp "$book" "$subset/"
-    done
+    local all
+    mapfile -t all < <(find "$books" -maxdepth 1 -type f -name '*.txt' | sort)
+    cp "${all[@]:0:$count}" "$subset/"
     local corpora
     corpora=$(mktemp -d)
     for vocab in 10000 20000; do

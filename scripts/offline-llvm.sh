@@ -48,6 +48,8 @@ if [ ! -x "$system_config" ]; then
     exit 1
 fi
 
+# The bundler's build script reruns (and everything above it rebuilds) when the marker's time changes, so
+# the wrapper and the marker are written only when they differ or are missing.
 mkdir -p "$prefix/bin"
 wrapper="$prefix/bin/llvm-config"
 cat >"$wrapper.partial" <<EOF
@@ -57,8 +59,12 @@ cat >"$wrapper.partial" <<EOF
 "$system_config" "\$@" | sed -E 's#(^| )/[^ ]*/lib([A-Za-z0-9_+.-]+)\\.(so|a)(\\.[0-9.]+)?( |\$)#\\1-l\\2\\5#g; s#(^| )/[^ ]*/lib([A-Za-z0-9_+.-]+)\\.(so|a)(\\.[0-9.]+)?( |\$)#\\1-l\\2\\5#g'
 EOF
 chmod +x "$wrapper.partial"
-mv "$wrapper.partial" "$wrapper"
-touch "$prefix/.tracel-llvm-installed"
+if cmp -s "$wrapper.partial" "$wrapper"; then
+    rm "$wrapper.partial"
+else
+    mv "$wrapper.partial" "$wrapper"
+fi
+[ -e "$prefix/.tracel-llvm-installed" ] || touch "$prefix/.tracel-llvm-installed"
 
 # The wrapper must answer what cubecl-llvm's build script asks.
 for argument in --version --libdir --cxxflags --system-libs --libs; do

@@ -19,6 +19,9 @@ pub enum Backend {
     Cuda,
     /// Any GPU wgpu reaches: Vulkan, Metal, DirectX (`--features wgpu`).
     Wgpu,
+    /// burn's ndarray CPU backend (`--features ndarray`), for tests: it runs the models through burn's tensor
+    /// operations, the path every GPU takes, so that the CPU can check that path and the device seam.
+    NdArray,
 }
 
 impl Backend {
@@ -27,6 +30,7 @@ impl Backend {
             Backend::Cpu => "cpu",
             Backend::Cuda => "cuda",
             Backend::Wgpu => "wgpu",
+            Backend::NdArray => "ndarray",
         }
     }
 
@@ -36,6 +40,7 @@ impl Backend {
             Backend::Cpu => true,
             Backend::Cuda => cfg!(feature = "cuda"),
             Backend::Wgpu => cfg!(feature = "wgpu"),
+            Backend::NdArray => cfg!(feature = "ndarray"),
         }
     }
 }
@@ -108,7 +113,7 @@ impl FromStr for DeviceSpec {
         if names.iter().any(|name| name.backend != first) {
             return Err(DeviceError::MixedBackends(text.to_string()));
         }
-        if first != Backend::Cpu {
+        if !matches!(first, Backend::Cpu | Backend::NdArray) {
             // `cuda` and `cuda:0` are the same GPU.
             let mut indices: Vec<usize> = names.iter().map(|name| name.index.unwrap_or(0)).collect();
             indices.sort_unstable();
@@ -130,6 +135,7 @@ fn parse_name(part: &str, whole: &str) -> Result<DeviceName, DeviceError> {
         "cpu" if index.is_none() => Backend::Cpu,
         "cuda" => Backend::Cuda,
         "wgpu" => Backend::Wgpu,
+        "ndarray" if index.is_none() => Backend::NdArray,
         _ => return Err(unknown()),
     };
     Ok(DeviceName { backend, index })
@@ -179,6 +185,9 @@ pub fn device(name: DeviceName) -> Result<Device, DeviceError> {
             Some(index) => burn::tensor::DeviceKind::DiscreteGpu(index),
             None => burn::tensor::DeviceKind::DefaultDevice,
         }),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)] // deprecated for users; here it is a second reference backend for tests
+        Backend::NdArray => Device::ndarray(),
         #[allow(unreachable_patterns)]
         _ => unreachable!("is_built checked the backend"),
     })
@@ -195,7 +204,7 @@ mod tests {
 
     #[test]
     fn names_parse_and_print_back() {
-        for text in ["cpu", "cuda", "cuda:1", "cuda:0,cuda:1", "wgpu", "wgpu:0", "cpu,cpu"] {
+        for text in ["cpu", "cuda", "cuda:1", "cuda:0,cuda:1", "wgpu", "wgpu:0", "cpu,cpu", "ndarray,ndarray"] {
             assert_eq!(text.parse::<DeviceSpec>().unwrap().to_string(), text);
         }
         assert_eq!(" CUDA:2 ".trim().parse::<DeviceSpec>().unwrap().to_string(), "cuda:2");
@@ -221,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_backend_not_built_names_the_feature_to_build_with() {
-        for (text, feature) in [("cuda:1", "cuda"), ("wgpu", "wgpu")] {
+        for (text, feature) in [("cuda:1", "cuda"), ("wgpu", "wgpu"), ("ndarray", "ndarray")] {
             let spec: DeviceSpec = text.parse().unwrap();
             match spec.devices() {
                 Ok(devices) => assert!(spec.names()[0].backend.is_built() && devices.len() == 1),

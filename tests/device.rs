@@ -54,3 +54,70 @@ fn one_device_commands_refuse_a_list() {
     let output = storytool(&["generate", "--text", "a cat", "--genre", "thriller", "--device", "cpu,cpu"], &[]);
     refused(&output, &["generate computes on one device", "--device cpu"]);
 }
+
+/// With `--features ndarray`, burn's ndarray backend stands in for a GPU: another backend than the CPU's, so
+/// tensors left on the wrong device fail, and the models run through burn's tensor operations (the path every
+/// GPU takes) instead of storytool's CPU kernels, so `check-device` compares the two.
+#[cfg(feature = "ndarray")]
+mod on_another_backend {
+    use std::path::Path;
+
+    use super::*;
+
+    fn path(path: &Path) -> &str {
+        path.to_str().unwrap()
+    }
+
+    #[test]
+    fn check_device_finds_the_tensor_path_equal_to_the_cpu_kernels() {
+        let output = storytool(&["check-device", "--device", "ndarray"], &[]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("all 9 checks agree"), "{stdout}");
+    }
+
+    #[test]
+    fn the_demo_models_write_the_same_story_on_either_backend() {
+        let story = |device: &str| {
+            let args = ["generate", "--text", "A cat sits by a pool.", "--genre", "thriller", "--json"];
+            let output = storytool(&[&args[..], &["--device", device]].concat(), &[]);
+            assert!(output.status.success(), "{device}: {}", String::from_utf8_lossy(&output.stderr));
+            let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            json[0]["story"].as_str().unwrap().to_string()
+        };
+        assert_eq!(story("cpu"), story("ndarray"));
+    }
+
+    #[test]
+    fn the_encoder_trains_there_on_one_device_and_on_two() {
+        let root = tempfile::tempdir().unwrap();
+        let books = root.path().join("books/adventure");
+        std::fs::create_dir_all(&books).unwrap();
+        for index in 0..3 {
+            let text: String = (0..30)
+                .map(|n| format!("The captain {index} sailed the sea {n}. It was night. The crew sang.\n\n"))
+                .collect();
+            std::fs::write(books.join(format!("{index}.txt")), text).unwrap();
+        }
+        let corpus = root.path().join("corpus");
+        let ingest =
+            ["ingest", "--books", path(&root.path().join("books")), "--out", path(&corpus), "--valid-books", "1"];
+        assert!(storytool(&ingest, &[]).status.success());
+        let small =
+            ["--set", "encoder.word_dim=8", "--set", "encoder.hidden_dim=16", "--set", "encoder.train.batch_size=5"];
+        for (name, devices) in [("one", "ndarray"), ("two", "ndarray,ndarray")] {
+            let out = root.path().join(name);
+            let train =
+                ["train-encoder", "--corpus", path(&corpus), "--out", path(&out), "--steps", "4", "--device", devices];
+            let output = storytool(&[&train[..], &small[..]].concat(), &[]);
+            assert!(output.status.success(), "{devices}: {}", String::from_utf8_lossy(&output.stderr));
+            assert!(out.join("encoder.safetensors").is_file());
+        }
+        // Trained there, the encoder loads and encodes on the CPU.
+        let sentences = root.path().join("sentences.txt");
+        std::fs::write(&sentences, "The crew sang.\n").unwrap();
+        let encode = ["encode", "--encoder", path(&root.path().join("one")), "--file", path(&sentences)];
+        let output = storytool(&encode, &[]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+}
