@@ -99,9 +99,8 @@ mod on_another_backend {
                 .collect();
             std::fs::write(books.join(format!("{index}.txt")), text).unwrap();
         }
-        let corpus = root.path().join("corpus");
-        let ingest =
-            ["ingest", "--books", path(&root.path().join("books")), "--out", path(&corpus), "--valid-books", "1"];
+        let (corpus, books) = (root.path().join("corpus"), root.path().join("books"));
+        let ingest = ["ingest", "--books", path(&books), "--out", path(&corpus), "--valid-books", "1"];
         assert!(storytool(&ingest, &[]).status.success());
         let small =
             ["--set", "encoder.word_dim=8", "--set", "encoder.hidden_dim=16", "--set", "encoder.train.batch_size=5"];
@@ -116,7 +115,8 @@ mod on_another_backend {
         // Trained there, the encoder loads and encodes on the CPU.
         let sentences = root.path().join("sentences.txt");
         std::fs::write(&sentences, "The crew sang.\n").unwrap();
-        let encode = ["encode", "--encoder", path(&root.path().join("one")), "--file", path(&sentences)];
+        let one = root.path().join("one");
+        let encode = ["encode", "--encoder", path(&one), "--file", path(&sentences)];
         let output = storytool(&encode, &[]);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
