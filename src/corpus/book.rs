@@ -6,7 +6,7 @@
 
 use super::interner::Interner;
 use super::{gutenberg, paragraphs, sentences};
-use crate::text::tokenize::for_each_word;
+use crate::text::tokenize::for_each_word_as_written;
 
 /// A book's text as local token ids with its sentence and paragraph boundaries.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -44,30 +44,32 @@ pub fn clean_paragraphs(text: &str) -> Vec<String> {
 
 /// Cleans, splits and tokenizes a decoded book.
 pub fn tokenize_book(text: &str, lowercase: bool) -> BookTokens {
-    let mut book = BookTokens::default();
-    // English prose runs at about five bytes a token: reserving up front spares the copies of regrowth.
+    // English prose runs at about five bytes a token, and a book of n bytes has roughly n / 64 distinct
+    // words: reserving up front spares the copies and rehashing of regrowth.
+    let mut book = BookTokens { words: Interner::with_capacity(text.len() / 64), ..BookTokens::default() };
     book.tokens.reserve(text.len() / 5);
+    let BookTokens { words, counts, tokens, sentence_lengths, paragraph_lengths } = &mut book;
     let mut buffer = String::new();
     for paragraph in clean_paragraphs(text) {
         let mut n_sentences = 0;
         for sentence in sentences::split_sentences(&paragraph) {
-            let start = book.tokens.len();
-            for_each_word(sentence, lowercase, &mut buffer, |word| {
-                let id = book.words.intern(word) as usize;
-                if id == book.counts.len() {
-                    book.counts.push(0);
+            let start = tokens.len();
+            for_each_word_as_written(sentence, lowercase, |word| {
+                let id = if lowercase { words.intern_lowercased(word, &mut buffer) } else { words.intern(word) };
+                match counts.get_mut(id as usize) {
+                    Some(count) => *count += 1,
+                    None => counts.push(1),
                 }
-                book.counts[id] += 1;
-                book.tokens.push(id as u32);
+                tokens.push(id);
             });
-            let length = book.tokens.len() - start;
+            let length = tokens.len() - start;
             if length > 0 {
-                book.sentence_lengths.push(length as u32);
+                sentence_lengths.push(length as u32);
                 n_sentences += 1;
             }
         }
         if n_sentences > 0 {
-            book.paragraph_lengths.push(n_sentences);
+            paragraph_lengths.push(n_sentences);
         }
     }
     book
@@ -76,6 +78,27 @@ pub fn tokenize_book(text: &str, lowercase: bool) -> BookTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lowercasing word by word while interning gives the words of lowercasing each sentence first.
+    #[test]
+    fn words_are_those_of_the_lowercased_sentences() {
+        let text = "\"İSTANBUL, Straße!\" said MR. O'BRIEN... ÉTÉ—CAFÉ, naïve ÀB.\n\nThe Kelvin \u{212A} and Ω WERE HERE, a\u{A7D2}b.";
+        let book = tokenize_book(text, true);
+        let mut expected = Vec::new();
+        let mut buffer = String::new();
+        for paragraph in clean_paragraphs(text) {
+            for sentence in sentences::split_sentences(&paragraph) {
+                crate::text::tokenize::for_each_word(sentence, true, &mut buffer, |word| {
+                    expected.push(word.to_string())
+                });
+            }
+        }
+        let words: Vec<&str> = book.tokens.iter().map(|&id| book.words.word(id)).collect();
+        assert_eq!(words, expected);
+        assert!(words.contains(&"i̇stanbul") && words.contains(&"k"), "{words:?}");
+        let kept_case = tokenize_book(text, false);
+        assert!(kept_case.words.words().any(|word| word == "BRIEN" || word == "O'BRIEN"));
+    }
 
     #[test]
     fn book_becomes_sentences_of_local_ids() {

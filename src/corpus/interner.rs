@@ -2,7 +2,7 @@
 //!
 //! Tokenizing a book looks up each of its tokens; a `HashMap<String, u32>` would allocate a `String` per
 //! distinct word per book (millions across a library). Here words live in one arena `String` and the hash
-//! table holds small entries, so a new word costs an append and a lookup costs a hash and one comparison.
+//! table holds word ids, so a new word costs an append and a lookup costs a hash and one comparison.
 //!
 //! Lookups are the hottest part of ingest, so the common cases skip the general path: a one-byte ASCII token
 //! (punctuation, `a`, `i`: about a fifth of all tokens) is a direct table index, and a word of at most 16
@@ -14,104 +14,182 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
+use crate::text::tokenize::lowercase_into;
+
 /// Words up to this many bytes are compared as a packed `u128`.
 pub(crate) const INLINE: usize = 16;
 /// No id yet (in the one-byte table).
 const NONE: u32 = u32::MAX;
+/// The top bit of each byte of a packed word: none is set when the word is ASCII.
+const HIGH_BITS: u128 = u128::from_le_bytes([0x80; 16]);
+/// One in each byte of a packed word.
+const ONES: u128 = u128::from_le_bytes([0x01; 16]);
 
-/// One table entry: the word's hash, its packed bytes when short (else 0), its length and id.
+/// What the table knows of word `id`, in `Interner::keys[id]`: its packed bytes when short (else 0) and its
+/// byte range in the arena.
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    hash: u64,
-    /// The packed bytes as two words rather than a `u128`, whose 16-byte alignment would pad entries to 32.
+struct Key {
+    /// The packed bytes as two words rather than a `u128`, whose 16-byte alignment would pad keys to 32.
     packed: [u64; 2],
-    len: u32,
-    id: u32,
+    start: u32,
+    end: u32,
+}
+
+impl Key {
+    fn len(&self) -> u32 {
+        self.end - self.start
+    }
 }
 
 /// Distinct words of one book with dense ids in order of first appearance.
+///
+/// The hash table holds bare ids (4 bytes a slot) and each id's key lives in `keys`, in order of first
+/// appearance. A lookup touches a small table and, through the id, a key near the front of `keys` for the
+/// common words; with whole entries in the table (32 bytes a slot), loading the entry was a cache miss that
+/// took a quarter of a lookup.
 #[derive(Debug, Clone)]
 pub struct Interner {
     arena: String,
-    /// Word id -> its byte range in `arena`.
-    spans: Vec<(u32, u32)>,
-    table: HashTable<Entry>,
+    /// Word id -> its key.
+    keys: Vec<Key>,
+    /// Word id -> its hash, read only when the table grows.
+    hashes: Vec<u64>,
+    table: HashTable<u32>,
     /// ASCII byte -> id of the one-byte word, or [`NONE`].
     one_byte: Box<[u32; 128]>,
 }
 
 impl Default for Interner {
     fn default() -> Interner {
-        Interner { arena: String::new(), spans: Vec::new(), table: HashTable::new(), one_byte: Box::new([NONE; 128]) }
+        Interner::with_capacity(0)
     }
 }
 
 impl Interner {
+    /// An empty table with room for `words` distinct words, so that a book's table need not regrow.
+    pub fn with_capacity(words: usize) -> Interner {
+        Interner {
+            arena: String::with_capacity(words * 8),
+            keys: Vec::with_capacity(words),
+            hashes: Vec::with_capacity(words),
+            table: HashTable::with_capacity(words),
+            one_byte: Box::new([NONE; 128]),
+        }
+    }
+
     /// The id of `word`, adding it when new.
     #[inline]
     pub fn intern(&mut self, word: &str) -> u32 {
         let bytes = word.as_bytes();
+        if bytes.len() > INLINE {
+            return self.intern_long(word);
+        }
+        let packed = pack(bytes);
         if let [byte] = bytes
             && byte.is_ascii()
         {
-            let id = self.one_byte[*byte as usize];
-            if id != NONE {
-                return id;
-            }
-            let id = self.intern_general(word);
-            self.one_byte[*byte as usize] = id;
-            return id;
+            return self.intern_one_byte(packed);
         }
-        self.intern_general(word)
+        self.intern_short(packed, bytes.len())
     }
 
-    fn intern_general(&mut self, word: &str) -> u32 {
+    /// The id of `word` lowercased (per character, as [`lowercase_into`] does), adding it when new.
+    ///
+    /// A short ASCII word, nearly every word of a book, is lowercased inside its packed form; others go through
+    /// `buffer`. This spares lowercasing each sentence into a copy before splitting it.
+    #[inline]
+    pub fn intern_lowercased(&mut self, word: &str, buffer: &mut String) -> u32 {
         let bytes = word.as_bytes();
-        let (packed, hash) = if bytes.len() <= INLINE {
+        if bytes.len() <= INLINE {
             let packed = pack(bytes);
-            (packed, hash_packed(packed, bytes.len()))
-        } else {
-            (0, FxBuildHasher.hash_one(word))
-        };
-        let packed_words = [packed as u64, (packed >> 64) as u64];
-        let Interner { arena, spans, table, .. } = self;
-        let len = bytes.len() as u32;
-        let found = table.find(hash, |entry| {
-            entry.len == len
-                && entry.packed == packed_words
-                && (bytes.len() <= INLINE || {
-                    let (start, end) = spans[entry.id as usize];
-                    &arena.as_bytes()[start as usize..end as usize] == bytes
-                })
-        });
-        if let Some(entry) = found {
-            return entry.id;
+            if packed & HIGH_BITS == 0 {
+                let lowered = ascii_lowercase_packed(packed);
+                return if bytes.len() == 1 {
+                    self.intern_one_byte(lowered)
+                } else {
+                    self.intern_short(lowered, bytes.len())
+                };
+            }
         }
-        let id = spans.len() as u32;
-        let start = arena.len() as u32;
-        arena.push_str(word);
-        spans.push((start, arena.len() as u32));
-        table.insert_unique(hash, Entry { hash, packed: packed_words, len, id }, |entry| entry.hash);
+        lowercase_into(buffer, word);
+        self.intern(buffer)
+    }
+
+    /// A one-byte ASCII word, packed: a direct table index.
+    #[inline]
+    fn intern_one_byte(&mut self, packed: u128) -> u32 {
+        let byte = packed as u8 as usize;
+        let id = self.one_byte[byte];
+        if id != NONE {
+            return id;
+        }
+        let id = self.intern_short(packed, 1);
+        self.one_byte[byte] = id;
+        id
+    }
+
+    /// A word of at most [`INLINE`] bytes, given packed: hashed and compared as two machine words.
+    #[inline]
+    fn intern_short(&mut self, packed: u128, len: usize) -> u32 {
+        let hash = hash_packed(packed, len);
+        let packed_words = [packed as u64, (packed >> 64) as u64];
+        let len = len as u32;
+        let keys = &self.keys;
+        if let Some(&id) = self.table.find(hash, |&id| {
+            let key = &keys[id as usize];
+            key.packed == packed_words && key.len() == len
+        }) {
+            return id;
+        }
+        let bytes = packed.to_le_bytes();
+        let word = std::str::from_utf8(&bytes[..len as usize]).expect("packed from a word's bytes");
+        self.insert(word, hash, packed_words)
+    }
+
+    /// A word longer than [`INLINE`] bytes: hashed whole and compared with its copy in the arena.
+    fn intern_long(&mut self, word: &str) -> u32 {
+        let hash = FxBuildHasher.hash_one(word);
+        let Interner { arena, keys, table, .. } = self;
+        let len = word.len() as u32;
+        let found = table.find(hash, |&id| {
+            let key = &keys[id as usize];
+            key.len() == len && &arena.as_bytes()[key.start as usize..key.end as usize] == word.as_bytes()
+        });
+        if let Some(&id) = found {
+            return id;
+        }
+        self.insert(word, hash, [0, 0])
+    }
+
+    #[cold]
+    fn insert(&mut self, word: &str, hash: u64, packed: [u64; 2]) -> u32 {
+        let id = self.keys.len() as u32;
+        let start = self.arena.len() as u32;
+        self.arena.push_str(word);
+        self.keys.push(Key { packed, start, end: self.arena.len() as u32 });
+        self.hashes.push(hash);
+        let hashes = &self.hashes;
+        self.table.insert_unique(hash, id, |&id| hashes[id as usize]);
         id
     }
 
     /// The word with `id`.
     pub fn word(&self, id: u32) -> &str {
-        let (start, end) = self.spans[id as usize];
-        &self.arena[start as usize..end as usize]
+        let key = self.keys[id as usize];
+        &self.arena[key.start as usize..key.end as usize]
     }
 
     /// Every word in id order.
     pub fn words(&self) -> impl Iterator<Item = &str> {
-        (0..self.spans.len() as u32).map(|id| self.word(id))
+        (0..self.keys.len() as u32).map(|id| self.word(id))
     }
 
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.keys.is_empty()
     }
 }
 
@@ -137,6 +215,17 @@ pub(crate) fn pack(bytes: &[u8]) -> u128 {
         8..=16 => u128::from(read_u64(0)) | u128::from(read_u64(len - 8)) << (8 * (len - 8)),
         _ => unreachable!("only words of at most {INLINE} bytes are packed"),
     }
+}
+
+/// A packed ASCII word with `A`-`Z` lowercased, all bytes at once. Adding `0x80 - b'A'` to a byte below 0x80
+/// sets its top bit exactly when the byte is at least `A` (and carries into no other byte); likewise for the
+/// byte after `Z`; where the first is set and the second is not, the byte is a capital and gains 0x20.
+#[inline]
+fn ascii_lowercase_packed(packed: u128) -> u128 {
+    let at_least_a = packed + ONES * u128::from(0x80 - b'A');
+    let after_z = packed + ONES * u128::from(0x80 - b'Z' - 1);
+    let capitals = at_least_a & !after_z & HIGH_BITS;
+    packed | capitals >> 2
 }
 
 /// A hash of a packed word: both halves and the length mixed by multiplication, folded so that the high
@@ -170,6 +259,29 @@ mod tests {
             padded[..len].copy_from_slice(&text[..len]);
             assert_eq!(pack(&text[..len]), u128::from_le_bytes(padded), "length {len}");
         }
+    }
+
+    #[test]
+    fn packed_lowercasing_equals_lowercasing_the_word() {
+        let text: Vec<u8> = (0u8..0x80).collect();
+        for window in text.windows(INLINE).chain(text.windows(3)) {
+            let lowered = window.to_ascii_lowercase();
+            assert_eq!(ascii_lowercase_packed(pack(window)), pack(&lowered), "{window:?}");
+        }
+    }
+
+    #[test]
+    fn lowercased_interning_equals_interning_the_lowercased_word() {
+        let words = ["The", "THE", "the", "A", "a", "Éte", "éTE", "MacDonald-Smithsonianisms", "İ", "Z@[`{", "x"];
+        let (mut direct, mut lowered) = (Interner::default(), Interner::default());
+        let mut buffer = String::new();
+        for word in words {
+            let mut lower = String::new();
+            lowercase_into(&mut lower, word);
+            assert_eq!(lowered.intern_lowercased(word, &mut buffer), direct.intern(&lower), "{word}");
+        }
+        assert_eq!(lowered, direct);
+        assert_eq!(lowered.words().collect::<Vec<_>>()[..3], ["the", "a", "éte"]);
     }
 
     #[test]

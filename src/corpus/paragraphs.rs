@@ -82,25 +82,30 @@ pub fn prose_paragraphs(body: &str) -> Vec<String> {
         if text.is_empty() || (index < CREDIT_WINDOW && gutenberg::is_production_credit(&text)) {
             continue;
         }
-        candidates.push(text);
+        // Whether it is too long for a heading, counted once: both tests below need it.
+        let long = word_count_exceeds(&text, HEADING_MAX_WORDS);
+        candidates.push((text, long));
     }
     let punctuated = is_punctuated(&candidates);
     let n_candidates = candidates.len();
-    let mut position = 0;
-    candidates.retain(|text| {
+    let mut kept = Vec::with_capacity(n_candidates);
+    for (position, (text, long)) in candidates.into_iter().enumerate() {
         let near_edge = position < EDGE_PARAGRAPHS || position + EDGE_PARAGRAPHS >= n_candidates;
-        position += 1;
-        !is_heading_in(text, punctuated) && !gutenberg::is_boilerplate_at(text, near_edge)
-    });
-    candidates
+        let heading = !long && is_short_heading(&text, punctuated);
+        if !heading && !gutenberg::is_boilerplate_at(&text, near_edge) {
+            kept.push(text);
+        }
+    }
+    kept
 }
 
-/// Whether the book's long paragraphs end in punctuation. Some copies circulate with their punctuation
-/// stripped; in those, a short paragraph without a final stop is dialogue, not a heading.
-fn is_punctuated(paragraphs: &[String]) -> bool {
-    let long = paragraphs.iter().filter(|text| word_count_exceeds(text, HEADING_MAX_WORDS));
-    let (n_long, n_punctuated) = long
-        .fold((0, 0), |(n_long, n_punctuated), text| (n_long + 1, n_punctuated + ends_in_punctuation(text) as usize));
+/// Whether the book's long paragraphs (marked `true`) end in punctuation. Some copies circulate with their
+/// punctuation stripped; in those, a short paragraph without a final stop is dialogue, not a heading.
+fn is_punctuated(paragraphs: &[(String, bool)]) -> bool {
+    let long = paragraphs.iter().filter(|(_, long)| *long);
+    let (n_long, n_punctuated) = long.fold((0, 0), |(n_long, n_punctuated), (text, _)| {
+        (n_long + 1, n_punctuated + ends_in_punctuation(text) as usize)
+    });
     n_long == 0 || n_punctuated * 2 >= n_long
 }
 
@@ -198,9 +203,11 @@ pub fn is_heading(text: &str) -> bool {
 
 /// [`is_heading`] for a book whose prose is `punctuated` or not (then a missing final stop proves nothing).
 fn is_heading_in(text: &str, punctuated: bool) -> bool {
-    if word_count_exceeds(text, HEADING_MAX_WORDS) {
-        return false;
-    }
+    !word_count_exceeds(text, HEADING_MAX_WORDS) && is_short_heading(text, punctuated)
+}
+
+/// [`is_heading_in`] for a text already known to have at most [`HEADING_MAX_WORDS`] words.
+fn is_short_heading(text: &str, punctuated: bool) -> bool {
     (punctuated && !ends_in_punctuation(text))
         || is_shouting(text)
         || (may_be_numbered_or_chapter(text) && (CHAPTER.is_match(text) || NUMBER_WITH_PERIOD.is_match(text)))
@@ -209,36 +216,51 @@ fn is_heading_in(text: &str, punctuated: bool) -> bool {
 /// A cheap test that must hold before the chapter and numbering regexes can match: the first word is a
 /// heading keyword, a number or a Roman numeral. Most prose lines fail it at once.
 fn may_be_numbered_or_chapter(line: &str) -> bool {
-    const KEYWORDS: &[&str] = &[
-        "chapter",
-        "book",
-        "part",
-        "volume",
-        "vol",
-        "act",
-        "scene",
-        "stave",
-        "canto",
-        "section",
-        "letter",
-        "chap",
-        "preface",
-        "contents",
-        "table",
-        "introduction",
-        "epilogue",
-        "prologue",
-        "appendix",
-        "the",
-        "finis",
-        "footnote",
-        "footnotes",
-    ];
     let start = line.trim_start_matches(|char: char| !char.is_alphanumeric());
     let word = &start[..start.find(|char: char| !char.is_alphanumeric()).unwrap_or(start.len())];
     word.bytes().all(|byte| byte.is_ascii_digit())
         || word.bytes().all(|byte| b"IVXLCDM".contains(&byte))
-        || KEYWORDS.iter().any(|keyword| word.eq_ignore_ascii_case(keyword))
+        || is_heading_keyword(word)
+}
+
+/// Whether `word` is, in any ASCII case, a word that opens a heading. The word is lowercased into a small
+/// buffer and matched once: this runs for most lines of every multi-line block (the table-of-contents check),
+/// and comparing it with each keyword in turn was a fortieth of ingest.
+fn is_heading_keyword(word: &str) -> bool {
+    const LONGEST: usize = "introduction".len();
+    if word.len() > LONGEST {
+        return false;
+    }
+    let mut lowered = [0u8; LONGEST];
+    let lowered = &mut lowered[..word.len()];
+    lowered.copy_from_slice(word.as_bytes());
+    lowered.make_ascii_lowercase();
+    matches!(
+        &*lowered,
+        b"chapter"
+            | b"book"
+            | b"part"
+            | b"volume"
+            | b"vol"
+            | b"act"
+            | b"scene"
+            | b"stave"
+            | b"canto"
+            | b"section"
+            | b"letter"
+            | b"chap"
+            | b"preface"
+            | b"contents"
+            | b"table"
+            | b"introduction"
+            | b"epilogue"
+            | b"prologue"
+            | b"appendix"
+            | b"the"
+            | b"finis"
+            | b"footnote"
+            | b"footnotes"
+    )
 }
 
 /// Letters, none of them lower-case.

@@ -10,24 +10,35 @@ pub const WORD_PATTERN: &str = r"\w+(?:'\w+)*|\.\.\.|[^\w\s]";
 /// Calls `visit` with each word of `text`, lowercased first when `lowercase` is set.
 ///
 /// `buffer` is scratch space reused between calls to avoid allocating per sentence.
-pub fn for_each_word(text: &str, lowercase: bool, buffer: &mut String, mut visit: impl FnMut(&str)) {
-    let text = if lowercase {
+pub fn for_each_word(text: &str, lowercase: bool, buffer: &mut String, visit: impl FnMut(&str)) {
+    if lowercase {
         lowercase_into(buffer, text);
-        buffer.as_str()
+        for_each_word_as_written(buffer, false, visit);
     } else {
-        text
-    };
+        for_each_word_as_written(text, false, visit);
+    }
+}
+
+/// Calls `visit` with each word of `text` as it is written, in its own case. With `for_lowercase`, the words
+/// are split where those of the lowercased text would be, for the caller to lowercase each word itself (as
+/// ingest does while packing a word for its table, [`crate::corpus::interner`]), sparing a lowercased copy.
+///
+/// That split differs only where a character's class (word, space, other) differs from its lowercase's: a
+/// few letters newer than the Unicode tables of `\w`, such as `U+A7D2`. Each non-ASCII character is then
+/// classified by its lowercase; lowercasing never turns one into ASCII punctuation (tested below), so `'`
+/// and `...` are found in the written text just as in the lowercased one.
+pub fn for_each_word_as_written(text: &str, for_lowercase: bool, mut visit: impl FnMut(&str)) {
     let bytes = text.as_bytes();
     let mut position = 0;
     while position < bytes.len() {
-        let (class, width) = classify(text, position);
+        let (class, width) = classify(text, position, for_lowercase);
         match class {
             CharClass::Space => position += width,
             CharClass::Word => {
                 let start = position;
-                position = skip_word_chars(text, position);
+                position = skip_word_chars(text, position, for_lowercase);
                 while position + 1 < bytes.len() && bytes[position] == b'\'' {
-                    let after = skip_word_chars(text, position + 1);
+                    let after = skip_word_chars(text, position + 1, for_lowercase);
                     if after == position + 1 {
                         break;
                     }
@@ -47,7 +58,7 @@ pub fn for_each_word(text: &str, lowercase: bool, buffer: &mut String, mut visit
 /// `text` lowercased per character, like the `tokenizers` Lowercase normalizer (no final-sigma rule), into
 /// `buffer`. ASCII runs are copied and lowercased in bulk: most sentences hold a non-ASCII character or two
 /// (a dash, a quote), and lowercasing them a character at a time was a twentieth of ingest.
-fn lowercase_into(buffer: &mut String, text: &str) {
+pub fn lowercase_into(buffer: &mut String, text: &str) {
     buffer.clear();
     if text.is_ascii() {
         buffer.push_str(text);
@@ -105,37 +116,42 @@ const WORD: u8 = 1;
 const OTHER: u8 = 2;
 const WIDE: u8 = 3;
 
-/// The class of the character at byte `position` and its width in bytes.
+/// The class of the character at byte `position` (of its lowercase, with `lowercased`) and its width in
+/// bytes.
 #[inline]
-fn classify(text: &str, position: usize) -> (CharClass, usize) {
+fn classify(text: &str, position: usize, lowercased: bool) -> (CharClass, usize) {
     match ASCII_CLASSES[text.as_bytes()[position] as usize] {
         SPACE => (CharClass::Space, 1),
         WORD => (CharClass::Word, 1),
         OTHER => (CharClass::Other, 1),
-        _ => classify_wide(text, position),
+        _ => classify_wide(text, position, lowercased),
     }
 }
 
 #[cold]
-fn classify_wide(text: &str, position: usize) -> (CharClass, usize) {
-    let char = text[position..].chars().next().expect("position is on a char boundary");
-    let class = if char.is_whitespace() {
+fn classify_wide(text: &str, position: usize, lowercased: bool) -> (CharClass, usize) {
+    let written = text[position..].chars().next().expect("position is on a char boundary");
+    let char = if lowercased { written.to_lowercase().next().unwrap_or(written) } else { written };
+    (class_of(char), written.len_utf8())
+}
+
+fn class_of(char: char) -> CharClass {
+    if char.is_whitespace() {
         CharClass::Space
     } else if regex_syntax::is_word_character(char) {
         CharClass::Word
     } else {
         CharClass::Other
-    };
-    (class, char.len_utf8())
+    }
 }
 
 #[inline]
-fn skip_word_chars(text: &str, mut position: usize) -> usize {
+fn skip_word_chars(text: &str, mut position: usize, lowercased: bool) -> usize {
     let bytes = text.as_bytes();
     while position < bytes.len() {
         match ASCII_CLASSES[bytes[position] as usize] {
             WORD => position += 1,
-            WIDE => match classify_wide(text, position) {
+            WIDE => match classify_wide(text, position, lowercased) {
                 (CharClass::Word, width) => position += width,
                 _ => break,
             },
@@ -173,6 +189,40 @@ mod tests {
                 "'"
             ]
         );
+    }
+
+    /// What lets ingest lowercase word by word ([`for_each_word_as_written`]): the characters a character
+    /// lowercases to share one class, so classifying by the first is exact; and none but ASCII letters
+    /// lowercases to ASCII (which could make `'` or `...` appear where the text had none).
+    #[test]
+    fn lowercasing_is_classified_by_its_first_character() {
+        let mut changes_class = Vec::new();
+        for char in (0..=char::MAX as u32).filter_map(char::from_u32) {
+            let mut lower = char.to_lowercase();
+            let first = lower.next().expect("a character lowercases to at least one");
+            for next in lower {
+                assert_eq!(class_of(next), class_of(first), "{char:?} lowercases to {first:?} and {next:?}");
+            }
+            for lower in char.to_lowercase() {
+                assert!(!lower.is_ascii() || lower.is_ascii_alphanumeric() || lower == char, "{char:?} to {lower:?}");
+            }
+            if class_of(first) != class_of(char) {
+                changes_class.push(char);
+            }
+        }
+        // Letters whose class changes (those `\w` does not know yet while their lowercase it does, such as
+        // U+A7D2 today) split as in the lowercased text, inside words and alone.
+        let mut buffer = String::new();
+        let changing: String = changes_class.iter().map(|char| format!("a{char}b {char}'{char} ")).collect();
+        for text in [format!("{changing} İ'S x\u{212A}..."), "É...È'È a\u{A7D2}b".to_string()] {
+            let text = text.as_str();
+            let mut split = Vec::new();
+            for_each_word_as_written(text, true, |word| {
+                lowercase_into(&mut buffer, word);
+                split.push(buffer.clone());
+            });
+            assert_eq!(split, words(text, true), "{text:?}");
+        }
     }
 
     #[test]
