@@ -6,7 +6,7 @@
 //! place at the end, so an interrupted run leaves nothing that looks like a corpus.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -163,22 +163,23 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
     phase("build the vocabulary");
     let unknown_per_book: Vec<u64> =
         books.par_iter_mut().map(|book| remap_to_vocabulary(&mut book.tokens, &vocabulary)).collect();
+    phase("remap to the vocabulary");
+
+    // Each split's books and their records, before anything is written.
     let mut records = Vec::with_capacity(books.len());
     let mut splits: BTreeMap<String, SplitCounts> = BTreeMap::new();
+    let mut members_of_splits = Vec::with_capacity(SPLITS.len());
     for split in SPLITS {
-        cancel.check()?;
         let members: Vec<usize> = (0..books.len()).filter(|&index| valid[index] == (split == "valid")).collect();
-        let mut writer = SplitWriter::create(&staging.path().join(split))?;
         let counts = splits.entry(split.to_string()).or_default();
         for (index_in_split, &index) in members.iter().enumerate() {
             let unknown_tokens = unknown_per_book[index];
             let book = &books[index];
-            let tokens = &book.tokens.tokens;
-            writer.add_book(tokens, &book.tokens.sentence_lengths, &book.tokens.paragraph_lengths)?;
+            let tokens = book.tokens.n_tokens() as u64;
             counts.books += 1;
             counts.paragraphs += book.tokens.n_paragraphs() as u64;
             counts.sentences += book.tokens.n_sentences() as u64;
-            counts.tokens += tokens.len() as u64;
+            counts.tokens += tokens;
             counts.unknown_tokens += unknown_tokens;
             records.push(BookRecord {
                 id: 0,
@@ -194,25 +195,38 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
                 blake3: book.input.blake3.clone(),
                 paragraphs: book.tokens.n_paragraphs() as u64,
                 sentences: book.tokens.n_sentences() as u64,
-                tokens: tokens.len() as u64,
+                tokens,
                 unknown_tokens,
             });
         }
-        writer.finish()?;
+        members_of_splits.push((split, members));
     }
     records.sort_by(|a, b| a.file.cmp(&b.file));
     for (id, record) in records.iter_mut().enumerate() {
         record.id = id;
     }
 
-    phase("remap and write token streams");
+    // The token streams, nearly all the bytes and each file synced, are written on threads of their own
+    // while this one writes the vocabulary, index and statistics: the two overlap instead of queueing.
+    cancel.check()?;
     let out = staging.path();
-    vocabulary.save(&out.join(TOKENIZER_FILE))?;
+    let books = &books;
     let genres = GenreIndex::build(&records, &request.config.genres);
-    write_json(&out.join(BOOKS_FILE), &records)?;
-    write_json(&out.join(GENRES_FILE), &genres)?;
-    write_stats(&out.join(STATS_FILE), &records)?;
-    phase("write vocabulary, index and statistics");
+    std::thread::scope(|scope| -> Result<(), IngestError> {
+        let writers: Vec<_> = members_of_splits
+            .iter()
+            .map(|(split, members)| scope.spawn(move || write_split(&out.join(split), members, books)))
+            .collect();
+        vocabulary.save(&out.join(TOKENIZER_FILE))?;
+        write_json(&out.join(BOOKS_FILE), &records)?;
+        write_json(&out.join(GENRES_FILE), &genres)?;
+        write_stats(&out.join(STATS_FILE), &records)?;
+        for writer in writers {
+            writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        }
+        Ok(())
+    })?;
+    phase("write token streams, vocabulary, index and statistics");
 
     let catalogue = match catalogue {
         Some(path) => {
@@ -276,6 +290,16 @@ fn read_book(source: BookSource, lowercase: bool, progress: &dyn Progress) -> Re
         return Err(skip("no prose left after removing headers, headings and licence text".into()));
     }
     Ok(ReadBook { source, input, encoding, tokens })
+}
+
+/// Writes the token streams of one split's books (`members`, indices into `books`, in order).
+fn write_split(dir: &Path, members: &[usize], books: &[ReadBook]) -> Result<(), PathError> {
+    let mut writer = SplitWriter::create(dir)?;
+    for &index in members {
+        let tokens = &books[index].tokens;
+        writer.add_book(&tokens.tokens, &tokens.sentence_lengths, &tokens.paragraph_lengths)?;
+    }
+    writer.finish()
 }
 
 /// Marks `count` books (at most half) as validation books: those with the smallest content hashes, so the
