@@ -104,16 +104,23 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
     let found = discover(&request.books_dir, catalogue)?;
     let mut skipped = found.skipped;
 
-    let total_bytes: u64 = found.books.iter().filter_map(|book| book.path.metadata().ok()).map(|meta| meta.len()).sum();
+    let sizes: Vec<u64> = found.books.iter().map(|book| book.path.metadata().map_or(0, |meta| meta.len())).collect();
+    let total_bytes: u64 = sizes.iter().sum();
     progress.set_total(total_bytes);
     progress.set_message("reading books");
     let lowercase = given_vocabulary.as_ref().map_or(request.config.corpus.lowercase, Vocabulary::lowercase);
     let cancel = &request.cancel;
-    let results: Vec<Option<Result<ReadBook, Skipped>>> = found
-        .books
+    // The largest books first, so that no thread is left with a long book at the end while the others idle;
+    // the results go back into the catalogue's order, which later steps (duplicates, splits) follow.
+    let mut by_size: Vec<(usize, BookSource)> = found.books.into_iter().enumerate().collect();
+    by_size.sort_by_key(|(index, _)| std::cmp::Reverse(sizes[*index]));
+    let mut in_size_order: Vec<(usize, Option<Result<ReadBook, Skipped>>)> = by_size
         .into_par_iter()
-        .map(|source| (!cancel.is_cancelled()).then(|| read_book(source, lowercase, progress)))
+        .with_max_len(1)
+        .map(|(index, source)| (index, (!cancel.is_cancelled()).then(|| read_book(source, lowercase, progress))))
         .collect();
+    in_size_order.sort_by_key(|(index, _)| *index);
+    let results = in_size_order.into_iter().map(|(_, result)| result);
     progress.finish();
     cancel.check()?;
     let mut timings = vec![("read, clean and tokenize books", started.elapsed())];
@@ -125,7 +132,7 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
 
     let mut books = Vec::new();
     let mut by_hash: HashMap<String, usize> = HashMap::new();
-    for result in results.into_iter().flatten() {
+    for result in results.flatten() {
         let book = match result {
             Ok(book) => book,
             Err(skip) => {
