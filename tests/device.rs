@@ -3,6 +3,9 @@
 
 use std::process::{Command, Output};
 
+#[cfg(feature = "ndarray")]
+mod support;
+
 fn storytool(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_storytool"));
     command.args(args).env_remove("STORYTOOL_DEVICE");
@@ -91,17 +94,7 @@ mod on_another_backend {
     #[test]
     fn the_encoder_trains_there_on_one_device_and_on_two() {
         let root = tempfile::tempdir().unwrap();
-        let books = root.path().join("books/adventure");
-        std::fs::create_dir_all(&books).unwrap();
-        for index in 0..3 {
-            let text: String = (0..30)
-                .map(|n| format!("The captain {index} sailed the sea {n}. It was night. The crew sang.\n\n"))
-                .collect();
-            std::fs::write(books.join(format!("{index}.txt")), text).unwrap();
-        }
-        let (corpus, books) = (root.path().join("corpus"), root.path().join("books"));
-        let ingest = ["ingest", "--books", path(&books), "--out", path(&corpus), "--valid-books", "1"];
-        assert!(storytool(&ingest, &[]).status.success());
+        let corpus = crate::support::tiny_corpus(root.path(), 30);
         let small =
             ["--set", "encoder.word_dim=8", "--set", "encoder.hidden_dim=16", "--set", "encoder.train.batch_size=5"];
         for (name, devices) in [("one", "ndarray"), ("two", "ndarray,ndarray")] {

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod support;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile").join(name)
 }
@@ -30,23 +32,9 @@ fn assert_refused(output: &Output, words: &[&str]) {
     }
 }
 
-/// Three small books in one genre folder, ingested: a corpus to train from.
+/// A corpus to train from.
 fn corpus(root: &Path) -> PathBuf {
-    let books = root.join("books/adventure");
-    std::fs::create_dir_all(&books).unwrap();
-    for index in 0..3 {
-        let text: String = (0..40)
-            .map(|sentence| {
-                format!("The captain {index} sailed the sea {sentence}. It was at night. The crew sang.\n\n")
-            })
-            .collect();
-        std::fs::write(books.join(format!("{index}.txt")), text).unwrap();
-    }
-    let out = root.join("corpus");
-    let output =
-        storytool(&["ingest", "--books", path(&root.join("books")), "--out", path(&out), "--valid-books", "1"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    out
+    support::tiny_corpus(root, 40)
 }
 
 /// A finished training run's look: metrics, a manifest and a weights file whose bytes we can check later.

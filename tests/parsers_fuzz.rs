@@ -17,6 +17,8 @@ use storytool::corpus::discover::discover;
 use storytool::vectors::readers::{VectorFormat, open_vectors};
 use storytool::vision::decode_image;
 
+mod support;
+
 /// Counts live bytes and remembers the peak since the last reset.
 struct Counting;
 
@@ -274,23 +276,8 @@ mod model_folders {
         FOLDER
             .get_or_init(|| {
                 let root = tempfile::tempdir().unwrap();
-                let books = root.path().join("books/adventure");
-                std::fs::create_dir_all(&books).unwrap();
-                for index in 0..3 {
-                    let text: String = (0..60)
-                        .map(|sentence| format!("The captain {index} sailed the sea {sentence}. It was at night.\n\n"))
-                        .collect();
-                    std::fs::write(books.join(format!("{index}.txt")), text).unwrap();
-                }
+                let corpus = crate::support::tiny_corpus(root.path(), 60);
                 let binary = env!("CARGO_BIN_EXE_storytool");
-                let status = std::process::Command::new(binary)
-                    .args(["ingest", "--valid-books", "1", "--books"])
-                    .arg(root.path().join("books"))
-                    .arg("--out")
-                    .arg(root.path().join("corpus"))
-                    .output()
-                    .unwrap();
-                assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
                 let status = std::process::Command::new(binary)
                     .args([
                         "train-encoder",
@@ -302,7 +289,7 @@ mod model_folders {
                         "encoder.hidden_dim=8",
                     ])
                     .arg("--corpus")
-                    .arg(root.path().join("corpus"))
+                    .arg(&corpus)
                     .arg("--out")
                     .arg(root.path().join("encoder"))
                     .output()

@@ -188,6 +188,28 @@ pub fn run(command: &mut Command) -> String {
     stdout
 }
 
+/// Three small books of `paragraphs` short paragraphs in one genre folder under `root`, ingested into
+/// `root/corpus` with one validation book: the smallest corpus an encoder trains from.
+pub fn tiny_corpus(root: &Path, paragraphs: usize) -> PathBuf {
+    let books = root.join("books/adventure");
+    std::fs::create_dir_all(&books).unwrap();
+    for index in 0..3 {
+        let text: String = (0..paragraphs)
+            .map(|n| format!("The captain {index} sailed the sea {n}. It was at night. The crew sang.\n\n"))
+            .collect();
+        std::fs::write(books.join(format!("{index}.txt")), text).unwrap();
+    }
+    let corpus = root.join("corpus");
+    run(storytool()
+        .arg("ingest")
+        .arg("--books")
+        .arg(root.join("books"))
+        .arg("--out")
+        .arg(&corpus)
+        .args(["--valid-books", "1"]));
+    corpus
+}
+
 /// Paragraphs of one genre: its own nouns, verbs and places; the time of day (shared by both genres) is
 /// the same through a paragraph, which opens with "It was <time>." So passage vectors carry the genre and
 /// the time, and a photo's captions (which only say the time) can steer a story apart from its genre.
