@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use hashbrown::HashTable;
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
 
 use super::book::{BookTokens, tokenize_book};
 use super::decode::{Encoding, NotText, decode};
@@ -323,27 +323,51 @@ fn choose_validation_books(books: &[ReadBook], count: usize) -> Vec<bool> {
 }
 
 /// The vocabulary of the training books.
-fn build_vocabulary<'a>(books: &'a [ReadBook], valid: &[bool], size: usize, lowercase: bool) -> Vocabulary {
-    let add = |mut counts: FxHashMap<&'a str, u64>, book: &'a BookTokens| {
-        for (word, &count) in book.words.words().zip(&book.counts) {
-            *counts.entry(word).or_default() += count;
-        }
-        counts
-    };
-    // Each thread counts its share of the books; the tables are then merged, the smaller into the larger.
-    let counts = books
-        .par_iter()
-        .zip(valid)
-        .filter(|(_, valid)| !**valid)
-        .fold(FxHashMap::default, |counts, (book, _)| add(counts, &book.tokens))
-        .reduce(FxHashMap::default, |a, b| {
-            let (mut larger, smaller) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-            for (word, count) in smaller {
-                *larger.entry(word).or_default() += count;
+fn build_vocabulary(books: &[ReadBook], valid: &[bool], size: usize, lowercase: bool) -> Vocabulary {
+    let training: Vec<&BookTokens> =
+        books.iter().zip(valid).filter(|(_, valid)| !**valid).map(|(book, _)| &book.tokens).collect();
+    // One table per thread over a contiguous share of the books, then the tables merged. Entries keep the
+    // hash the books' tables computed, so no word is hashed again, and each table starts at the size a
+    // library's vocabulary reaches (the shared books: 87,000 words), so it never rehashes.
+    let share = training.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let tables: Vec<WordCounts> = training
+        .par_chunks(share)
+        .map(|books| {
+            let mut table = WordCounts::with_capacity(1 << 17);
+            for book in books {
+                for ((word, hash), &count) in book.words.words_with_hashes().zip(&book.counts) {
+                    table.add(word, hash, count);
+                }
             }
-            larger
-        });
-    Vocabulary::from_counts(counts, size, lowercase)
+            table
+        })
+        .collect();
+    let mut tables = tables.into_iter();
+    let mut counts = tables.next().unwrap_or_else(|| WordCounts::with_capacity(0));
+    for table in tables {
+        for &(word, hash, count) in table.0.iter() {
+            counts.add(word, hash, count);
+        }
+    }
+    Vocabulary::from_counts(counts.0.into_iter().map(|(word, _, count)| (word, count)), size, lowercase)
+}
+
+/// Word counts keyed by the hash the books' tables gave each word.
+struct WordCounts<'a>(HashTable<(&'a str, u64, u64)>);
+
+impl<'a> WordCounts<'a> {
+    fn with_capacity(words: usize) -> Self {
+        WordCounts(HashTable::with_capacity(words))
+    }
+
+    fn add(&mut self, word: &'a str, hash: u64, count: u64) {
+        match self.0.find_mut(hash, |&(other, other_hash, _)| other_hash == hash && other == word) {
+            Some((_, _, total)) => *total += count,
+            None => {
+                self.0.insert_unique(hash, (word, hash, count), |&(_, hash, _)| hash);
+            }
+        }
+    }
 }
 
 /// Rewrites a book's local token ids as vocabulary ids, in place; returns how many became `<unk>`.

@@ -184,6 +184,12 @@ impl Interner {
         (0..self.keys.len() as u32).map(|id| self.word(id))
     }
 
+    /// Every word in id order with its hash, which depends on the word alone (not on the book), so that
+    /// tables merging many books' words can reuse it instead of hashing each word again.
+    pub fn words_with_hashes(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.words().zip(self.hashes.iter().copied())
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }
