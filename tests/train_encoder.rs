@@ -277,7 +277,7 @@ fn a_bi_skip_encoder_exports_both_directions() {
 }
 
 #[test]
-fn data_parallel_training_on_two_devices_matches_one_device() {
+fn data_parallel_training_on_two_and_six_devices_matches_one_device() {
     let _serial = ONE_TRAINING_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let root = tempfile::tempdir().unwrap();
     let corpus = tiny_corpus(root.path());
@@ -290,23 +290,30 @@ fn data_parallel_training_on_two_devices_matches_one_device() {
         request.run = request.run.on(devices);
         train_encoder(&request, &NoProgress).unwrap()
     };
-    let (one, two) = (root.path().join("one"), root.path().join("two"));
+    let (one, two, six) = (root.path().join("one"), root.path().join("two"), root.path().join("six"));
     run(&one, vec![Device::flex()]);
     let report = run(&two, vec![Device::flex(), Device::flex()]);
     assert_eq!(report.steps, 10);
+    // Six devices for five rows: one device gets no share and sits the steps out.
+    run(&six, vec![Device::flex(); 6]);
 
-    let (a, b) = (metrics(&one), metrics(&two));
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        let close = |p: f32, q: f32| (p - q).abs() <= 1e-4 * p.abs().max(1.0);
-        assert!(close(x.train_loss, y.train_loss), "step {}: {} vs {}", x.step, x.train_loss, y.train_loss);
-        assert!(close(x.valid_loss.unwrap(), y.valid_loss.unwrap()), "step {}: {x:?} vs {y:?}", x.step);
+    for other in [&two, &six] {
+        let (a, b) = (metrics(&one), metrics(other));
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            let close = |p: f32, q: f32| (p - q).abs() <= 1e-4 * p.abs().max(1.0);
+            assert!(close(x.train_loss, y.train_loss), "step {}: {} vs {}", x.step, x.train_loss, y.train_loss);
+            assert!(close(x.valid_loss.unwrap(), y.valid_loss.unwrap()), "step {}: {x:?} vs {y:?}", x.step);
+        }
     }
     // The same weights after ten steps: the same vectors.
     let sentence = ["The captain watched the sea."];
     let vector = |dir: &Path| SentenceEncoder::load(dir, &Device::flex()).unwrap().encode(&sentence).remove(0).vector;
-    let (x, y) = (vector(&one), vector(&two));
-    let largest = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
-    assert!(largest < 1e-4, "vectors differ by up to {largest}");
+    let x = vector(&one);
+    for other in [&two, &six] {
+        let y = vector(other);
+        let largest = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(largest < 1e-4, "vectors differ by up to {largest}");
+    }
     assert!(x.iter().any(|value| value.abs() > 1e-3), "the vector is not all zeros");
 }

@@ -46,28 +46,24 @@ pub struct StepResult {
 }
 
 /// Batch `index`'s loss and gradients, computed in shares on `devices` (autodiff devices, the first
-/// holding `model`), one thread per device. `None` when the task's loss does not split.
-pub fn step<T>(task: &T, model: &T::Model, index: usize, step: u64, devices: &[Device]) -> Option<StepResult>
+/// holding `model`), one thread per device that has rows (a batch smaller than the device count leaves
+/// some without).
+pub fn step<T>(task: &T, model: &T::Model, index: usize, step: u64, devices: &[Device]) -> StepResult
 where
     T: TrainingTask,
     T::Model: Send,
 {
     let parts = devices.len();
-    let mut shares = Vec::with_capacity(parts);
-    for (part, device) in devices.iter().enumerate() {
-        shares.push(task.share(index, step, part, parts, device)?);
-    }
-    let total: f32 = shares.iter().map(|share| share.weight).sum();
-    let items = shares.iter().map(|share| share.items).sum();
-    let main = &devices[0];
-    // Replicas are made here, in order, so that each thread owns what it computes on. A share without rows
-    // (a batch smaller than the device count) is left out.
-    let work: Vec<_> = shares
-        .into_iter()
-        .zip(devices)
-        .filter(|(share, _)| share.weight > 0.0)
-        .map(|(share, device)| (share, model.clone().fork(device)))
+    let shares: Vec<(Share<'_, T::Model>, &Device)> = devices
+        .iter()
+        .enumerate()
+        .filter_map(|(part, device)| Some((task.share(index, step, part, parts, device)?, device)))
         .collect();
+    let total: f32 = shares.iter().map(|(share, _)| share.weight).sum();
+    let items = shares.iter().map(|(share, _)| share.items).sum();
+    let main = &devices[0];
+    // Replicas are made here, in order, so that each thread owns what it computes on.
+    let work: Vec<_> = shares.into_iter().map(|(share, device)| (share, model.clone().fork(device))).collect();
     let results: Vec<(f32, GradientsParams)> = std::thread::scope(|scope| {
         let handles: Vec<_> = work
             .into_iter()
@@ -91,7 +87,7 @@ where
         loss += value;
         accumulator.accumulate(model, grads);
     }
-    Some(StepResult { loss, items, grads: accumulator.grads() })
+    StepResult { loss, items, grads: accumulator.grads() }
 }
 
 #[cfg(test)]

@@ -258,8 +258,7 @@ impl TrainingTask for EncoderTask<'_> {
         let batch = &self.plan[index];
         let rows = &batch[share_range(batch.len(), part, parts)];
         if rows.is_empty() {
-            let device = device.clone();
-            return Some(Share { weight: 0.0, items: 0, loss_sum: Box::new(move |_| Tensor::zeros([1], &device)) });
+            return None;
         }
         let split = &self.data.corpus.train;
         let (tensors, tokens) = self.data.train.tensors(split, rows, self.config, device, step);

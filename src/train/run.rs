@@ -255,7 +255,10 @@ pub trait TrainingTask {
     /// The last validation's score, lower being better (a loss; a negated recall), if one ran.
     fn validation_score(&self) -> Option<f32>;
     /// Share `part` of `parts` of batch `index` with its tensors on `device`, for data-parallel training
-    /// ([`super::data_parallel`]); `None`, the default, where the loss does not split into shares.
+    /// ([`super::data_parallel`]), or `None` when that share has no rows (a batch smaller than the device
+    /// count). Only the tasks of trainers that declare [`super::trainer::Trainer::DATA_PARALLEL`] are split,
+    /// and `train` refuses a device list for the others before anything runs, so this default is never
+    /// called.
     fn share(
         &self,
         _index: usize,
@@ -264,7 +267,7 @@ pub trait TrainingTask {
         _parts: usize,
         _device: &Device,
     ) -> Option<Share<'_, Self::Model>> {
-        None
+        unreachable!("a task is split only when its trainer declares DATA_PARALLEL, which `train` checks first")
     }
 }
 
@@ -331,13 +334,7 @@ where
             plan_len = task.start_epoch(position.epoch);
         }
         let (loss_value, items, grads) = if devices.len() > 1 {
-            let Some(result) = data_parallel::step(task, &model, position.batch_in_epoch, position.step, devices)
-            else {
-                return Err(TrainError::Input(
-                    "this model's loss does not split across devices: train it on one (`--device cpu`, `--device cuda:0`)"
-                        .into(),
-                ));
-            };
+            let result = data_parallel::step(task, &model, position.batch_in_epoch, position.step, devices);
             (result.loss, result.items, Some(result.grads))
         } else {
             let (loss, items) = task.loss(&model, position.batch_in_epoch, position.step);
