@@ -4,7 +4,7 @@
 //! parallel without sharing a map; the corpus-wide vocabulary is chosen afterwards from the merged counts and
 //! each book's local ids are remapped to it in one pass over a lookup table.
 
-use super::interner::Interner;
+use super::interner::{INLINE, Interner};
 use super::{gutenberg, paragraphs, sentences};
 use crate::text::tokenize::for_each_word_as_written;
 
@@ -56,7 +56,15 @@ pub fn tokenize_book(text: &str, lowercase: bool) -> BookTokens {
         for sentence in sentences::split_sentences(&paragraph) {
             let start = tokens.len();
             for_each_word_as_written(sentence, lowercase, |word| {
-                let id = if lowercase { words.intern_lowercased(word, &mut buffer) } else { words.intern(word) };
+                let id = if lowercase {
+                    // The word is a slice of the paragraph: the 16 bytes from its start, where the paragraph has them.
+                    let at = (word.as_ptr() as usize).wrapping_sub(paragraph.as_ptr() as usize);
+                    let window =
+                        paragraph.as_bytes().get(at..at.wrapping_add(INLINE)).and_then(|window| window.try_into().ok());
+                    words.intern_lowercased_in(word, window, &mut buffer)
+                } else {
+                    words.intern(word)
+                };
                 match counts.get_mut(id as usize) {
                     Some(count) => *count += 1,
                     None => counts.push(1),

@@ -99,9 +99,19 @@ impl Interner {
     /// `buffer`. This spares lowercasing each sentence into a copy before splitting it.
     #[inline]
     pub fn intern_lowercased(&mut self, word: &str, buffer: &mut String) -> u32 {
+        self.intern_lowercased_in(word, None, buffer)
+    }
+
+    /// [`Interner::intern_lowercased`] for a word whose text goes on for at least 16 bytes from its start
+    /// (`window`): a short word is then packed by one load and a mask instead of by its length's case.
+    #[inline]
+    pub fn intern_lowercased_in(&mut self, word: &str, window: Option<&[u8; INLINE]>, buffer: &mut String) -> u32 {
         let bytes = word.as_bytes();
         if bytes.len() <= INLINE {
-            let packed = pack(bytes);
+            let packed = match window {
+                Some(window) => u128::from_le_bytes(*window) & (u128::MAX >> (128 - 8 * bytes.len())),
+                None => pack(bytes),
+            };
             if packed & HIGH_BITS == 0 {
                 let lowered = ascii_lowercase_packed(packed);
                 return if bytes.len() == 1 {
@@ -129,7 +139,7 @@ impl Interner {
     }
 
     /// A word of at most [`INLINE`] bytes, given packed: hashed and compared as two machine words.
-    #[inline]
+    #[inline(always)]
     fn intern_short(&mut self, packed: u128, len: usize) -> u32 {
         let hash = hash_packed(packed, len);
         let packed_words = [packed as u64, (packed >> 64) as u64];
@@ -289,6 +299,18 @@ mod tests {
         }
         assert_eq!(lowered, direct);
         assert_eq!(lowered.words().collect::<Vec<_>>()[..3], ["the", "a", "éte"]);
+        // Packed from a 16-byte window of the text that follows, the same ids.
+        let mut windowed = Interner::default();
+        for word in words {
+            let text = format!("{word} AND MORE TEXT AFTER IT");
+            let window = text.as_bytes()[..INLINE].try_into().ok();
+            assert_eq!(
+                windowed.intern_lowercased_in(&text[..word.len()], window, &mut buffer),
+                direct.intern_lowercased(word, &mut buffer),
+                "{word}"
+            );
+        }
+        assert_eq!(windowed, direct);
     }
 
     #[test]
