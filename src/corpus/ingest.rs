@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::book::{BookTokens, tokenize_book};
 use super::decode::{Encoding, NotText, decode};
 use super::discover::{BookSource, DiscoverError, Skipped, discover};
+use super::interner::Interner;
 use super::manifest::*;
 use super::stats::{StatsError, write_stats};
 use super::streams::SplitWriter;
@@ -168,8 +169,9 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
     };
 
     phase("build the vocabulary");
+    let vocabulary_ids = VocabularyIds::new(&vocabulary);
     let unknown_per_book: Vec<u64> =
-        books.par_iter_mut().map(|book| remap_to_vocabulary(&mut book.tokens, &vocabulary)).collect();
+        books.par_iter_mut().map(|book| remap_to_vocabulary(&mut book.tokens, &vocabulary_ids)).collect();
     phase("remap to the vocabulary");
 
     // Each split's books and their records, before anything is written.
@@ -370,9 +372,31 @@ impl<'a> WordCounts<'a> {
     }
 }
 
+/// The vocabulary's ids keyed by the hash books' tables give each word ([`Interner::words_with_hashes`]), so
+/// that remapping a book looks its words up without hashing each again.
+struct VocabularyIds<'a>(HashTable<(&'a str, u64, u32)>);
+
+impl<'a> VocabularyIds<'a> {
+    fn new(vocabulary: &'a Vocabulary) -> Self {
+        let mut table = HashTable::with_capacity(vocabulary.len());
+        for (id, word) in vocabulary.words().iter().enumerate() {
+            let hash = Interner::hash_of(word);
+            table.insert_unique(hash, (word.as_str(), hash, id as u32), |&(_, hash, _)| hash);
+        }
+        VocabularyIds(table)
+    }
+
+    /// The id of `word` (whose hash is `hash`), or `<unk>`.
+    fn id(&self, word: &str, hash: u64) -> u32 {
+        self.0
+            .find(hash, |&(other, other_hash, _)| other_hash == hash && other == word)
+            .map_or(UNK_ID, |&(_, _, id)| id)
+    }
+}
+
 /// Rewrites a book's local token ids as vocabulary ids, in place; returns how many became `<unk>`.
-fn remap_to_vocabulary(book: &mut BookTokens, vocabulary: &Vocabulary) -> u64 {
-    let table: Vec<u32> = book.words.words().map(|word| vocabulary.id(word)).collect();
+fn remap_to_vocabulary(book: &mut BookTokens, vocabulary: &VocabularyIds) -> u64 {
+    let table: Vec<u32> = book.words.words_with_hashes().map(|(word, hash)| vocabulary.id(word, hash)).collect();
     let mut unknown = 0;
     for token in &mut book.tokens {
         *token = table[*token as usize];

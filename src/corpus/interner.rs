@@ -194,6 +194,12 @@ impl Interner {
         (0..self.keys.len() as u32).map(|id| self.word(id))
     }
 
+    /// The hash [`Interner::words_with_hashes`] gives `word`.
+    pub fn hash_of(word: &str) -> u64 {
+        let bytes = word.as_bytes();
+        if bytes.len() <= INLINE { hash_packed(pack(bytes), bytes.len()) } else { FxBuildHasher.hash_one(word) }
+    }
+
     /// Every word in id order with its hash, which depends on the word alone (not on the book), so that
     /// tables merging many books' words can reuse it instead of hashing each word again.
     pub fn words_with_hashes(&self) -> impl Iterator<Item = (&str, u64)> {
