@@ -14,6 +14,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use memmap2::Mmap;
 
@@ -28,10 +30,56 @@ pub const BOOKS_FILE: &str = "books.u64";
 #[cfg(target_endian = "big")]
 compile_error!("token streams are little-endian and memory-mapped as native arrays");
 
+/// Token bytes written between early syncs of `tokens.u32` ([`EarlySync`]).
+const SYNC_EVERY: u64 = 16 << 20;
+
+/// Syncs a file on a thread of its own each time its writer asks, while the writer goes on. By the end most
+/// of a large file is on disk, so its last sync, which the folder's rename must wait for, has little left to
+/// write: the device's writing overlaps the copying instead of following it.
+struct EarlySync {
+    requests: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl EarlySync {
+    fn start(file: &File) -> std::io::Result<EarlySync> {
+        let file = file.try_clone()?;
+        let (requests, received) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            while received.recv().is_ok() {
+                // Requests made during a sync are served by the next one.
+                while received.try_recv().is_ok() {}
+                file.sync_data()?;
+            }
+            Ok(())
+        });
+        Ok(EarlySync { requests: Some(requests), thread: Some(thread) })
+    }
+
+    /// Asks for a sync of what has been written so far (a failed thread reports at [`EarlySync::finish`]).
+    fn request(&self) {
+        if let Some(requests) = &self.requests {
+            let _ = requests.send(());
+        }
+    }
+
+    /// Waits for the syncs asked for and returns the first error.
+    fn finish(mut self) -> std::io::Result<()> {
+        drop(self.requests.take());
+        match self.thread.take() {
+            Some(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Appends books to a split folder.
 pub struct SplitWriter {
     dir: PathBuf,
     tokens: BufWriter<File>,
+    /// Token bytes written since the last early sync was asked for.
+    unsynced_token_bytes: u64,
+    tokens_sync: EarlySync,
     sentences: BufWriter<File>,
     paragraphs: BufWriter<File>,
     books: BufWriter<File>,
@@ -51,9 +99,14 @@ impl SplitWriter {
             let file = File::create(&path).path_context("create", &path)?;
             Ok(BufWriter::with_capacity(1 << 20, file))
         };
+        let tokens = open(TOKENS_FILE)?;
+        let tokens_path = dir.join(TOKENS_FILE);
+        let tokens_sync = EarlySync::start(tokens.get_ref()).path_context("open a second handle on", &tokens_path)?;
         let mut writer = SplitWriter {
             dir: dir.to_path_buf(),
-            tokens: open(TOKENS_FILE)?,
+            tokens,
+            unsynced_token_bytes: 0,
+            tokens_sync,
             sentences: open(SENTENCES_FILE)?,
             paragraphs: open(PARAGRAPHS_FILE)?,
             books: open(BOOKS_FILE)?,
@@ -76,6 +129,12 @@ impl SplitWriter {
         paragraph_lengths: &[u32],
     ) -> Result<(), PathError> {
         self.tokens.write_all(bytemuck::cast_slice(tokens)).map_err(|error| self.write_error(TOKENS_FILE, error))?;
+        self.unsynced_token_bytes += std::mem::size_of_val(tokens) as u64;
+        if self.unsynced_token_bytes >= SYNC_EVERY {
+            self.tokens.flush().map_err(|error| self.write_error(TOKENS_FILE, error))?;
+            self.tokens_sync.request();
+            self.unsynced_token_bytes = 0;
+        }
         // Offsets go out a book at a time: a write per sentence was a fifth of writing a corpus.
         let mut offsets = std::mem::take(&mut self.offsets);
         offsets.clear();
@@ -112,6 +171,8 @@ impl SplitWriter {
 
     /// Flushes and syncs every file.
     pub fn finish(self) -> Result<(), PathError> {
+        let tokens_path = self.dir.join(TOKENS_FILE);
+        self.tokens_sync.finish().path_context("sync", &tokens_path)?;
         for (name, writer) in [
             (TOKENS_FILE, self.tokens),
             (SENTENCES_FILE, self.sentences),
@@ -267,6 +328,22 @@ mod tests {
         assert_eq!(streams.book_sentences(1), 2..3);
         assert_eq!(streams.paragraph_sentences(2), 2..3);
         assert_eq!(streams.sentence(2), [10]);
+    }
+
+    /// Books past [`SYNC_EVERY`] bytes are synced early, on the side, and read back whole.
+    #[test]
+    fn large_splits_are_synced_early_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = SplitWriter::create(dir.path()).unwrap();
+        let book: Vec<u32> = (0..(SYNC_EVERY / 4 * 3 / 2) as u32).collect();
+        for _ in 0..3 {
+            writer.add_book(&book, &[book.len() as u32], &[1]).unwrap();
+        }
+        writer.finish().unwrap();
+        let streams = SplitStreams::open(dir.path()).unwrap();
+        assert_eq!(streams.n_books(), 3);
+        assert_eq!(streams.tokens().len(), 3 * book.len());
+        assert_eq!(streams.sentence(2), &book[..]);
     }
 
     #[test]
