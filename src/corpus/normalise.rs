@@ -5,6 +5,8 @@
 //! sentence splitter look at ASCII only. This runs while wrapped lines are joined into a paragraph, so it
 //! also collapses runs of whitespace into one space; plain ASCII runs are copied in bulk.
 
+use crate::util::swar::{HIGH, ONES, bytes_equal};
+
 /// Appends `text` to `out` with quotes, dashes, ellipses, spaces and italics markers in one form each and
 /// whitespace runs collapsed to a single space.
 pub fn push_normalised(out: &mut String, text: &str) {
@@ -90,20 +92,14 @@ pub fn normalise_typography(text: &str) -> String {
 /// case costs a few instructions per eight bytes instead of a branch per byte.
 #[inline]
 fn is_plain_chunk(chunk: &[u8], next: Option<u8>) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-    // The high bit of each byte of `value` that is zero, exactly (no carries between bytes).
-    let zero_bytes = |value: u64| !(((value & !HIGH) + !HIGH) | value | !HIGH);
     if word & HIGH != 0 {
         return false;
     }
     // ASCII bytes below 0x20 (controls, tabs, newlines) stay below 0x80 after adding 0x60.
     let controls = !(word + 0x60 * ONES) & HIGH;
-    let rewritten = zero_bytes(word ^ (b'-' as u64 * ONES))
-        | zero_bytes(word ^ (b'_' as u64 * ONES))
-        | zero_bytes(word ^ (b'`' as u64 * ONES));
-    let spaces = zero_bytes(word ^ (b' ' as u64 * ONES));
+    let rewritten = bytes_equal(word, b'-') | bytes_equal(word, b'_') | bytes_equal(word, b'`');
+    let spaces = bytes_equal(word, b' ');
     let space_then_whitespace =
         (spaces & (spaces >> 8)) != 0 || (spaces >> 56 != 0 && next.is_some_and(is_ascii_space));
     controls | rewritten == 0 && !space_then_whitespace

@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{gutenberg, normalise};
+use crate::util::swar::{HIGH, bytes_equal};
 
 /// The longest block, in words, that can be taken for a heading.
 pub const HEADING_MAX_WORDS: usize = 12;
@@ -115,7 +116,6 @@ fn is_punctuated(paragraphs: &[(String, bool)]) -> bool {
 /// start), and those starts are counted by a population count. Every candidate paragraph goes through this,
 /// and the byte-by-byte loop it replaces was a fiftieth of ingest.
 fn word_count_exceeds(text: &str, limit: usize) -> bool {
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
     let bytes = text.as_bytes();
     let mut words = 0;
     // The top bit of the previous chunk's last byte, moved to where a byte before this chunk's first would
@@ -145,14 +145,7 @@ fn word_count_exceeds(text: &str, limit: usize) -> bool {
 /// The top bit of each byte of `word` that is ASCII whitespace as [`u8::is_ascii_whitespace`] has it
 /// (space, tab, line feed, form feed, carriage return), exactly.
 fn ascii_whitespace_bytes(word: u64) -> u64 {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-    let equal = |byte: u8| {
-        let difference = word ^ ONES * u64::from(byte);
-        // Zero bytes of `difference`, exactly (no carries between bytes).
-        !(((difference & !HIGH) + !HIGH) | difference) & HIGH
-    };
-    equal(b' ') | equal(b'\t') | equal(b'\n') | equal(0x0C) | equal(b'\r')
+    [b' ', b'\t', b'\n', 0x0C, b'\r'].into_iter().fold(0, |spaces, byte| spaces | bytes_equal(word, byte))
 }
 
 /// The blocks of a body: runs of non-blank lines, separated by blank lines, as slices of the body.

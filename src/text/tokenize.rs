@@ -4,6 +4,8 @@
 //! other single non-space character (punctuation). This is the regular expression [`WORD_PATTERN`], which is
 //! also written into the saved tokenizer; [`for_each_word`] scans for the same tokens without a regex engine.
 
+use crate::util::swar::{HIGH, ONES, bytes_equal};
+
 /// The pre-tokenizer pattern, matched after splitting on whitespace (Unicode `\w` and `\s`).
 pub const WORD_PATTERN: &str = r"\w+(?:'\w+)*|\.\.\.|[^\w\s]";
 
@@ -151,7 +153,7 @@ fn skip_word_chars(text: &str, mut position: usize, lowercased: bool) -> usize {
     // Eight bytes at a time while they are ASCII word characters: most words end in their first eight, and
     // finding the end with one bit scan spares the loop's unpredictable exit at each word's own length.
     while let Some(chunk) = bytes.get(position..position + 8) {
-        let not_word = !ascii_word_bytes(u64::from_le_bytes(chunk.try_into().expect("8 bytes"))) & HIGH_BITS;
+        let not_word = !ascii_word_bytes(u64::from_le_bytes(chunk.try_into().expect("8 bytes"))) & HIGH;
         if not_word != 0 {
             position += not_word.trailing_zeros() as usize / 8;
             break;
@@ -171,26 +173,18 @@ fn skip_word_chars(text: &str, mut position: usize, lowercased: bool) -> usize {
     position
 }
 
-/// The top bit of each byte.
-const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
-/// One in each byte.
-const ONE_BYTES: u64 = u64::from_le_bytes([0x01; 8]);
-
 /// The top bit of each byte of `word` that is an ASCII word character (`0-9`, `A-Z`, `a-z`, `_`), exactly:
 /// the range tests add to bytes below 0x80 only, so no carry crosses into the next byte.
 #[inline]
 fn ascii_word_bytes(word: u64) -> u64 {
-    let ascii = !word & HIGH_BITS;
-    let low7 = word & !HIGH_BITS;
+    let ascii = !word & HIGH;
+    let low7 = word & !HIGH;
     // The top bit is set where `lo <= byte <= hi`, for a byte below 0x80.
-    let in_range = |value: u64, lo: u8, hi: u8| {
-        (value + ONE_BYTES * u64::from(0x80 - lo)) & !(value + ONE_BYTES * u64::from(0x7F - hi))
-    };
-    let letters = in_range(low7 | ONE_BYTES * 0x20, b'a', b'z');
+    let in_range =
+        |value: u64, lo: u8, hi: u8| (value + ONES * u64::from(0x80 - lo)) & !(value + ONES * u64::from(0x7F - hi));
+    let letters = in_range(low7 | ONES * 0x20, b'a', b'z');
     let digits = in_range(low7, b'0', b'9');
-    let underscore = low7 ^ ONE_BYTES * u64::from(b'_');
-    let underscores = !((underscore + ONE_BYTES * 0x7F) | underscore);
-    (letters | digits | underscores) & ascii
+    (letters | digits | bytes_equal(low7, b'_')) & ascii
 }
 
 #[cfg(test)]

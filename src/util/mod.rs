@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod cancel;
 pub mod hash;
+pub mod swar;
 pub mod tensor_file;
 pub mod values;
 
