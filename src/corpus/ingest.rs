@@ -354,43 +354,50 @@ fn build_vocabulary(books: &[ReadBook], valid: &[bool], size: usize, lowercase: 
     Vocabulary::from_counts(counts.0.into_iter().map(|(word, _, count)| (word, count)), size, lowercase)
 }
 
-/// Word counts keyed by the hash the books' tables gave each word.
-struct WordCounts<'a>(HashTable<(&'a str, u64, u64)>);
+/// Values by word, keyed by the hash books' tables give each word ([`Interner::words_with_hashes`]), so that
+/// merging books' words and remapping them to the vocabulary hash no word again.
+struct HashedWords<'a, V>(HashTable<(&'a str, u64, V)>);
 
-impl<'a> WordCounts<'a> {
+impl<'a, V> HashedWords<'a, V> {
     fn with_capacity(words: usize) -> Self {
-        WordCounts(HashTable::with_capacity(words))
+        HashedWords(HashTable::with_capacity(words))
     }
 
-    fn add(&mut self, word: &'a str, hash: u64, count: u64) {
-        match self.0.find_mut(hash, |&(other, other_hash, _)| other_hash == hash && other == word) {
-            Some((_, _, total)) => *total += count,
-            None => {
-                self.0.insert_unique(hash, (word, hash, count), |&(_, hash, _)| hash);
-            }
-        }
+    fn get(&self, word: &str, hash: u64) -> Option<&V> {
+        self.0.find(hash, |&(other, other_hash, _)| other_hash == hash && other == word).map(|(_, _, value)| value)
+    }
+
+    /// The value of `word`, which is `value` if the word is new.
+    fn get_or_insert(&mut self, word: &'a str, hash: u64, value: V) -> &mut V {
+        let entry = self.0.entry(hash, |&(other, other_hash, _)| other_hash == hash && other == word, |entry| entry.1);
+        &mut entry.or_insert((word, hash, value)).into_mut().2
     }
 }
 
-/// The vocabulary's ids keyed by the hash books' tables give each word ([`Interner::words_with_hashes`]), so
-/// that remapping a book looks its words up without hashing each again.
-struct VocabularyIds<'a>(HashTable<(&'a str, u64, u32)>);
+/// Word counts of the training books.
+type WordCounts<'a> = HashedWords<'a, u64>;
+
+impl<'a> WordCounts<'a> {
+    fn add(&mut self, word: &'a str, hash: u64, count: u64) {
+        *self.get_or_insert(word, hash, 0) += count;
+    }
+}
+
+/// The vocabulary's ids.
+struct VocabularyIds<'a>(HashedWords<'a, u32>);
 
 impl<'a> VocabularyIds<'a> {
     fn new(vocabulary: &'a Vocabulary) -> Self {
-        let mut table = HashTable::with_capacity(vocabulary.len());
+        let mut ids = HashedWords::with_capacity(vocabulary.len());
         for (id, word) in vocabulary.words().iter().enumerate() {
-            let hash = Interner::hash_of(word);
-            table.insert_unique(hash, (word.as_str(), hash, id as u32), |&(_, hash, _)| hash);
+            ids.get_or_insert(word, Interner::hash_of(word), id as u32);
         }
-        VocabularyIds(table)
+        VocabularyIds(ids)
     }
 
     /// The id of `word` (whose hash is `hash`), or `<unk>`.
     fn id(&self, word: &str, hash: u64) -> u32 {
-        self.0
-            .find(hash, |&(other, other_hash, _)| other_hash == hash && other == word)
-            .map_or(UNK_ID, |&(_, _, id)| id)
+        self.0.get(word, hash).copied().unwrap_or(UNK_ID)
     }
 }
 
