@@ -37,8 +37,8 @@ const SYNC_EVERY: u64 = 16 << 20;
 /// of a large file is on disk, so its last sync, which the folder's rename must wait for, has little left to
 /// write: the device's writing overlaps the copying instead of following it.
 struct EarlySync {
-    requests: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
+    requests: mpsc::Sender<()>,
+    thread: JoinHandle<std::io::Result<()>>,
 }
 
 impl EarlySync {
@@ -53,23 +53,20 @@ impl EarlySync {
             }
             Ok(())
         });
-        Ok(EarlySync { requests: Some(requests), thread: Some(thread) })
+        Ok(EarlySync { requests, thread })
     }
 
     /// Asks for a sync of what has been written so far (a failed thread reports at [`EarlySync::finish`]).
     fn request(&self) {
-        if let Some(requests) = &self.requests {
-            let _ = requests.send(());
-        }
+        let _ = self.requests.send(());
     }
 
     /// Waits for the syncs asked for and returns the first error.
-    fn finish(mut self) -> std::io::Result<()> {
-        drop(self.requests.take());
-        match self.thread.take() {
-            Some(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            None => Ok(()),
-        }
+    fn finish(self) -> std::io::Result<()> {
+        let EarlySync { requests, thread } = self;
+        // Closing the channel ends the thread once it has served what was asked.
+        drop(requests);
+        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }
 
