@@ -1,18 +1,19 @@
 //! `storytool ingest`: books on disk into a corpus folder.
 //!
-//! Reads every book in parallel (decode, clean, split, tokenize against a per-book word table), drops
+//! Reads every book in parallel (decode, clean, split, tokenize against its worker's word table), drops
 //! duplicates, holds a few books out for validation, builds the vocabulary from the training books, remaps
 //! each book to it and writes the folder. Everything is written into a staging folder that is renamed into
 //! place at the end, so an interrupted run leaves nothing that looks like a corpus.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
 use rayon::prelude::*;
 
-use super::book::{BookTokens, tokenize_book};
+use super::book::{BookTokens, WordTable, tokenize_book_into};
 use super::decode::{Encoding, NotText, decode};
 use super::discover::{BookSource, DiscoverError, Skipped, discover};
 use super::interner::Interner;
@@ -93,8 +94,13 @@ struct ReadBook {
     source: BookSource,
     input: InputFile,
     encoding: Encoding,
+    /// Its text as ids of the word table of the worker that read it, `tables[table]`.
     tokens: BookTokens,
+    table: usize,
 }
+
+/// Words a worker is ready for before its table grows: about what two novels bring.
+const WORKER_TABLE_WORDS: usize = 1 << 16;
 
 /// Builds the corpus folder described by `request`.
 pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<IngestReport, IngestError> {
@@ -115,11 +121,7 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
     // the results go back into the catalogue's order, which later steps (duplicates, splits) follow.
     let mut by_size: Vec<(usize, BookSource)> = found.books.into_iter().enumerate().collect();
     by_size.sort_by_key(|(index, _)| std::cmp::Reverse(sizes[*index]));
-    let mut in_size_order: Vec<(usize, Option<Result<ReadBook, Skipped>>)> = by_size
-        .into_par_iter()
-        .with_max_len(1)
-        .map(|(index, source)| (index, (!cancel.is_cancelled()).then(|| read_book(source, lowercase, progress))))
-        .collect();
+    let (mut tables, mut in_size_order) = read_books(by_size, lowercase, cancel, progress);
     in_size_order.sort_by_key(|(index, _)| *index);
     let results = in_size_order.into_iter().map(|(_, result)| result);
     progress.finish();
@@ -151,6 +153,8 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
                 kept.source.tags.extend(new_tags);
                 kept.source.tags.sort();
             }
+            // Its words were counted in its worker's table: a duplicate must not count twice.
+            tables[book.table].uncount(&book.tokens.tokens);
             skipped.push(Skipped { file: book.source.file, reason });
             continue;
         }
@@ -165,13 +169,21 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
     let valid = choose_validation_books(&books, request.config.corpus.valid_books);
     let vocabulary = match given_vocabulary {
         Some(vocabulary) => vocabulary,
-        None => build_vocabulary(&books, &valid, request.config.corpus.vocab_size, lowercase),
+        None => {
+            // The tables counted every book read; the vocabulary is the training books'.
+            for (book, _) in books.iter().zip(&valid).filter(|(_, valid)| **valid) {
+                tables[book.table].uncount(&book.tokens.tokens);
+            }
+            build_vocabulary(&tables, request.config.corpus.vocab_size, lowercase)
+        }
     };
 
     phase("build the vocabulary");
     let vocabulary_ids = VocabularyIds::new(&vocabulary);
+    let to_vocabulary: Vec<Vec<u32>> = tables.par_iter().map(|table| vocabulary_ids.ids_of(table)).collect();
+    drop(tables);
     let unknown_per_book: Vec<u64> =
-        books.par_iter_mut().map(|book| remap_to_vocabulary(&mut book.tokens, &vocabulary_ids)).collect();
+        books.par_iter_mut().map(|book| remap_to_vocabulary(&mut book.tokens, &to_vocabulary[book.table])).collect();
     phase("remap to the vocabulary");
 
     // Each split's books and their records, before anything is written.
@@ -285,7 +297,43 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
     })
 }
 
-fn read_book(source: BookSource, lowercase: bool, progress: &dyn Progress) -> Result<ReadBook, Skipped> {
+/// Reads, decodes and tokenizes the books of `queue` on every thread of the current pool, in the queue's
+/// order, each thread against a word table of its own: the tables, indexed by thread, and each book with its
+/// place in the catalogue. Once `cancel` is set, the books not yet started come back as `None`.
+fn read_books(
+    queue: Vec<(usize, BookSource)>,
+    lowercase: bool,
+    cancel: &CancelFlag,
+    progress: &dyn Progress,
+) -> (Vec<WordTable>, Vec<(usize, Option<Result<ReadBook, Skipped>>)>) {
+    let queue = Mutex::new(queue.into_iter());
+    let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+    let workers: Vec<_> = rayon::broadcast(|context| {
+        let mut table = WordTable::with_capacity(WORKER_TABLE_WORDS);
+        let mut read = Vec::new();
+        while let Some((index, source)) = next() {
+            let book =
+                (!cancel.is_cancelled()).then(|| read_book(source, lowercase, &mut table, context.index(), progress));
+            read.push((index, book));
+        }
+        (table, read)
+    });
+    let mut tables = Vec::with_capacity(workers.len());
+    let mut books = Vec::new();
+    for (table, read) in workers {
+        tables.push(table);
+        books.extend(read);
+    }
+    (tables, books)
+}
+
+fn read_book(
+    source: BookSource,
+    lowercase: bool,
+    table: &mut WordTable,
+    table_index: usize,
+    progress: &dyn Progress,
+) -> Result<ReadBook, Skipped> {
     let skip = |reason: String| Skipped { file: source.file.clone(), reason };
     let bytes = std::fs::read(&source.path).map_err(|error| skip(format!("cannot be read: {error}")))?;
     progress.advance(bytes.len() as u64);
@@ -294,11 +342,11 @@ fn read_book(source: BookSource, lowercase: bool, progress: &dyn Progress) -> Re
         NotText::Empty => skip("empty".into()),
         NotText::Binary => skip("binary, not text".into()),
     })?;
-    let tokens = tokenize_book(&text, lowercase);
+    let tokens = tokenize_book_into(&text, lowercase, table);
     if tokens.n_sentences() == 0 {
         return Err(skip("no prose left after removing headers, headings and licence text".into()));
     }
-    Ok(ReadBook { source, input, encoding, tokens })
+    Ok(ReadBook { source, input, encoding, tokens, table: table_index })
 }
 
 /// Writes the token streams of one split's books (`members`, indices into `books`, in order).
@@ -324,38 +372,23 @@ fn choose_validation_books(books: &[ReadBook], count: usize) -> Vec<bool> {
     valid
 }
 
-/// The vocabulary of the training books.
-fn build_vocabulary(books: &[ReadBook], valid: &[bool], size: usize, lowercase: bool) -> Vocabulary {
-    let training: Vec<&BookTokens> =
-        books.iter().zip(valid).filter(|(_, valid)| !**valid).map(|(book, _)| &book.tokens).collect();
-    // One table per thread over a contiguous share of the books, then the tables merged. Entries keep the
-    // hash the books' tables computed, so no word is hashed again, and each table starts at the size a
-    // library's vocabulary reaches (the shared books: 87,000 words), so it never rehashes.
-    let share = training.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
-    let tables: Vec<WordCounts> = training
-        .par_chunks(share)
-        .map(|books| {
-            let mut table = WordCounts::with_capacity(1 << 17);
-            for book in books {
-                for ((word, hash), &count) in book.words.words_with_hashes().zip(&book.counts) {
-                    table.add(word, hash, count);
-                }
-            }
-            table
-        })
-        .collect();
-    let mut tables = tables.into_iter();
-    let mut counts = tables.next().unwrap_or_else(|| WordCounts::with_capacity(0));
+/// The vocabulary of the words counted in `tables` (a word whose count went back to zero is not one).
+fn build_vocabulary(tables: &[WordTable], size: usize, lowercase: bool) -> Vocabulary {
+    // The workers' tables merged by the hash their interners hold, so no word is hashed again, into a table
+    // of the size a library's vocabulary reaches (the shared books: 87,000 words), so it never rehashes.
+    let mut counts = WordCounts::with_capacity(1 << 17);
     for table in tables {
-        for &(word, hash, count) in table.0.iter() {
-            counts.add(word, hash, count);
+        for ((word, hash), &count) in table.words.words_with_hashes().zip(&table.counts) {
+            if count > 0 {
+                counts.add(word, hash, count);
+            }
         }
     }
     Vocabulary::from_counts(counts.0.into_iter().map(|(word, _, count)| (word, count)), size, lowercase)
 }
 
-/// Values by word, keyed by the hash books' tables give each word ([`Interner::words_with_hashes`]), so that
-/// merging books' words and remapping them to the vocabulary hash no word again.
+/// Values by word, keyed by the hash the workers' tables give each word ([`Interner::words_with_hashes`]),
+/// so that merging their words and remapping them to the vocabulary hash no word again.
 struct HashedWords<'a, V>(HashTable<(&'a str, u64, V)>);
 
 impl<'a, V> HashedWords<'a, V> {
@@ -399,11 +432,16 @@ impl<'a> VocabularyIds<'a> {
     fn id(&self, word: &str, hash: u64) -> u32 {
         self.0.get(word, hash).copied().unwrap_or(UNK_ID)
     }
+
+    /// The vocabulary id of each local id of `table`.
+    fn ids_of(&self, table: &WordTable) -> Vec<u32> {
+        table.words.words_with_hashes().map(|(word, hash)| self.id(word, hash)).collect()
+    }
 }
 
-/// Rewrites a book's local token ids as vocabulary ids, in place; returns how many became `<unk>`.
-fn remap_to_vocabulary(book: &mut BookTokens, vocabulary: &VocabularyIds) -> u64 {
-    let table: Vec<u32> = book.words.words_with_hashes().map(|(word, hash)| vocabulary.id(word, hash)).collect();
+/// Rewrites a book's local token ids as vocabulary ids (`table`: local id -> vocabulary id), in place;
+/// returns how many became `<unk>`.
+fn remap_to_vocabulary(book: &mut BookTokens, table: &[u32]) -> u64 {
     let mut unknown = 0;
     for token in &mut book.tokens {
         *token = table[*token as usize];
@@ -415,7 +453,60 @@ fn remap_to_vocabulary(book: &mut BookTokens, vocabulary: &VocabularyIds) -> u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::corpus::book::tokenize_book;
+    use crate::corpus::reader::Corpus;
     use crate::progress::NoProgress;
+
+    /// Duplicates and validation books are counted in their workers' tables like any book, then taken out
+    /// again: the vocabulary is that of counting the training books alone, once each, on any number of
+    /// threads.
+    #[test]
+    fn the_vocabulary_counts_each_training_book_once() {
+        let root = tempfile::tempdir().unwrap();
+        let books = root.path().join("books");
+        std::fs::create_dir(&books).unwrap();
+        // `zebra` three times, twice over if the copy counted; `apple` four times.
+        let zebras = "The zebra ran. The zebra hid. The zebra slept.\n";
+        for (file, text) in [
+            ("a.txt", zebras),
+            ("a_copy.txt", zebras),
+            ("b.txt", "An apple fell. An apple rolled. An apple rested. An apple lay.\n"),
+            ("c.txt", "Some otter swam. The otter dived.\n"),
+            ("d.txt", "Some heron waded. A heron flew.\n"),
+            ("e.txt", "One lynx stalked. The lynx waited.\n"),
+        ] {
+            std::fs::write(books.join(file), text).unwrap();
+        }
+        for threads in [1, 2, 3] {
+            let mut config = Config::default();
+            config.corpus.valid_books = 2;
+            let out = root.path().join(format!("corpus-{threads}"));
+            let request = IngestRequest {
+                books_dir: books.clone(),
+                catalogue: None,
+                out: out.clone(),
+                force: false,
+                config,
+                command: Vec::new(),
+                cancel: CancelFlag::new(),
+                vocabulary: None,
+            };
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| ingest(&request, &NoProgress)).unwrap();
+            let corpus = Corpus::open(&out).unwrap();
+            assert_eq!((corpus.train.n_books(), corpus.valid.n_books()), (3, 2));
+            let mut counts: HashMap<String, u64> = HashMap::new();
+            for record in corpus.books.iter().filter(|record| record.split == "train") {
+                let (table, _) = tokenize_book(&std::fs::read_to_string(books.join(&record.file)).unwrap(), true);
+                for (word, &count) in table.words.words().zip(&table.counts) {
+                    *counts.entry(word.to_string()).or_default() += count;
+                }
+            }
+            let expected =
+                Vocabulary::from_counts(counts.iter().map(|(word, &count)| (word.as_str(), count)), 100, true);
+            assert_eq!(corpus.vocabulary.words(), expected.words(), "{threads} threads");
+        }
+    }
 
     #[test]
     fn a_cancelled_ingest_writes_nothing() {

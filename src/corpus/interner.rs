@@ -1,7 +1,7 @@
-//! A per-book word table that stores every distinct word once, in one growing buffer.
+//! A word table that stores every distinct word once, in one growing buffer.
 //!
 //! Tokenizing a book looks up each of its tokens; a `HashMap<String, u32>` would allocate a `String` per
-//! distinct word per book (millions across a library). Here words live in one arena `String` and the hash
+//! distinct word. Here words live in one arena `String` and the hash
 //! table holds word ids, so a new word costs an append and a lookup costs a hash and one comparison.
 //!
 //! Lookups are the hottest part of ingest, so the common cases skip the general path: a one-byte ASCII token

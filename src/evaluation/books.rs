@@ -63,8 +63,8 @@ pub fn read_held_out(
                     NotText::Binary => "it is binary, not text".into(),
                 },
             })?;
-            let tokens = tokenize_book(&text, vocabulary.lowercase());
-            let ids: Vec<u32> = tokens.words.words().map(|word| vocabulary.id(word)).collect();
+            let (table, tokens) = tokenize_book(&text, vocabulary.lowercase());
+            let ids: Vec<u32> = table.words.words().map(|word| vocabulary.id(word)).collect();
             let mut sentences = Vec::with_capacity(tokens.n_sentences());
             let mut start = 0usize;
             for &length in &tokens.sentence_lengths {
