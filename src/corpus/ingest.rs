@@ -309,14 +309,17 @@ fn read_books(
     let queue = Mutex::new(queue.into_iter());
     let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).next();
     let workers: Vec<_> = rayon::broadcast(|context| {
-        let mut table = WordTable::with_capacity(WORKER_TABLE_WORDS);
+        // Made at the first book, not before: on a machine with more threads than books some get none.
+        let mut table: Option<WordTable> = None;
         let mut read = Vec::new();
         while let Some((index, source)) = next() {
-            let book =
-                (!cancel.is_cancelled()).then(|| read_book(source, lowercase, &mut table, context.index(), progress));
+            let book = (!cancel.is_cancelled()).then(|| {
+                let table = table.get_or_insert_with(|| WordTable::with_capacity(WORKER_TABLE_WORDS));
+                read_book(source, lowercase, table, context.index(), progress)
+            });
             read.push((index, book));
         }
-        (table, read)
+        (table.unwrap_or_default(), read)
     });
     let mut tables = Vec::with_capacity(workers.len());
     let mut books = Vec::new();
@@ -477,7 +480,8 @@ mod tests {
         ] {
             std::fs::write(books.join(file), text).unwrap();
         }
-        for threads in [1, 2, 3] {
+        // Eight threads: more than the books, so some workers read none.
+        for threads in [1, 2, 3, 8] {
             let mut config = Config::default();
             config.corpus.valid_books = 2;
             let out = root.path().join(format!("corpus-{threads}"));
