@@ -72,12 +72,11 @@ pub struct Interner {
     /// Words longer than [`INLINE`] bytes, by id.
     table: HashTable<u32>,
     /// Shorter words, open addressing with linear probing: each slot holds the packed word itself (up to
-    /// eight bytes; the rest in `highs`), so most lookups read one slot and nothing else.
+    /// eight bytes; the rest in `highs`), so most lookups read one slot and nothing else. Kept at most half
+    /// full.
     slots: Vec<Slot>,
     /// Word id -> packed bytes 8 to 15 of a short word (else 0), compared only for words of over 8 bytes.
     highs: Vec<u64>,
-    /// Words in `slots`, which are kept at most half full.
-    n_short: usize,
     /// ASCII byte -> id of the one-byte word, or [`NONE`].
     one_byte: Box<[u32; 128]>,
 }
@@ -98,7 +97,6 @@ impl Interner {
             table: HashTable::new(),
             slots: vec![Slot::EMPTY; (words * 2).next_power_of_two().max(16)],
             highs: Vec::with_capacity(words),
-            n_short: 0,
             one_byte: Box::new([NONE; 128]),
         }
     }
@@ -192,8 +190,9 @@ impl Interner {
         let id = self.push_word(word, hash);
         self.highs[id as usize] = (packed >> 64) as u64;
         self.slots[index] = Slot { low: packed as u64, len, id };
-        self.n_short += 1;
-        if self.n_short * 2 > self.slots.len() {
+        // Every word is in `slots` or, when long, in `table`.
+        let n_short = self.keys.len() - self.table.len();
+        if n_short * 2 > self.slots.len() {
             self.grow_slots();
         }
         id
