@@ -39,17 +39,7 @@ fn tiny_corpus(root: &Path) -> std::path::PathBuf {
     let mut config = Config::default();
     config.corpus.valid_books = 1;
     let out = root.join("corpus");
-    let request = IngestRequest {
-        books_dir: books,
-        catalogue: None,
-        out: out.clone(),
-        force: false,
-        config,
-        command: Vec::new(),
-        cancel: CancelFlag::new(),
-        vocabulary: None,
-    };
-    ingest(&request, &NoProgress).unwrap();
+    ingest(&IngestRequest::new(books, out.clone(), config), &NoProgress).unwrap();
     out
 }
 

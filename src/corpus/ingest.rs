@@ -44,6 +44,23 @@ pub struct IngestRequest {
     pub vocabulary: Option<PathBuf>,
 }
 
+impl IngestRequest {
+    /// The books of `books_dir` (genre folders, no catalogue) into a new corpus at `out`, with a vocabulary
+    /// of their own: the plainest request; the other fields can be set on the result.
+    pub fn new(books_dir: PathBuf, out: PathBuf, config: Config) -> IngestRequest {
+        IngestRequest {
+            books_dir,
+            catalogue: None,
+            out,
+            force: false,
+            config,
+            command: Vec::new(),
+            cancel: CancelFlag::new(),
+            vocabulary: None,
+        }
+    }
+}
+
 /// Why ingest failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -485,16 +502,7 @@ mod tests {
             let mut config = Config::default();
             config.corpus.valid_books = 2;
             let out = root.path().join(format!("corpus-{threads}"));
-            let request = IngestRequest {
-                books_dir: books.clone(),
-                catalogue: None,
-                out: out.clone(),
-                force: false,
-                config,
-                command: Vec::new(),
-                cancel: CancelFlag::new(),
-                vocabulary: None,
-            };
+            let request = IngestRequest::new(books.clone(), out.clone(), config);
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| ingest(&request, &NoProgress)).unwrap();
             let corpus = Corpus::open(&out).unwrap();
@@ -518,16 +526,7 @@ mod tests {
         let books = root.path().join("books");
         std::fs::create_dir(&books).unwrap();
         std::fs::write(books.join("a.txt"), "It was dark. The end came.\n").unwrap();
-        let request = IngestRequest {
-            books_dir: books,
-            catalogue: None,
-            out: root.path().join("corpus"),
-            force: false,
-            config: Config::default(),
-            command: Vec::new(),
-            cancel: CancelFlag::new(),
-            vocabulary: None,
-        };
+        let request = IngestRequest::new(books, root.path().join("corpus"), Config::default());
         request.cancel.cancel();
         assert!(matches!(ingest(&request, &NoProgress), Err(IngestError::Interrupted(_))));
         let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
