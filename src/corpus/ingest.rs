@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
@@ -199,62 +199,32 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
     let vocabulary_ids = VocabularyIds::new(&vocabulary);
     let to_vocabulary: Vec<Vec<u32>> = tables.par_iter().map(|table| vocabulary_ids.ids_of(table)).collect();
     drop(tables);
-    let unknown_per_book: Vec<u64> =
-        books.par_iter_mut().map(|book| remap_to_vocabulary(&mut book.tokens, &to_vocabulary[book.table])).collect();
-    phase("remap to the vocabulary");
+    let members_of_splits: Vec<(&str, Vec<usize>)> = SPLITS
+        .iter()
+        .map(|&split| (split, (0..books.len()).filter(|&index| valid[index] == (split == "valid")).collect()))
+        .collect();
 
-    // Each split's books and their records, before anything is written.
-    let mut records = Vec::with_capacity(books.len());
-    let mut splits: BTreeMap<String, SplitCounts> = BTreeMap::new();
-    let mut members_of_splits = Vec::with_capacity(SPLITS.len());
-    for split in SPLITS {
-        let members: Vec<usize> = (0..books.len()).filter(|&index| valid[index] == (split == "valid")).collect();
-        let counts = splits.entry(split.to_string()).or_default();
-        for (index_in_split, &index) in members.iter().enumerate() {
-            let unknown_tokens = unknown_per_book[index];
-            let book = &books[index];
-            let tokens = book.tokens.n_tokens() as u64;
-            counts.books += 1;
-            counts.paragraphs += book.tokens.n_paragraphs() as u64;
-            counts.sentences += book.tokens.n_sentences() as u64;
-            counts.tokens += tokens;
-            counts.unknown_tokens += unknown_tokens;
-            records.push(BookRecord {
-                id: 0,
-                file: book.source.file.clone(),
-                title: book.source.title.clone(),
-                author: book.source.author.clone(),
-                year: book.source.year.clone(),
-                tags: book.source.tags.clone(),
-                split: split.to_string(),
-                index_in_split,
-                encoding: book.encoding,
-                bytes: book.input.bytes,
-                blake3: book.input.blake3.clone(),
-                paragraphs: book.tokens.n_paragraphs() as u64,
-                sentences: book.tokens.n_sentences() as u64,
-                tokens,
-                unknown_tokens,
-            });
-        }
-        members_of_splits.push((split, members));
-    }
-    records.sort_by(|a, b| a.file.cmp(&b.file));
-    for (id, record) in records.iter_mut().enumerate() {
-        record.id = id;
-    }
-
-    // The token streams, nearly all the bytes and each file synced, are written on threads of their own
-    // while this one writes the vocabulary, index and statistics: the two overlap instead of queueing.
+    // Each split's token streams are written on a thread of their own as this one remaps the split's books
+    // to the vocabulary, a book at a time in the split's order: copying into the files and syncing them, the
+    // longest part, start with the first book instead of after the last, and the remapped book is still in
+    // the cache when its writer reads it. The vocabulary, index and statistics follow on this thread.
     cancel.check()?;
     let out = staging.path();
+    // The tokens are taken out of the books: the writers borrow them while this thread reads the rest.
+    let mut tokens: Vec<BookTokens> = books.iter_mut().map(|book| std::mem::take(&mut book.tokens)).collect();
     let books = &books;
-    let genres = GenreIndex::build(&records, &request.config.genres);
-    std::thread::scope(|scope| -> Result<(), IngestError> {
-        let writers: Vec<_> = members_of_splits
-            .iter()
-            .map(|(split, members)| scope.spawn(move || write_split(&out.join(split), members, books)))
-            .collect();
+    let (records, splits, genres) = std::thread::scope(|scope| -> Result<_, IngestError> {
+        let mut senders = Vec::with_capacity(members_of_splits.len());
+        let mut writers = Vec::with_capacity(members_of_splits.len());
+        for (split, _) in &members_of_splits {
+            let (sender, received) = mpsc::channel::<&BookTokens>();
+            writers.push(scope.spawn(move || write_split(&out.join(split), received)));
+            senders.push(sender);
+        }
+        let remapped = remap_for_writers(&mut tokens, books, &to_vocabulary, &members_of_splits, &senders);
+        drop(senders);
+        let (records, splits) = book_records(books, &remapped, &members_of_splits);
+        let genres = GenreIndex::build(&records, &request.config.genres);
         vocabulary.save(&out.join(TOKENIZER_FILE))?;
         write_json(&out.join(BOOKS_FILE), &records)?;
         write_json(&out.join(GENRES_FILE), &genres)?;
@@ -262,9 +232,9 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
         for writer in writers {
             writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         }
-        Ok(())
+        Ok((records, splits, genres))
     })?;
-    phase("write token streams, vocabulary, index and statistics");
+    phase("remap and write token streams, vocabulary, index and statistics");
 
     let catalogue = match catalogue {
         Some(path) => {
@@ -369,11 +339,80 @@ fn read_book(
     Ok(ReadBook { source, input, encoding, tokens, table: table_index })
 }
 
-/// Writes the token streams of one split's books (`members`, indices into `books`, in order).
-fn write_split(dir: &Path, members: &[usize], books: &[ReadBook]) -> Result<(), PathError> {
+/// Remaps the books of each split (`members_of_splits`: indices into `books` and `tokens`) to the vocabulary
+/// in the split's order, handing each to its split's writer (`senders`, in the same order) once it is done.
+/// Returns every book's tokens and how many of them became `<unk>`, by index.
+fn remap_for_writers<'t>(
+    tokens: &'t mut [BookTokens],
+    books: &[ReadBook],
+    to_vocabulary: &[Vec<u32>],
+    members_of_splits: &[(&str, Vec<usize>)],
+    senders: &[mpsc::Sender<&'t BookTokens>],
+) -> Vec<(&'t BookTokens, u64)> {
+    let mut to_remap: Vec<Option<&mut BookTokens>> = tokens.iter_mut().map(Some).collect();
+    let mut remapped = vec![None; books.len()];
+    for ((_, members), sender) in members_of_splits.iter().zip(senders) {
+        for &index in members {
+            let book = to_remap[index].take().expect("a book is in one split");
+            let unknown = remap_to_vocabulary(book, &to_vocabulary[books[index].table]);
+            let book: &BookTokens = book;
+            remapped[index] = Some((book, unknown));
+            // A writer that stopped has its error reported when it is joined.
+            let _ = sender.send(book);
+        }
+    }
+    remapped.into_iter().map(|book| book.expect("every book is in a split")).collect()
+}
+
+/// The record of every book, sorted by file and numbered, and the counts of each split.
+fn book_records(
+    books: &[ReadBook],
+    remapped: &[(&BookTokens, u64)],
+    members_of_splits: &[(&str, Vec<usize>)],
+) -> (Vec<BookRecord>, BTreeMap<String, SplitCounts>) {
+    let mut records = Vec::with_capacity(books.len());
+    let mut splits: BTreeMap<String, SplitCounts> = BTreeMap::new();
+    for (split, members) in members_of_splits {
+        let counts = splits.entry(split.to_string()).or_default();
+        for (index_in_split, &index) in members.iter().enumerate() {
+            let (tokens, unknown_tokens) = remapped[index];
+            let book = &books[index];
+            let n_tokens = tokens.n_tokens() as u64;
+            counts.books += 1;
+            counts.paragraphs += tokens.n_paragraphs() as u64;
+            counts.sentences += tokens.n_sentences() as u64;
+            counts.tokens += n_tokens;
+            counts.unknown_tokens += unknown_tokens;
+            records.push(BookRecord {
+                id: 0,
+                file: book.source.file.clone(),
+                title: book.source.title.clone(),
+                author: book.source.author.clone(),
+                year: book.source.year.clone(),
+                tags: book.source.tags.clone(),
+                split: split.to_string(),
+                index_in_split,
+                encoding: book.encoding,
+                bytes: book.input.bytes,
+                blake3: book.input.blake3.clone(),
+                paragraphs: tokens.n_paragraphs() as u64,
+                sentences: tokens.n_sentences() as u64,
+                tokens: n_tokens,
+                unknown_tokens,
+            });
+        }
+    }
+    records.sort_by(|a, b| a.file.cmp(&b.file));
+    for (id, record) in records.iter_mut().enumerate() {
+        record.id = id;
+    }
+    (records, splits)
+}
+
+/// Writes the token streams of one split's books, as they are received, in that order.
+fn write_split(dir: &Path, books: mpsc::Receiver<&BookTokens>) -> Result<(), PathError> {
     let mut writer = SplitWriter::create(dir)?;
-    for &index in members {
-        let tokens = &books[index].tokens;
+    for tokens in books {
         writer.add_book(&tokens.tokens, &tokens.sentence_lengths, &tokens.paragraph_lengths)?;
     }
     writer.finish()
