@@ -85,7 +85,7 @@ pub fn tokenize_book_into(text: &str, lowercase: bool, table: &mut WordTable) ->
     let mut buffer = String::new();
     for paragraph in clean_paragraphs(text) {
         let mut n_sentences = 0;
-        for sentence in sentences::split_sentences(&paragraph) {
+        sentences::for_each_sentence(&paragraph, |sentence| {
             let start = tokens.len();
             for_each_word_as_written(sentence, lowercase, |word| {
                 let id = if lowercase {
@@ -108,7 +108,7 @@ pub fn tokenize_book_into(text: &str, lowercase: bool, table: &mut WordTable) ->
                 sentence_lengths.push(length as u32);
                 n_sentences += 1;
             }
-        }
+        });
         if n_sentences > 0 {
             paragraph_lengths.push(n_sentences);
         }

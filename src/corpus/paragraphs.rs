@@ -182,7 +182,7 @@ fn blocks(body: &str) -> impl Iterator<Item = &str> {
 /// always begin and end in ASCII, and every line of every block is trimmed (the `char` decoding of
 /// `str::trim` on each was a seventieth of ingest). An end left on a non-ASCII byte, or on the vertical tab
 /// (whitespace to `str::trim`, not to `trim_ascii`), goes through `str::trim` as well.
-fn trim(text: &str) -> &str {
+pub(super) fn trim(text: &str) -> &str {
     let trimmed = text.trim_ascii();
     let settled = |byte: Option<&u8>| byte.is_some_and(|&byte| byte.is_ascii() && !char::from(byte).is_whitespace());
     if settled(trimmed.as_bytes().first()) && settled(trimmed.as_bytes().last()) { trimmed } else { trimmed.trim() }

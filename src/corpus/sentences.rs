@@ -10,6 +10,7 @@
 use std::sync::LazyLock;
 
 use super::interner::{INLINE, pack};
+use super::paragraphs::trim;
 
 /// Abbreviations whose period does not end a sentence. Compared case-sensitively, without the period.
 const ABBREVIATIONS: &[&str] = &[
@@ -34,8 +35,21 @@ fn is_abbreviation(word: &str) -> bool {
 
 /// Splits one paragraph into trimmed sentences.
 pub fn split_sentences(paragraph: &str) -> Vec<&str> {
-    let bytes = paragraph.as_bytes();
     let mut sentences = Vec::new();
+    for_each_sentence(paragraph, |sentence| sentences.push(sentence));
+    sentences
+}
+
+/// Calls `visit` with each trimmed sentence of `paragraph`, in order: [`split_sentences`] without a vector
+/// per paragraph, for ingest.
+pub fn for_each_sentence<'a>(paragraph: &'a str, mut visit: impl FnMut(&'a str)) {
+    let bytes = paragraph.as_bytes();
+    let mut visit_trimmed = |sentence: &'a str| {
+        let sentence = trim(sentence.trim_start_matches('—'));
+        if !sentence.is_empty() {
+            visit(sentence);
+        }
+    };
     let mut start = 0;
     let mut position = 0;
     while let Some(found) = memchr::memchr3(b'.', b'?', b'!', &bytes[position..]) {
@@ -61,18 +75,10 @@ pub fn split_sentences(paragraph: &str) -> Vec<&str> {
         if terminators == b"." && is_abbreviation_or_initial(&paragraph[start..terminator_start]) {
             continue;
         }
-        push_trimmed(&mut sentences, &paragraph[start..end]);
+        visit_trimmed(&paragraph[start..end]);
         start = end;
     }
-    push_trimmed(&mut sentences, &paragraph[start..]);
-    sentences
-}
-
-fn push_trimmed<'a>(sentences: &mut Vec<&'a str>, sentence: &'a str) {
-    let sentence = sentence.trim_start_matches('—').trim();
-    if !sentence.is_empty() {
-        sentences.push(sentence);
-    }
+    visit_trimmed(&paragraph[start..]);
 }
 
 /// A capital or digit, possibly behind opening quotes or brackets.
@@ -83,11 +89,17 @@ fn starts_sentence(text: &str) -> bool {
 
 /// True when the text before a period ends in an abbreviation or a single capital letter.
 fn is_abbreviation_or_initial(before: &str) -> bool {
-    let word_start = before
-        .char_indices()
-        .rev()
-        .find(|&(_, char)| !(char.is_alphanumeric() || char == '.'))
-        .map_or(0, |(index, char)| index + char.len_utf8());
+    // Byte by byte while the word is ASCII, as it nearly always is; by `char` from a non-ASCII byte on.
+    let ascii_start = before.bytes().rposition(|byte| !(byte.is_ascii_alphanumeric() || byte == b'.'));
+    let word_start = match ascii_start {
+        Some(index) if !before.as_bytes()[index].is_ascii() => before[..=index]
+            .char_indices()
+            .rev()
+            .find(|&(_, char)| !(char.is_alphanumeric() || char == '.'))
+            .map_or(0, |(index, char)| index + char.len_utf8()),
+        Some(index) => index + 1,
+        None => 0,
+    };
     let word = before[word_start..].trim_start_matches('.');
     if word.is_empty() {
         return false;
@@ -148,6 +160,41 @@ mod tests {
             "Every body was concerned.—Colonel Brandon rose. Café—Él. Yes—tomorrow.",
             &["Every body was concerned.", "Colonel Brandon rose.", "Café—Él.", "Yes—tomorrow."],
         );
+    }
+
+    #[test]
+    fn words_before_a_period_may_hold_any_letters() {
+        check(
+            "É. Zola wrote. Señor Dr. Ávila came. Ça va. Ünal Sr. left. 東京 St. Ives.",
+            &["É. Zola wrote.", "Señor Dr. Ávila came.", "Ça va.", "Ünal Sr. left. 東京 St. Ives."],
+        );
+        check("The naïveté. Then Mrs. Öz ran. Xé. Yes.", &["The naïveté.", "Then Mrs. Öz ran.", "Xé.", "Yes."]);
+    }
+
+    /// The byte-wise search for the word before a period finds the word the `char` search finds.
+    #[test]
+    fn abbreviation_check_matches_the_char_by_char_one() {
+        fn by_chars(before: &str) -> bool {
+            let word_start = before
+                .char_indices()
+                .rev()
+                .find(|&(_, char)| !(char.is_alphanumeric() || char == '.'))
+                .map_or(0, |(index, char)| index + char.len_utf8());
+            let word = before[word_start..].trim_start_matches('.');
+            let mut chars = word.chars();
+            let single_capital = chars.next().is_some_and(char::is_uppercase) && chars.next().is_none();
+            !word.is_empty() && (single_capital || is_abbreviation(word))
+        }
+        let pieces = ["Mr", "e.g", "J", "É", "é", "Ö", "東", " ", "—", ".", "\"", "x", "St", "7", "'", "ñ"];
+        let mut state = 11u64;
+        for _ in 0..20_000 {
+            let mut before = String::new();
+            for _ in 0..(state % 7) {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                before.push_str(pieces[(state >> 33) as usize % pieces.len()]);
+            }
+            assert_eq!(is_abbreviation_or_initial(&before), by_chars(&before), "{before:?}");
+        }
     }
 
     #[test]
