@@ -62,7 +62,7 @@ impl BookTokens {
 }
 
 /// The prose paragraphs of a decoded book, packaging and headings removed, typography normalised.
-pub fn clean_paragraphs(text: &str) -> Vec<String> {
+pub fn clean_paragraphs(text: &str) -> paragraphs::Paragraphs {
     paragraphs::prose_paragraphs(gutenberg::strip_packaging(text))
 }
 
@@ -83,9 +83,9 @@ pub fn tokenize_book_into(text: &str, lowercase: bool, table: &mut WordTable) ->
     let BookTokens { tokens, sentence_lengths, paragraph_lengths } = &mut book;
     let WordTable { words, counts } = table;
     let mut buffer = String::new();
-    for paragraph in clean_paragraphs(text) {
+    for paragraph in clean_paragraphs(text).iter() {
         let mut n_sentences = 0;
-        sentences::for_each_sentence(&paragraph, |sentence| {
+        sentences::for_each_sentence(paragraph, |sentence| {
             let start = tokens.len();
             for_each_word_as_written(sentence, lowercase, |word| {
                 let id = if lowercase {
@@ -128,8 +128,8 @@ mod tests {
         let (table, book) = tokenize_book(text, true);
         let mut expected = Vec::new();
         let mut buffer = String::new();
-        for paragraph in clean_paragraphs(text) {
-            for sentence in sentences::split_sentences(&paragraph) {
+        for paragraph in clean_paragraphs(text).iter() {
+            for sentence in sentences::split_sentences(paragraph) {
                 crate::text::tokenize::for_each_word(sentence, true, &mut buffer, |word| {
                     expected.push(word.to_string())
                 });

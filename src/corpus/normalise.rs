@@ -10,13 +10,20 @@ use crate::util::swar::{HIGH, ONES, bytes_equal};
 /// Appends `text` to `out` with quotes, dashes, ellipses, spaces and italics markers in one form each and
 /// whitespace runs collapsed to a single space.
 pub fn push_normalised(out: &mut String, text: &str) {
+    push_normalised_to(out, 0, text);
+}
+
+/// [`push_normalised`] for a paragraph that begins at `out[paragraph_start..]`, behind other text (ingest
+/// keeps a book's paragraphs in one string): whitespace at its start is dropped as at the start of `out`.
+pub fn push_normalised_to(out: &mut String, paragraph_start: usize, text: &str) {
+    let ends_in_space = |out: &String| out.len() > paragraph_start && out.ends_with(' ');
     let bytes = text.as_bytes();
     let mut position = 0;
     let mut run_start = 0;
     while position < bytes.len() {
         // Eight plain bytes at a time; a space at a run's start may need dropping, so that one is checked alone.
         if let Some(chunk) = bytes.get(position..position + 8)
-            && (position > run_start || chunk[0] != b' ' || !out.ends_with(' '))
+            && (position > run_start || chunk[0] != b' ' || !ends_in_space(out))
             && is_plain_chunk(chunk, bytes.get(position + 8).copied())
         {
             position += 8;
@@ -28,7 +35,7 @@ pub fn push_normalised(out: &mut String, text: &str) {
             // A space is copied with its run unless more whitespace follows or one was just written.
             SPACE => {
                 !bytes.get(position + 1).is_some_and(|next| is_ascii_space(*next))
-                    && (position > run_start || !out.ends_with(' '))
+                    && (position > run_start || !ends_in_space(out))
             }
             _ => false,
         };
@@ -58,7 +65,7 @@ pub fn push_normalised(out: &mut String, text: &str) {
                     while bytes.get(position).is_some_and(|byte| is_ascii_space(*byte)) {
                         position += 1;
                     }
-                    push_space(out);
+                    push_space(out, paragraph_start);
                 }
             }
         } else {
@@ -71,7 +78,7 @@ pub fn push_normalised(out: &mut String, text: &str) {
                 '—' | '―' => out.push('—'),
                 '…' => out.push_str("..."),
                 '\u{AD}' | '\u{FEFF}' | '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' => {}
-                other if other.is_whitespace() => push_space(out),
+                other if other.is_whitespace() => push_space(out, paragraph_start),
                 other => out.push(other),
             }
         }
@@ -129,8 +136,8 @@ fn is_ascii_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
 }
 
-fn push_space(out: &mut String) {
-    if !out.is_empty() && !out.ends_with(' ') {
+fn push_space(out: &mut String, paragraph_start: usize) {
+    if out.len() > paragraph_start && !out.ends_with(' ') {
         out.push(' ');
     }
 }

@@ -10,6 +10,7 @@
 //! not). A block of three or more lines that are mostly such headings is a table of contents. Short poems
 //! whose lines end without punctuation are dropped by the same rule: the models are trained on prose.
 
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -52,9 +53,39 @@ static EDITORIAL_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?is)\[\s*(illustration|footnote|sidenote|transcriber|note|frontispiece|decoration)[^\]]*\]").unwrap()
 });
 
-/// Splits a book body into prose paragraphs, each one line of single-spaced, normalised text.
-pub fn prose_paragraphs(body: &str) -> Vec<String> {
-    let mut candidates = Vec::new();
+/// A book's prose paragraphs, each one line of single-spaced, normalised text, held in one string: a book
+/// has thousands of paragraphs, and a string of their own for each was a fiftieth of ingest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Paragraphs {
+    text: String,
+    ranges: Vec<Range<usize>>,
+}
+
+impl Paragraphs {
+    /// The paragraphs in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.ranges.iter().map(|range| &self.text[range.clone()])
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The paragraphs as strings of their own.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(String::from).collect()
+    }
+}
+
+/// Splits a book body into prose paragraphs.
+pub fn prose_paragraphs(body: &str) -> Paragraphs {
+    let mut text = String::with_capacity(body.len());
+    // Each candidate paragraph's place in `text`, and whether it is too long for a heading.
+    let mut candidates: Vec<(Range<usize>, bool)> = Vec::new();
     let mut open_note_blocks = 0;
     let mut lines: Vec<&str> = Vec::new();
     for (index, block) in blocks(body).enumerate() {
@@ -78,32 +109,36 @@ pub fn prose_paragraphs(body: &str) -> Vec<String> {
         }
         // A heading line glued to the first line of prose (`CHAPTER SEVEN` then `Mrs. Gould was...`).
         let first_prose_line = lines.iter().take(lines.len() - 1).take_while(|line| is_heading_line(line)).count();
-        let mut text = join_lines(&lines[first_prose_line..]);
-        remove_editorial_blocks(&mut text);
-        if text.is_empty() || (index < CREDIT_WINDOW && gutenberg::is_production_credit(&text)) {
+        let start = text.len();
+        push_joined_lines(&mut text, &lines[first_prose_line..]);
+        remove_editorial_blocks(&mut text, start);
+        let paragraph = &text[start..];
+        if paragraph.is_empty() || (index < CREDIT_WINDOW && gutenberg::is_production_credit(paragraph)) {
+            text.truncate(start);
             continue;
         }
         // Whether it is too long for a heading, counted once: both tests below need it.
-        let long = word_count_exceeds(&text, HEADING_MAX_WORDS);
-        candidates.push((text, long));
+        let long = word_count_exceeds(paragraph, HEADING_MAX_WORDS);
+        candidates.push((start..text.len(), long));
     }
-    let punctuated = is_punctuated(&candidates);
+    let punctuated = is_punctuated(candidates.iter().map(|(range, long)| (&text[range.clone()], *long)));
     let n_candidates = candidates.len();
-    let mut kept = Vec::with_capacity(n_candidates);
-    for (position, (text, long)) in candidates.into_iter().enumerate() {
+    let mut ranges = Vec::with_capacity(n_candidates);
+    for (position, (range, long)) in candidates.into_iter().enumerate() {
+        let paragraph = &text[range.clone()];
         let near_edge = position < EDGE_PARAGRAPHS || position + EDGE_PARAGRAPHS >= n_candidates;
-        let heading = !long && is_short_heading(&text, punctuated);
-        if !heading && !gutenberg::is_boilerplate_at(&text, near_edge) {
-            kept.push(text);
+        let heading = !long && is_short_heading(paragraph, punctuated);
+        if !heading && !gutenberg::is_boilerplate_at(paragraph, near_edge) {
+            ranges.push(range);
         }
     }
-    kept
+    Paragraphs { text, ranges }
 }
 
 /// Whether the book's long paragraphs (marked `true`) end in punctuation. Some copies circulate with their
 /// punctuation stripped; in those, a short paragraph without a final stop is dialogue, not a heading.
-fn is_punctuated(paragraphs: &[(String, bool)]) -> bool {
-    let long = paragraphs.iter().filter(|(_, long)| *long);
+fn is_punctuated<'a>(paragraphs: impl Iterator<Item = (&'a str, bool)>) -> bool {
+    let long = paragraphs.filter(|(_, long)| *long);
     let (n_long, n_punctuated) = long.fold((0, 0), |(n_long, n_punctuated), (text, _)| {
         (n_long + 1, n_punctuated + ends_in_punctuation(text) as usize)
     });
@@ -201,30 +236,34 @@ fn lines_of(block: &str) -> impl Iterator<Item = &str> {
 
 /// Joins wrapped lines with single spaces, normalising typography; a line ending in a hyphen joins the next
 /// without one (`to-morrow`).
-fn join_lines(lines: &[&str]) -> String {
-    let mut joined = String::with_capacity(lines.iter().map(|line| line.len() + 1).sum());
+fn push_joined_lines(text: &mut String, lines: &[&str]) {
+    let start = text.len();
     for line in lines {
+        let joined = &text[start..];
         let ends_with_word_hyphen = joined.ends_with('-') && {
             let before = joined[..joined.len() - 1].chars().next_back();
             before.is_some_and(char::is_alphabetic)
         };
         if !joined.is_empty() && !ends_with_word_hyphen {
-            joined.push(' ');
+            text.push(' ');
         }
-        normalise::push_normalised(&mut joined, line);
+        normalise::push_normalised_to(text, start, line);
     }
-    let trimmed_len = joined.trim_end().len();
-    joined.truncate(trimmed_len);
-    joined
+    let trimmed_len = start + text[start..].trim_end().len();
+    text.truncate(trimmed_len);
 }
 
-/// Removes `[Illustration: ...]` and similar blocks, then the spaces they leave.
-fn remove_editorial_blocks(text: &mut String) {
-    if !text.contains('[') {
+/// Removes `[Illustration: ...]` and similar blocks from the paragraph at `start..` of `text`, then the
+/// spaces they leave.
+fn remove_editorial_blocks(text: &mut String, start: usize) {
+    let paragraph = &text[start..];
+    if !paragraph.contains('[') {
         return;
     }
-    if let std::borrow::Cow::Owned(removed) = EDITORIAL_BLOCK.replace_all(text, "") {
-        *text = removed.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let std::borrow::Cow::Owned(removed) = EDITORIAL_BLOCK.replace_all(paragraph, "") {
+        let respaced = removed.split_whitespace().collect::<Vec<_>>().join(" ");
+        text.truncate(start);
+        text.push_str(&respaced);
     }
 }
 
@@ -418,9 +457,21 @@ mod tests {
     fn wrapped_lines_join_into_one_paragraph() {
         let body = "It was a dark and stormy\nnight;  the rain fell in\ntorrents.\n\nTo-\nmorrow he would go.\n";
         assert_eq!(
-            prose_paragraphs(body),
+            prose_paragraphs(body).to_vec(),
             vec!["It was a dark and stormy night; the rain fell in torrents.", "To-morrow he would go."]
         );
+    }
+
+    /// A book's paragraphs share one string; each still begins as if it were alone in it.
+    #[test]
+    fn paragraphs_start_alike_wherever_they_stand() {
+        let body = "It rained.\n\n_\u{A0}Then it snowed.\n\n\u{200B}\tAnd it thawed.";
+        assert_eq!(prose_paragraphs(body).to_vec(), ["It rained.", "Then it snowed.", "And it thawed."]);
+        for (alone, expected) in
+            [("_\u{A0}Then it snowed.", "Then it snowed."), ("\u{200B}\tAnd it thawed.", "And it thawed.")]
+        {
+            assert_eq!(prose_paragraphs(alone).to_vec(), [expected]);
+        }
     }
 
     #[test]
@@ -446,19 +497,22 @@ mod tests {
     #[test]
     fn heading_lines_glued_to_prose_are_removed() {
         assert_eq!(
-            prose_paragraphs("CHAPTER SEVEN\nMrs. Gould was too\nsympathetic not to share that feeling."),
+            prose_paragraphs("CHAPTER SEVEN\nMrs. Gould was too\nsympathetic not to share that feeling.").to_vec(),
             vec!["Mrs. Gould was too sympathetic not to share that feeling."]
         );
-        assert_eq!(prose_paragraphs("I saw\nhim go."), vec!["I saw him go."]);
+        assert_eq!(prose_paragraphs("I saw\nhim go.").to_vec(), vec!["I saw him go."]);
         let wrapped = "It was I who saw\nhim go, and I\nwho stayed behind\nin 1850.";
-        assert_eq!(prose_paragraphs(wrapped), vec!["It was I who saw him go, and I who stayed behind in 1850."]);
+        assert_eq!(
+            prose_paragraphs(wrapped).to_vec(),
+            vec!["It was I who saw him go, and I who stayed behind in 1850."]
+        );
     }
 
     #[test]
     fn books_without_punctuation_keep_their_short_paragraphs() {
         let long = "It is Porlock s writing said he thoughtfully I can hardly doubt that it is Porlock s writing";
         let body = format!("CHAPTER I\n\n{long}\n\nWho then is Porlock I asked\n\n{long}");
-        assert_eq!(prose_paragraphs(&body), vec![long, "Who then is Porlock I asked", long]);
+        assert_eq!(prose_paragraphs(&body).to_vec(), vec![long, "Who then is Porlock I asked", long]);
     }
 
     #[test]
@@ -466,19 +520,19 @@ mod tests {
         for prose in
             ["\"Come here!\"", "Part of me wanted to go.", "I went home.", "\"But—\"", "Yes, sir.", "My dear Emma,"]
         {
-            assert_eq!(prose_paragraphs(prose), vec![prose.to_string()], "dropped prose {prose:?}");
+            assert_eq!(prose_paragraphs(prose).to_vec(), vec![prose.to_string()], "dropped prose {prose:?}");
         }
     }
 
     #[test]
     fn tables_of_contents_are_dropped() {
         let contents = "CONTENTS\n\nCHAPTER\n\n    I.  \"THERE ARE HEROISMS ALL ROUND US\"\n   II.  \"TRY YOUR LUCK\"\n  III.  \"HE IS A PERFECTLY IMPOSSIBLE PERSON\"\n   IV.  WHO COULD HAVE FORESEEN IT?\n\nChapter 1. Down the Rabbit-Hole\nChapter 2. The Pool of Tears\nChapter 3. A Caucus-Race and a Long Tale\n\nThe Storm ....... 12\nThe Calm ....... 30\nHome ..... 45\n\nMr. Hungerton was the most tactless person upon earth.";
-        assert_eq!(prose_paragraphs(contents), vec!["Mr. Hungerton was the most tactless person upon earth."]);
+        assert_eq!(prose_paragraphs(contents).to_vec(), vec!["Mr. Hungerton was the most tactless person upon earth."]);
     }
 
     #[test]
     fn illustrations_credits_and_licence_are_dropped() {
         let body = "Produced by Judy Boss\n\n[Illustration: The house\non the hill]\n\n[Transcriber's note: changes:\n\n 75  later  latter\n\n 108  in  is]\n\nShe looked up. [Illustration] It rained.\n\nThis eBook is made available at no cost under the Project Gutenberg License.";
-        assert_eq!(prose_paragraphs(body), vec!["She looked up. It rained."]);
+        assert_eq!(prose_paragraphs(body).to_vec(), vec!["She looked up. It rained."]);
     }
 }

@@ -72,7 +72,7 @@ pub fn read_held_out(
                 sentences.push(tokens.tokens[start..end].iter().map(|&local| ids[local as usize]).collect());
                 start = end;
             }
-            let text = crate::corpus::book::clean_paragraphs(&text).join("\n\n");
+            let text = crate::corpus::book::clean_paragraphs(&text).iter().collect::<Vec<_>>().join("\n\n");
             Ok(HeldOutText { file: book.file.clone(), tags: book.tags.clone(), sentences, text })
         })
         .collect()
