@@ -88,9 +88,11 @@ pub fn prose_paragraphs(body: &str) -> Paragraphs {
     let mut candidates: Vec<(Range<usize>, bool)> = Vec::new();
     let mut open_note_blocks = 0;
     let mut lines: Vec<&str> = Vec::new();
-    for (index, block) in blocks(body).enumerate() {
-        lines.clear();
-        lines.extend(lines_of(block).map(trim).filter(|line| !line.is_empty()));
+    let mut blocks = Blocks { body, position: 0 };
+    for index in 0.. {
+        let Some(block) = blocks.next_into(&mut lines) else {
+            break;
+        };
         // An editorial note (`[Transcriber's note: ...`) that runs over several blocks, up to its `]`.
         if open_note_blocks > 0 {
             open_note_blocks -= 1;
@@ -183,34 +185,36 @@ fn ascii_whitespace_bytes(word: u64) -> u64 {
     [b' ', b'\t', b'\n', 0x0C, b'\r'].into_iter().fold(0, |spaces, byte| spaces | bytes_equal(word, byte))
 }
 
-/// The blocks of a body: runs of non-blank lines, separated by blank lines, as slices of the body.
-fn blocks(body: &str) -> impl Iterator<Item = &str> {
-    let mut position = 0;
-    let line_end = move |position: usize| {
-        memchr::memchr(b'\n', &body.as_bytes()[position..]).map_or(body.len(), |newline| position + newline + 1)
-    };
-    std::iter::from_fn(move || {
-        // Skip blank lines.
-        loop {
-            if position == body.len() {
-                return None;
+/// The blocks of a body: runs of non-blank lines, separated by blank lines.
+struct Blocks<'a> {
+    body: &'a str,
+    /// Where the next line starts.
+    position: usize,
+}
+
+impl<'a> Blocks<'a> {
+    /// The next block as a slice of the body, with its lines, trimmed, in `lines` (replacing what was there):
+    /// each line is found (with the SIMD `memchr`; most are 60-80 bytes) and trimmed once.
+    fn next_into(&mut self, lines: &mut Vec<&'a str>) -> Option<&'a str> {
+        lines.clear();
+        let body = self.body;
+        let mut start = None;
+        while self.position < body.len() {
+            let rest = &body.as_bytes()[self.position..];
+            let end = memchr::memchr(b'\n', rest).map_or(body.len(), |newline| self.position + newline + 1);
+            let line = trim(&body[self.position..end]);
+            if line.is_empty() {
+                if start.is_some() {
+                    break;
+                }
+            } else {
+                start.get_or_insert(self.position);
+                lines.push(line);
             }
-            let end = line_end(position);
-            if !trim(&body[position..end]).is_empty() {
-                break;
-            }
-            position = end;
+            self.position = end;
         }
-        let start = position;
-        while position < body.len() {
-            let end = line_end(position);
-            if trim(&body[position..end]).is_empty() {
-                break;
-            }
-            position = end;
-        }
-        Some(&body[start..position])
-    })
+        start.map(|start| &body[start..self.position])
+    }
 }
 
 /// [`str::trim`], the ASCII whitespace at the ends first taken off byte by byte: the lines of a book nearly
@@ -221,17 +225,6 @@ pub(super) fn trim(text: &str) -> &str {
     let trimmed = text.trim_ascii();
     let settled = |byte: Option<&u8>| byte.is_some_and(|&byte| byte.is_ascii() && !char::from(byte).is_whitespace());
     if settled(trimmed.as_bytes().first()) && settled(trimmed.as_bytes().last()) { trimmed } else { trimmed.trim() }
-}
-
-/// The lines of a block, split with the SIMD `memchr` (most lines are 60-80 bytes).
-fn lines_of(block: &str) -> impl Iterator<Item = &str> {
-    let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', block.as_bytes()).chain([block.len()]);
-    ends.map(move |end| {
-        let line = &block[start..end];
-        start = end + 1;
-        line
-    })
 }
 
 /// Joins wrapped lines with single spaces, normalising typography; a line ending in a hyphen joins the next
