@@ -467,6 +467,28 @@ mod tests {
         }
     }
 
+    /// Away from the edges, licence text is looked for only in paragraphs that name Gutenberg, each by itself:
+    /// a name split between two paragraphs (which share one string) names it in neither.
+    #[test]
+    fn licence_text_inside_a_body_is_dropped_where_it_names_gutenberg() {
+        let prose = "It was a dark and stormy night, and the rain fell in torrents upon the town.";
+        let licence = "This eBook is for the use of anyone anywhere, see the Project Gutenberg License.";
+        let unnamed = "This eBook is for the use of anyone anywhere, as the old lawyer said to me then.";
+        let split = [
+            "He kept his ebooks in a box on the shelf and called the box Gute",
+            "nberg ebooks, he said, were what he liked to read on long dark winter nights.",
+        ];
+        let middle = [licence, unnamed, split[0], split[1]];
+        let edge = vec![prose; EDGE_PARAGRAPHS + 1];
+        let body = [&edge[..], &middle, &edge].concat().join("\n\n");
+        let kept = prose_paragraphs(&body).to_vec();
+        assert_eq!(kept.len(), 2 * edge.len() + 3, "only the licence is dropped");
+        assert!(!kept.iter().any(|paragraph| paragraph == licence));
+        assert!(
+            kept.iter().any(|paragraph| paragraph == unnamed) && kept.iter().any(|paragraph| paragraph == split[1])
+        );
+    }
+
     #[test]
     fn headings_and_titles_are_dropped() {
         for heading in [
