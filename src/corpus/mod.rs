@@ -17,6 +17,8 @@ pub mod reader;
 pub mod sentences;
 pub mod stats;
 pub mod streams;
+#[cfg(test)]
+mod test_texts;
 
 pub use ingest::{IngestError, IngestReport, IngestRequest, ingest};
 pub use reader::{Corpus, CorpusError};

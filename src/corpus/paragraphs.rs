@@ -432,13 +432,7 @@ mod tests {
             words
         };
         let pieces = ["a", "bb", " ", "  ", "\t", "\n", "\x0B", "\x0C", "\r", "é", "word", "x y", "\u{A0}"];
-        let mut state = 7u64;
-        for _ in 0..20_000 {
-            let mut text = String::new();
-            for _ in 0..(state % 23) {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                text.push_str(pieces[(state >> 33) as usize % pieces.len()]);
-            }
+        for text in crate::corpus::test_texts::random_texts(&pieces, 23, 20_000, 7) {
             let count = by_bytes(&text);
             for limit in [0, 1, 2, 5, 12] {
                 assert_eq!(word_count_exceeds(&text, limit), count > limit, "{text:?} limit {limit}");

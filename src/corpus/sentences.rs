@@ -186,13 +186,7 @@ mod tests {
             !word.is_empty() && (single_capital || is_abbreviation(word))
         }
         let pieces = ["Mr", "e.g", "J", "É", "é", "Ö", "東", " ", "—", ".", "\"", "x", "St", "7", "'", "ñ"];
-        let mut state = 11u64;
-        for _ in 0..20_000 {
-            let mut before = String::new();
-            for _ in 0..(state % 7) {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                before.push_str(pieces[(state >> 33) as usize % pieces.len()]);
-            }
+        for before in crate::corpus::test_texts::random_texts(&pieces, 7, 20_000, 11) {
             assert_eq!(is_abbreviation_or_initial(&before), by_chars(&before), "{before:?}");
         }
     }
