@@ -12,6 +12,8 @@ pub mod device;
 pub mod encoder;
 pub mod evaluation;
 pub mod features;
+pub mod gguf;
+pub mod language_model;
 pub mod model;
 pub mod pipeline;
 pub mod progress;

@@ -19,10 +19,12 @@ const LAYERS: &[&str] = &[
     "vision",
     "corpus",
     "features",
+    "gguf",
     // burn modules and the searches over them; they never read files.
     "model",
     // Trained models: each artifact's format, manifest and loader, and inference with it.
     "encoder",
+    "language_model",
     "vectors",
     "retrieval",
     "captioner",

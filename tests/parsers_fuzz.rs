@@ -2,7 +2,8 @@
 //! panicking or aborting, and within a memory bound. A counting allocator measures the peak of each case.
 //!
 //! Parsers: books (decode, clean-up, tokenizing), the catalogue, COCO JSON, Flickr8k CSV, word vectors in
-//! every format, images, model folders (safetensors + manifest + tokenizer), multipart story requests.
+//! every format, images, model folders (safetensors + manifest + tokenizer), multipart story requests, GGUF
+//! language models.
 
 use burn::tensor::Device;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -91,6 +92,24 @@ fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
         }
         if cut < bytes.len() && cut % 3 == 0 {
             bytes.truncate(cut);
+        }
+        bytes
+    })
+}
+
+/// The tiny llama model of `tests/fixtures/lm` (82 KB, its header and tokenizer in the first 6 KB).
+fn tiny_gguf() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm/tiny-llama.gguf")).unwrap()
+}
+
+/// Edits only in the header of a GGUF file (counts, lengths, types, dimensions, offsets), where random
+/// edits over the whole file would mostly land in the tensor data.
+fn header_mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    let header = valid.len().min(6000);
+    prop::collection::vec((0..header, any::<u8>()), 1..6).prop_map(move |edits| {
+        let mut bytes = valid.clone();
+        for (at, byte) in edits {
+            bytes[at] = byte;
         }
         bytes
     })
@@ -232,6 +251,22 @@ proptest! {
                 (&table, VectorFormat::Npy),
             ] {
                 let _ = drain_vectors(path, format, None);
+            }
+        });
+    }
+
+    #[test]
+    fn gguf_models_never_panic(bytes in prop_oneof![bytes_or_mutated(&tiny_gguf()), header_mutated(tiny_gguf())]) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "model.gguf", &bytes);
+        within_memory_bound("a GGUF model", || {
+            if let Ok(lm) = storytool::language_model::PretrainedLm::load(&path, &Device::flex()) {
+                // Whatever loads must also run.
+                let tokens = burn::tensor::Tensor::<2, burn::tensor::Int>::from_data(
+                    burn::tensor::TensorData::new(vec![1i64, 2, 3], [1, 3]),
+                    &Device::flex(),
+                );
+                drop(lm.model.forward(tokens, None));
             }
         });
     }

