@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::captions::{CaptionDataset, DatasetKind};
-use crate::config::{Config, ImageSet};
+use crate::config::{Config, DecoderConfig, DecoderKind, ImageSet};
 use crate::corpus::{IngestRequest, ingest};
 use crate::features::{ExtractRequest, extract_features};
 use crate::progress::Progress;
@@ -24,6 +24,7 @@ use crate::story::generate::{Generator, ModelPaths, Story, StoryInput, StoryOpti
 use crate::train::captioner::{CaptionerTrainRequest, train_captioner};
 use crate::train::decoder::{DecoderTrainRequest, train_decoder};
 use crate::train::encoder::{EncoderTrainRequest, train_encoder};
+use crate::train::lm_decoder::{LmDecoderTrainRequest, train_lm_decoder};
 use crate::train::trainer::RunOptions;
 use crate::train::vse::{VseTrainRequest, WordVectorsSource, train_vse};
 use crate::util::atomic::write_json;
@@ -232,6 +233,15 @@ fn trainer_settings<T: Serialize>(section: &str, value: &T) -> String {
     flat
 }
 
+/// A GRU decoder's settings as `trainer_settings` hashed them before `kind` and `[decoder.lm]` existed.
+fn gru_decoder_settings(decoder: &DecoderConfig) -> String {
+    // Through the serializer's text, so that an f32 `0.2` stays `0.2`.
+    let mut table: toml::Table = toml(decoder).parse().expect("settings parse back");
+    table.remove("kind");
+    table.remove("lm");
+    trainer_settings("decoder", &table)
+}
+
 /// One row of the pipeline: what it is called, what it writes, its fingerprint (its settings, the
 /// fingerprints of the stages it reads, the stamps of the raw files it reads), whether a stopped run of it
 /// resumes from a checkpoint, and the work itself (given whether to resume).
@@ -377,15 +387,36 @@ fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Sta
         train_encoder(&request, progress).map(|_| ()).map_err(fail("train-encoder"))
     }));
 
-    let decoder_print = fingerprint(&["train-decoder", &trainer_settings("decoder", &config.decoder), &encoder_print]);
+    let lm_path = crate::story::lm_decoder::default_lm_path().unwrap_or_default();
+    let decoder_print = match config.decoder.kind {
+        // A GRU decoder hashes as it did before the language-model keys existed.
+        DecoderKind::Gru => fingerprint(&["train-decoder", &gru_decoder_settings(&config.decoder), &encoder_print]),
+        DecoderKind::Lm => {
+            fingerprint(&["train-decoder", &toml(&config.decoder), &encoder_print, &file_stamp(&lm_path)])
+        }
+    };
     table.push(Stage::new("train-decoder", &out.decoder, decoder_print, true, move |resume| {
-        let request = DecoderTrainRequest {
-            corpus_dir: out.corpus.clone(),
-            encoder_dir: out.encoder.clone(),
-            config: config.clone(),
-            run: context.run_options(&out.decoder, resume),
-        };
-        train_decoder(&request, progress).map(|_| ()).map_err(fail("train-decoder"))
+        match config.decoder.kind {
+            DecoderKind::Gru => {
+                let request = DecoderTrainRequest {
+                    corpus_dir: out.corpus.clone(),
+                    encoder_dir: out.encoder.clone(),
+                    config: config.clone(),
+                    run: context.run_options(&out.decoder, resume),
+                };
+                train_decoder(&request, progress).map(|_| ()).map_err(fail("train-decoder"))
+            }
+            DecoderKind::Lm => {
+                let request = LmDecoderTrainRequest {
+                    corpus_dir: out.corpus.clone(),
+                    encoder_dir: out.encoder.clone(),
+                    lm_path: lm_path.clone(),
+                    config: config.clone(),
+                    run: context.run_options(&out.decoder, resume),
+                };
+                train_lm_decoder(&request, progress).map(|_| ()).map_err(fail("train-decoder"))
+            }
+        }
     }));
 
     let sets: Vec<(DatasetKind, &ImageSet)> = settings
@@ -539,6 +570,7 @@ pub fn run_pipeline(
         bank: out.bank,
         cnn: cnn.to_path_buf(),
         captioner: settings.captioner.then_some(out.captioner),
+        lm: crate::story::lm_decoder::default_lm_path(),
     };
     let generator = Generator::load(&paths, true, &devices[0]).map_err(fail("generate"))?;
     let mut stories = Vec::new();
@@ -559,7 +591,7 @@ pub fn run_pipeline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DecoderConfig, EncoderConfig};
+    use crate::config::EncoderConfig;
 
     #[test]
     fn trainer_settings_hash_as_they_did_before_the_train_table() {
@@ -573,6 +605,6 @@ mod tests {
             genre_input = true\ngenre_dropout = 0.2\nmax_passages = 40000\nbatch_size = 32\nlearning_rate = 0.002\n\
             clip_norm = 5.0\nsampled_softmax = 1024\nseed = 42\nsteps = 1500\nvalidate_every = 250\n\
             valid_batches = 10\ncheckpoint_every = 250\n";
-        assert_eq!(trainer_settings("decoder", &DecoderConfig::default()), decoder);
+        assert_eq!(gru_decoder_settings(&DecoderConfig::default()), decoder);
     }
 }

@@ -149,3 +149,27 @@ fn broken_model_files_are_refused_with_the_file_named() {
     let error = load("missing.gguf", &renamed);
     assert!(error.contains("no tensor `blk.1.ffn_up.weight`"), "{error}");
 }
+
+#[test]
+fn the_prompt_only_writer_finishes_stories_by_beam_and_by_sampling() {
+    use storytool::config::{GenerateConfig, Strategy};
+    use storytool::story::generate::StoryOptions;
+    use storytool::story::lm_writer::LmWriter;
+    use storytool::util::cancel::CancelFlag;
+
+    let device = Device::flex();
+    let lm = PretrainedLm::load(&fixture("tiny-llama.gguf"), &device).unwrap();
+    let writer = LmWriter::baseline(lm, &device);
+    let words = vec![vec!["cat".to_string(), "mat".into()]];
+    for strategy in [Strategy::Beam, Strategy::Sample] {
+        let mut options = StoryOptions::new("adventure", &GenerateConfig::default());
+        options.strategy = strategy;
+        options.min_words = 3;
+        options.max_words = 12;
+        let written = writer.write(None, &words, &options, &CancelFlag::new()).unwrap();
+        eprintln!("{strategy:?}: {:?}", written.story);
+        assert!(!written.story.is_empty(), "{strategy:?} wrote nothing");
+        assert!(!written.story.contains('<') && !written.story.contains('\n'), "{:?}", written.story);
+        assert_eq!(written.keywords, vec!["cat", "mat"]);
+    }
+}

@@ -233,3 +233,110 @@ adventure = ["adventure"]
     assert!(root.join("run/captioner/captioner.safetensors").is_file());
     assert!(stories.contains("1.png / adventure]") && stories.contains("1.png / sci-fi]"), "{stories}");
 }
+
+/// The language-model decoder on the tiny GGUF the tests ship: `train-decoder` with `decoder.kind = "lm"`
+/// trains, stops and resumes; `generate` writes with it; `evaluate decoder` scores what each input is
+/// worth; and a base model other than the one it was trained on is refused, naming both.
+#[test]
+fn a_language_model_decoder_trains_resumes_writes_and_refuses_another_base_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let models = models(root);
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm/tiny-llama.gguf");
+    let lm_settings = [
+        "--set",
+        "decoder.kind=lm",
+        "--set",
+        "decoder.lm.prefix_len=2",
+        "--set",
+        "decoder.lm.mapper_hidden=16",
+        "--set",
+        "decoder.lm.lora_rank=2",
+        "--set",
+        "decoder.lm.max_tokens=48",
+        "--set",
+        "decoder.lm.max_passages=40",
+        "--set",
+        "decoder.lm.valid_passages=4",
+        "--set",
+        "decoder.lm.train.batch_size=4",
+        "--set",
+        "decoder.lm.train.validate_every=2",
+        "--set",
+        "decoder.lm.train.checkpoint_every=2",
+    ];
+    let out = root.join("lm-decoder");
+    let train = |steps: &str, resume: bool| {
+        let mut command = storytool();
+        command
+            .args(["train-decoder", "--corpus"])
+            .arg(root.join("corpus"))
+            .arg("--encoder")
+            .arg(models.join("encoder"))
+            .arg("--lm")
+            .arg(&tiny)
+            .arg("--out")
+            .arg(&out)
+            .args(["--steps", steps])
+            .args(SETTINGS)
+            .args(lm_settings);
+        if resume {
+            command.arg("--resume");
+        }
+        run(&mut command)
+    };
+    let first = train("4", false);
+    assert!(first.contains("Trained 4 steps") && first.contains("valid loss per token"), "{first}");
+    let resumed = train("6", true);
+    assert!(resumed.contains("Resumed at step 4 and trained to step 6"), "{resumed}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "storytool-lm-decoder");
+    assert_eq!(manifest["base_model"]["file"], "tiny-llama.gguf");
+    assert!(out.join("steering.safetensors").is_file());
+
+    // The model folder with the language-model decoder in place of the GRU.
+    std::fs::rename(models.join("decoder"), root.join("gru-decoder")).unwrap();
+    std::fs::rename(&out, models.join("decoder")).unwrap();
+    let written = run(storytool()
+        .args(["generate", "--text", "It was at night.", "--genre", "adventure", "--json", "--lm"])
+        .arg(&tiny)
+        .arg("--models")
+        .arg(&models)
+        .args(SETTINGS)
+        .args(["--set", "generate.min_words=3", "--set", "generate.max_words=10", "--seed", "3"]));
+    let stories: serde_json::Value = serde_json::from_str(&written).unwrap();
+    let story = stories[0]["story"].as_str().unwrap();
+    assert!(!story.is_empty() && !story.contains('<') && !story.contains('\n'), "{story:?}");
+
+    let scored = run(storytool()
+        .args(["evaluate", "decoder", "--json", "--passages", "6", "--lm"])
+        .arg(&tiny)
+        .arg("--models")
+        .arg(&models)
+        .args(SETTINGS));
+    let scored: serde_json::Value = serde_json::from_str(&scored).unwrap();
+    for key in ["vector_gain", "keyword_gain", "genre_gain"] {
+        let gain = &scored[key];
+        assert!(gain["low"].as_f64().unwrap() <= gain["nats"].as_f64().unwrap(), "{scored}");
+    }
+    assert!(scored["nll"].as_f64().unwrap().is_finite(), "{scored}");
+
+    // Another base model (one byte of its tensor data changed) is refused, naming both.
+    let mut bytes = std::fs::read(&tiny).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let other = root.join("other.gguf");
+    std::fs::write(&other, bytes).unwrap();
+    let refused = storytool()
+        .args(["generate", "--text", "It was at night.", "--genre", "adventure", "--lm"])
+        .arg(&other)
+        .arg("--models")
+        .arg(&models)
+        .args(SETTINGS)
+        .output()
+        .unwrap();
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{message}");
+    assert!(message.contains("tiny-llama.gguf") && message.contains("other.gguf"), "{message}");
+}

@@ -7,8 +7,10 @@ use anyhow::Context;
 use clap::Args;
 use storytool::captions::DatasetKind;
 use storytool::evaluation::decoder::{DecoderEvalRequest, DecoderEvaluation, evaluate_decoder};
-use storytool::evaluation::story::{StoryEvalRequest, StoryEvaluation, evaluate_stories};
+use storytool::evaluation::lm_decoder::{LmDecoderEvalRequest, evaluate_lm_decoder};
+use storytool::evaluation::story::{StoryEvalRequest, StoryEvaluation, StoryScores, evaluate_stories};
 use storytool::story::generate::ModelPaths;
+use storytool::story::lm_decoder::{default_lm_path, read_lm_manifest};
 
 use super::device_args::DeviceArgs;
 use super::progress_bar::Bar;
@@ -41,6 +43,14 @@ pub struct EvaluateDecoderArgs {
     #[arg(long)]
     json: bool,
 
+    /// The pretrained language model of an `lm` decoder (default: $STORYTOOL_LM_WEIGHTS, then the file
+    /// scripts/fetch-lm.sh fetches)
+    #[arg(long, value_name = "GGUF")]
+    lm: Option<PathBuf>,
+
+    #[command(flatten)]
+    config: ConfigArgs,
+
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -63,7 +73,8 @@ pub struct EvaluateStoryArgs {
     #[arg(long)]
     genre: Vec<String>,
 
-    /// At most this many test photos, taken evenly (default: all)
+    /// At most this many test photos, taken evenly (default: all; 30 when a language model writes, the
+    /// decoder's or the baseline's)
     #[arg(long)]
     max_photos: Option<usize>,
 
@@ -80,6 +91,15 @@ pub struct EvaluateStoryArgs {
     #[arg(long, default_value_t = 7)]
     seed: u64,
 
+    /// The pretrained language model of an `lm` decoder and of the prompt-only baseline (default:
+    /// $STORYTOOL_LM_WEIGHTS, then the file scripts/fetch-lm.sh fetches)
+    #[arg(long, value_name = "GGUF")]
+    lm: Option<PathBuf>,
+
+    /// Skip the prompt-only baseline (the bare language model asked for a story about the same keywords)
+    #[arg(long)]
+    no_baseline: bool,
+
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
@@ -92,6 +112,10 @@ pub struct EvaluateStoryArgs {
 }
 
 pub fn evaluate_decoder_cli(args: EvaluateDecoderArgs) -> anyhow::Result<()> {
+    let decoder_dir = args.models.join("decoder");
+    if read_lm_manifest(&decoder_dir)?.is_some() {
+        return evaluate_lm_decoder_cli(args);
+    }
     let request = DecoderEvalRequest {
         decoder_dir: args.models.join("decoder"),
         encoder_dir: args.models.join("encoder"),
@@ -107,6 +131,43 @@ pub fn evaluate_decoder_cli(args: EvaluateDecoderArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&evaluation)?);
     } else {
         print_decoder(&evaluation);
+    }
+    Ok(())
+}
+
+fn evaluate_lm_decoder_cli(args: EvaluateDecoderArgs) -> anyhow::Result<()> {
+    let config = args.config.resolve(&[])?;
+    let Some(lm_path) = args.lm.clone().or_else(default_lm_path) else {
+        anyhow::bail!("no language model given\n\nhint: run `scripts/fetch-lm.sh`, or pass `--lm FILE`");
+    };
+    let request = LmDecoderEvalRequest {
+        decoder_dir: args.models.join("decoder"),
+        encoder_dir: args.models.join("encoder"),
+        lm_path,
+        corpus: args.corpus,
+        books_dir: args.books,
+        passages: args.passages,
+        genre_tags: config.genres.iter().map(|(genre, tags)| (genre.clone(), tags.clone())).collect(),
+        seed: 7,
+        device: args.device.one(Some(&config), "evaluate decoder")?,
+    };
+    let evaluation = evaluate_lm_decoder(&request)
+        .with_context(|| format!("cannot evaluate the decoder in `{}`", request.decoder_dir.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+        return Ok(());
+    }
+    println!("{} passages ({} tokens) of {} held-out books", evaluation.passages, evaluation.tokens, evaluation.books);
+    println!("{:<48} {:>10}", "figure", "value");
+    println!("{:<48} {:>10.3}", "NLL per token, every input", evaluation.nll);
+    println!("{:<48} {:>10.1}", "perplexity", evaluation.perplexity);
+    println!("{:<48} {:>10.3}", "NLL per token, the base model alone", evaluation.base_nll);
+    for (name, gain) in [
+        ("gain of the own vector over another's", evaluation.vector_gain),
+        ("gain of the keywords", evaluation.keyword_gain),
+        ("gain of the genre", evaluation.genre_gain),
+    ] {
+        println!("{name:<48} {:>10.3}   95% [{:.3}, {:.3}] nats/token", gain.nats, gain.low, gain.high);
     }
     Ok(())
 }
@@ -143,6 +204,9 @@ pub fn evaluate_story_cli(args: EvaluateStoryArgs) -> anyhow::Result<()> {
     }
     let mut models = ModelPaths::from_dir(&args.models, cnn_weights(args.cnn.clone())?);
     models.captioner = args.captioner.clone();
+    if let Some(lm) = &args.lm {
+        models.lm = Some(lm.clone());
+    }
     let photo_sets: Vec<(DatasetKind, PathBuf, PathBuf)> = config
         .pipeline
         .coco
@@ -167,6 +231,7 @@ pub fn evaluate_story_cli(args: EvaluateStoryArgs) -> anyhow::Result<()> {
         books_dir: args.books.clone(),
         corpus: args.corpus.clone(),
         seed: args.seed,
+        baseline: !args.no_baseline,
         device: args.device.one(Some(&config), "evaluate story")?,
         cancel: super::cancel_on_interrupt(),
     };
@@ -192,45 +257,77 @@ fn print_story(evaluation: &StoryEvaluation) {
         evaluation.seconds
     );
     let percent = |value: f32| format!("{:.1}%", value * 100.0);
-    let rows = [
+    let number = |value: Option<f64>, digits: usize| value.map_or("-".to_string(), |value| format!("{value:.digits$}"));
+    let baseline = evaluation.baseline.as_ref();
+    let column = |pick: &dyn Fn(&StoryScores) -> String| baseline.map_or(String::new(), pick);
+    let own = &evaluation.scores;
+    let real = evaluation.real_passages;
+    type Row = (&'static str, Box<dyn Fn(&StoryScores) -> String>, String);
+    let rows: Vec<Row> = vec![
         (
             "relevance: own photo in the top 10%",
-            percent(evaluation.relevance_top10),
+            Box::new(move |s| percent(s.relevance_top10)),
             percent(evaluation.relevance_chance),
         ),
-        ("  the same, photos shuffled", percent(evaluation.relevance_top10_shuffled), String::new()),
+        ("  the same, photos shuffled", Box::new(move |s| percent(s.relevance_top10_shuffled)), String::new()),
         (
             "relevance: mean rank of the own photo",
-            format!("{:.1}", evaluation.relevance_mean_rank),
+            Box::new(|s| format!("{:.1}", s.relevance_mean_rank)),
             format!("{:.1}", (evaluation.photos + 1) as f32 / 2.0),
         ),
         (
             "stories sharing no word with their captions",
-            percent(evaluation.stories_sharing_no_caption_word),
+            Box::new(move |s| percent(s.stories_sharing_no_caption_word)),
             String::new(),
         ),
-        ("genre accuracy", percent(evaluation.genre_accuracy), percent(evaluation.genre_chance)),
+        ("genre accuracy", Box::new(move |s| percent(s.genre_accuracy)), percent(evaluation.genre_chance)),
         (
             "genre accuracy, paired within a photo",
-            percent(evaluation.genre_paired_accuracy),
+            Box::new(move |s| percent(s.genre_paired_accuracy)),
             percent(evaluation.genre_chance),
         ),
+        ("distinct-1", Box::new(|s| format!("{:.3}", s.distinct_1)), String::new()),
+        ("distinct-2", Box::new(|s| format!("{:.3}", s.distinct_2)), String::new()),
+        ("most common opening sentence", Box::new(move |s| percent(s.top_opening_share)), String::new()),
+        ("overlap, same photo across genres", Box::new(|s| format!("{:.3}", s.cross_genre_jaccard)), String::new()),
+        ("overlap, other photos in one genre", Box::new(|s| format!("{:.3}", s.cross_photo_jaccard)), String::new()),
+        ("words per story", Box::new(|s| format!("{:.1}", s.mean_words)), String::new()),
         (
-            "  classifier, leave one book out",
-            evaluation.classifier_leave_one_book_out.map_or("-".into(), percent),
-            format!("{} books", evaluation.classifier_books),
+            "fluency: judge's nats per word (real prose)",
+            Box::new(move |s| number(s.fluency.map(|f| f.cross_entropy), 2)),
+            number(real.map(|f| f.cross_entropy), 2),
         ),
-        ("distinct-1", format!("{:.3}", evaluation.distinct_1), String::new()),
-        ("distinct-2", format!("{:.3}", evaluation.distinct_2), String::new()),
-        ("most common opening sentence", percent(evaluation.top_opening_share), String::new()),
-        ("overlap, same photo across genres", format!("{:.3}", evaluation.cross_genre_jaccard), String::new()),
-        ("overlap, other photos in one genre", format!("{:.3}", evaluation.cross_photo_jaccard), String::new()),
+        (
+            "  shuffled (real prose shuffled)",
+            Box::new(move |s| number(s.fluency.map(|f| f.shuffled_cross_entropy), 2)),
+            number(real.map(|f| f.shuffled_cross_entropy), 2),
+        ),
+        ("  ratio to real prose (<= 1.2)", Box::new(move |s| number(s.fluency_ratio, 2)), String::new()),
+        (
+            "  word-order gain (real prose)",
+            Box::new(move |s| number(s.fluency.map(|f| f.word_order_gain()), 2)),
+            number(real.map(|f| f.word_order_gain()), 2),
+        ),
+        (
+            "  word-order gain over real prose's (>= 0.8)",
+            Box::new(move |s| number(s.word_order_ratio, 2)),
+            String::new(),
+        ),
     ];
-    println!("{:<46} {:>9} {:>10}", "figure", "value", "chance");
-    for (name, value, chance) in rows {
-        println!("{name:<46} {value:>9} {chance:>10}");
+    println!("{:<46} {:>9} {:>10} {:>10}", "figure", "decoder", "baseline", "reference");
+    for (name, pick, reference) in &rows {
+        println!("{name:<46} {:>9} {:>10} {reference:>10}", pick(own), column(&|s| pick(s)));
     }
+    println!(
+        "genre classifier, leave one book out: {} of {} books; fluency references: {} real passages",
+        evaluation.classifier_leave_one_book_out.map_or("-".into(), percent),
+        evaluation.classifier_books,
+        evaluation.real_passage_count
+    );
     for sample in &evaluation.samples {
         println!("\n[{} / {}] {}", sample.photo, sample.genre, sample.story);
+    }
+    for sample in &evaluation.baseline_samples {
+        println!("\n[baseline: {} / {}] {}", sample.photo, sample.genre, sample.story);
     }
 }

@@ -37,6 +37,11 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "text")]
     captioner: Option<PathBuf>,
 
+    /// The pretrained language model a `kind = "lm"` decoder steers (default: $STORYTOOL_LM_WEIGHTS, then
+    /// the file scripts/fetch-lm.sh fetches)
+    #[arg(long, value_name = "GGUF")]
+    lm: Option<PathBuf>,
+
     /// EfficientNet-Lite weights (default: $STORYTOOL_CNN_WEIGHTS or the file scripts/fetch-cnn.sh fetched)
     #[arg(long, value_name = "FILE")]
     cnn: Option<PathBuf>,
@@ -101,6 +106,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let cnn = if args.image.is_some() { cnn_weights(args.cnn.clone())? } else { PathBuf::new() };
     let mut paths = ModelPaths::from_dir(&args.models, cnn);
     paths.captioner = args.captioner.clone();
+    if let Some(lm) = &args.lm {
+        paths.lm = Some(lm.clone());
+    }
     let device = args.device.one(Some(&config), "generate")?;
     let generator = Generator::load(&paths, args.image.is_some(), &device)
         .with_context(|| format!("cannot load the models in `{}`", args.models.display()))?;

@@ -31,6 +31,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
 
+    /// The pretrained language model a `kind = "lm"` decoder steers (default: $STORYTOOL_LM_WEIGHTS, then
+    /// the file scripts/fetch-lm.sh fetches)
+    #[arg(long, value_name = "GGUF")]
+    lm: Option<PathBuf>,
+
     /// EfficientNet-Lite weights (default: $STORYTOOL_CNN_WEIGHTS or the file scripts/fetch-cnn.sh fetched)
     #[arg(long, value_name = "FILE")]
     cnn: Option<PathBuf>,
@@ -93,6 +98,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cnn = cnn_weights(args.cnn.clone())?;
     let mut paths = ModelPaths::from_dir(&args.models, cnn);
     paths.captioner = args.captioner.clone();
+    if let Some(lm) = &args.lm {
+        paths.lm = Some(lm.clone());
+    }
     let device = args.device.one(Some(&config), "serve")?;
     let generator = Generator::load(&paths, true, &device)
         .with_context(|| format!("cannot load the models in `{}`", args.models.display()))?;

@@ -216,6 +216,10 @@ impl Default for CaptionerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecoderConfig {
+    /// `gru`: the paper's conditional GRU, trained from scratch on the corpus's words. `lm`: a pretrained
+    /// small language model (SmolLM2, `scripts/fetch-lm.sh`) steered by the vector, keywords and genre, with
+    /// its own settings in `[decoder.lm]`. The passage, keyword, genre and centring keys here serve both.
+    pub kind: DecoderKind,
     /// Consecutive sentences per training passage (Pix2Story: short passages).
     pub passage_sentences: usize,
     /// Passages are cut to this many tokens.
@@ -251,11 +255,100 @@ pub struct DecoderConfig {
     pub valid_batches: usize,
     /// Batch, optimizer, seed and step counts (`[decoder.train]`).
     pub train: TrainSchedule,
+    /// The language-model decoder (`kind = "lm"`).
+    pub lm: LmDecoderConfig,
+}
+
+/// Which story decoder `train-decoder` trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecoderKind {
+    #[default]
+    Gru,
+    Lm,
+}
+
+/// `[decoder.lm]`: what is trained on top of the frozen language model, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmDecoderConfig {
+    /// Input vectors the skip-thought vector is mapped to, before the prompt (ClipCap: 10).
+    pub prefix_len: usize,
+    /// Hidden size of the mapper MLP.
+    pub mapper_hidden: usize,
+    /// Learned input vectors per genre after the prefix (with `decoder.genre_input`).
+    pub genre_tokens: usize,
+    /// LoRA rank on every block's query and value projections (0: none), and its scale numerator.
+    pub lora_rank: usize,
+    pub lora_alpha: f64,
+    /// A passage is cut to this many of the language model's tokens.
+    pub max_tokens: usize,
+    /// Training passages, taken evenly across the training books (each read, tokenized and encoded once).
+    pub max_passages: usize,
+    /// Held-out passages scored at each validation.
+    pub valid_passages: usize,
+    /// Batch, optimizer, seed and step counts (`[decoder.lm.train]`).
+    pub train: TrainSchedule,
+}
+
+impl Default for LmDecoderConfig {
+    fn default() -> Self {
+        LmDecoderConfig {
+            prefix_len: 8,
+            mapper_hidden: 1024,
+            genre_tokens: 2,
+            lora_rank: 8,
+            lora_alpha: 16.0,
+            max_tokens: 96,
+            max_passages: 8000,
+            valid_passages: 64,
+            train: TrainSchedule {
+                batch_size: 8,
+                learning_rate: 1e-3,
+                clip_norm: 1.0,
+                seed: 42,
+                steps: 400,
+                validate_every: 100,
+                checkpoint_every: 50,
+            },
+        }
+    }
+}
+
+impl LmDecoderConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one(&[
+            ("decoder.lm.prefix_len", self.prefix_len as u64),
+            ("decoder.lm.mapper_hidden", self.mapper_hidden as u64),
+            ("decoder.lm.genre_tokens", self.genre_tokens as u64),
+            ("decoder.lm.max_tokens", self.max_tokens as u64),
+            ("decoder.lm.max_passages", self.max_passages as u64),
+            ("decoder.lm.valid_passages", self.valid_passages as u64),
+        ])?;
+        not_negative(&[("decoder.lm.lora_alpha", self.lora_alpha as f32)])?;
+        self.train.validate("decoder.lm", 1)
+    }
+
+    pub fn unchanged(&self, other: &LmDecoderConfig) -> Vec<(String, bool)> {
+        let mut checks = vec![
+            ("decoder.lm.prefix_len".to_string(), self.prefix_len == other.prefix_len),
+            ("decoder.lm.mapper_hidden".into(), self.mapper_hidden == other.mapper_hidden),
+            ("decoder.lm.genre_tokens".into(), self.genre_tokens == other.genre_tokens),
+            ("decoder.lm.lora_rank".into(), self.lora_rank == other.lora_rank),
+            ("decoder.lm.lora_alpha".into(), self.lora_alpha == other.lora_alpha),
+            ("decoder.lm.max_tokens".into(), self.max_tokens == other.max_tokens),
+            ("decoder.lm.max_passages".into(), self.max_passages == other.max_passages),
+        ];
+        checks.extend(self.train.unchanged(&other.train, "decoder.lm"));
+        checks
+    }
 }
 
 impl Default for DecoderConfig {
     fn default() -> Self {
         DecoderConfig {
+            kind: DecoderKind::Gru,
+            lm: LmDecoderConfig::default(),
             passage_sentences: 3,
             max_tokens: 70,
             word_dim: 128,
@@ -336,8 +429,22 @@ pub struct GenerateConfig {
     /// it (Keskar et al. 2019 divide logits instead). 0 turns it off.
     pub repetition_penalty: f32,
     /// Gumbel noise on the beam's ranking (stochastic beam search): 0 is plain beam search, which writes the
-    /// same phrases for every photo; 0.5-1 varies stories (by `--seed`).
+    /// same phrases for every photo; 0.5-1 varies stories (by `--seed`). With `strategy = "sample"`, the
+    /// sampling temperature.
     pub temperature: f32,
+    /// `beam`: (stochastic) beam search; `sample`: nucleus sampling, token by token, from the `top_p` most
+    /// likely mass at `temperature` (what suits a pretrained language model; a GRU decoder always searches).
+    pub strategy: Strategy,
+    pub top_p: f32,
+}
+
+/// How a language-model decoder picks its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    Beam,
+    #[default]
+    Sample,
 }
 
 impl Default for GenerateConfig {
@@ -357,6 +464,8 @@ impl Default for GenerateConfig {
             keyword_bonus: 5.0,
             repetition_penalty: 1.0,
             temperature: 0.7,
+            strategy: Strategy::Sample,
+            top_p: 0.9,
         }
     }
 }
@@ -764,6 +873,7 @@ impl DecoderConfig {
             ("decoder.max_passages", self.max_passages as u64),
         ])?;
         self.train.validate("decoder", 1)?;
+        self.lm.validate()?;
         at_most(&[("decoder.keywords", self.keywords, MAX_KEYWORDS)])?;
         share(&[
             ("decoder.word_dropout", f64::from(self.word_dropout)),
@@ -789,7 +899,11 @@ impl DecoderConfig {
             ("decoder.max_passages".into(), self.max_passages == other.max_passages),
             ("decoder.sampled_softmax".into(), self.sampled_softmax == other.sampled_softmax),
         ];
+        checks.push(("decoder.kind".into(), self.kind == other.kind));
         checks.extend(self.train.unchanged(&other.train, "decoder"));
+        if self.kind == DecoderKind::Lm {
+            checks.extend(self.lm.unchanged(&other.lm));
+        }
         checks
     }
 }
@@ -897,6 +1011,9 @@ impl GenerateConfig {
             ("generate.temperature", self.temperature),
             ("generate.length_penalty", self.length_penalty),
         ])?;
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(invalid("generate.top_p", format!("{} is not in (0, 1]", self.top_p)));
+        }
         if self.min_words > self.max_words {
             return Err(invalid(
                 "generate.min_words",

@@ -8,7 +8,7 @@ use crate::corpus::Corpus;
 use crate::corpus::book::tokenize_book;
 use crate::corpus::decode::{NotText, decode};
 use crate::corpus::discover::stays_inside;
-use crate::story::decoder::{DecoderManifest, HeldOutBooks};
+use crate::story::decoder::HeldOutBooks;
 use crate::text::{UNK_ID, Vocabulary};
 use crate::util::Cause;
 
@@ -84,11 +84,11 @@ pub fn decoder_held_out(
     corpus: Option<&Path>,
     books_dir: Option<&Path>,
     decoder_dir: &Path,
-    manifest: &DecoderManifest,
+    held_out: Option<&HeldOutBooks>,
     vocabulary: &Vocabulary,
 ) -> Result<Vec<HeldOutText>, EvaluationError> {
-    match (corpus, &manifest.held_out) {
-        (Some(corpus), _) => corpus_held_out(corpus, decoder_dir, &manifest.vocabulary_hash),
+    match (corpus, held_out) {
+        (Some(corpus), _) => corpus_held_out(corpus, decoder_dir, &vocabulary.content_hash()),
         (None, Some(held_out)) => Ok(read_held_out(held_out, books_dir, vocabulary)?),
         (None, None) => Err(BooksError::NoneRecorded.into()),
     }

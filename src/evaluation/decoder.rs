@@ -86,7 +86,7 @@ pub fn evaluate_decoder(request: &DecoderEvalRequest) -> Result<DecoderEvaluatio
         request.corpus.as_deref(),
         request.books_dir.as_deref(),
         &request.decoder_dir,
-        &manifest,
+        manifest.held_out.as_ref(),
         &vocabulary,
     )?;
     let passages = passages(&books, &encoder, &manifest, request.passages);

@@ -9,7 +9,9 @@
 pub mod books;
 pub mod decoder;
 pub mod device_parity;
+pub mod fluency;
 pub mod genre;
+pub mod lm_decoder;
 pub mod story;
 pub mod text;
 

@@ -10,6 +10,12 @@
 //! - **Diversity**: distinct-1/2 over all stories, the share of the most common opening sentence.
 //! - **Overlap**: content-word Jaccard between a photo's stories in different genres, beside that between
 //!   different photos' stories in one genre (a story that follows its photo shares more with its siblings).
+//! - **Fluency**: the cross-entropy of the stories under word 4-gram judges (`fluency`) counted from the
+//!   held-out books, beside real passages of a held-out book its judge did not count, and beside both
+//!   shuffled (the word-order gain). Each judge leaves one held-out book out; a story's score is the mean
+//!   of every judge's.
+//! - **Baseline** (with `baseline`): the same figures for the prompt-only baseline, the bare language model
+//!   asked for a story in the genre about the same keywords (`story::lm_writer`), on the same captions.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -20,17 +26,22 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::EvaluationError;
-use super::books::decoder_held_out;
+use super::books::{HeldOutText, decoder_held_out};
+use super::fluency::{Fluency, FluencyJudge, fluency};
 use super::genre::{GenreClassifier, Labelled, argmax, leave_one_book_out};
 use super::text::{TfIdf, all_words, content_words, cosine, distinct_n, jaccard, rank_of, top_opening_share};
 use crate::captions::{CaptionDataset, DatasetKind, Split, split_of};
 use crate::config::GenerateConfig;
+use crate::language_model::PretrainedLm;
 use crate::progress::Progress;
-use crate::story::decoder::load_decoder;
 use crate::story::generate::{Generator, ModelPaths, StoryInput, StoryOptions};
+use crate::story::lm_writer::LmWriter;
+use crate::story::writer::StoryWriter;
 use crate::util::cancel::CancelFlag;
 use crate::vision::load_image;
 
+/// Test photos sampled (evenly) when a language model writes and no `max_photos` is given.
+pub const LANGUAGE_MODEL_PHOTOS: usize = 30;
 /// Content words per classifier training passage: about as many as a 60-word story has.
 const PASSAGE_CONTENT_WORDS: usize = 24;
 /// Training passages per book, taken evenly, so that long books do not outvote short ones.
@@ -53,6 +64,8 @@ pub struct StoryEvalRequest {
     /// (for decoders whose manifest records none).
     pub corpus: Option<PathBuf>,
     pub seed: u64,
+    /// Also write every story with the prompt-only baseline (needs `models.lm`).
+    pub baseline: bool,
     /// Where the models run.
     pub device: burn::tensor::Device,
     pub cancel: CancelFlag,
@@ -65,24 +78,45 @@ pub struct StoryEvaluation {
     pub stories: usize,
     /// Where the photos' captions came from: `retrieval` (bank rows of test photos left out) or `captioner`.
     pub captions: String,
+    pub relevance_chance: f32,
+    pub genre_chance: f32,
+    pub classifier_books: usize,
+    pub classifier_leave_one_book_out: Option<f32>,
+    /// Real passages of held-out books under the judge that did not count their book, as written and
+    /// shuffled: the references of every story's fluency.
+    pub real_passages: Option<Fluency>,
+    pub real_passage_count: usize,
+    /// The decoder's stories.
+    #[serde(flatten)]
+    pub scores: StoryScores,
+    /// The prompt-only baseline's stories of the same photos, captions and genres.
+    pub baseline: Option<StoryScores>,
+    pub seconds: f32,
+    pub samples: Vec<StorySample>,
+    pub baseline_samples: Vec<StorySample>,
+}
+
+/// The figures of one set of stories (one per test photo and genre).
+#[derive(Debug, Clone, Serialize)]
+pub struct StoryScores {
     pub relevance_top10: f32,
     pub relevance_top10_shuffled: f32,
-    pub relevance_chance: f32,
     pub relevance_mean_rank: f32,
     pub stories_sharing_no_caption_word: f32,
     pub genre_accuracy: f32,
     pub genre_paired_accuracy: f32,
-    pub genre_chance: f32,
-    pub classifier_books: usize,
-    pub classifier_leave_one_book_out: Option<f32>,
     pub distinct_1: f32,
     pub distinct_2: f32,
     pub top_opening_share: f32,
     pub cross_genre_jaccard: f32,
     pub cross_photo_jaccard: f32,
     pub mean_words: f32,
-    pub seconds: f32,
-    pub samples: Vec<StorySample>,
+    /// Mean cross-entropy (nats per word) under the fluency judges, as written and shuffled.
+    pub fluency: Option<Fluency>,
+    /// The stories' cross-entropy over the real passages' (at most 1.2 reads like the books).
+    pub fluency_ratio: Option<f64>,
+    /// The stories' word-order gain over the real passages'.
+    pub word_order_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -131,7 +165,11 @@ pub fn evaluate_stories(
             (None, None) => unreachable!("a generator loaded for photos has a retriever or a captioner"),
         };
     let mut photos = test_photos(&request.photo_sets, valid_percent, test_percent)?;
-    if let Some(limit) = request.max_photos {
+    // A language model writes a story in seconds, not milliseconds: without a limit, it writes for a
+    // sample of the photos, so that the evaluation stays within minutes on two cores.
+    let writes_slowly = request.baseline || matches!(generator.decoder, StoryWriter::Lm(_));
+    let limit = request.max_photos.or(writes_slowly.then_some(LANGUAGE_MODEL_PHOTOS));
+    if let Some(limit) = limit {
         photos = crate::story::passages::evenly(&photos, limit);
     }
     if photos.len() < 10 {
@@ -140,7 +178,9 @@ pub fn evaluate_stories(
             photos.len()
         )));
     }
-    let classifier_data = classifier_passages(request)?;
+    let baseline = if request.baseline { Some(baseline_writer(request)?) } else { None };
+    let books = held_out_books(request, &generator)?;
+    let classifier_data = classifier_passages(request, &books);
     let genre_count = request.genres.len();
     let books_per_genre: Vec<usize> = (0..genre_count)
         .map(|genre| {
@@ -161,6 +201,7 @@ pub fn evaluate_stories(
     let classifier_books = classifier_data.iter().map(|example| example.book).collect::<HashSet<_>>().len();
     let leave_one_out = leave_one_book_out(&classifier_data, genre_count);
     let classifier = GenreClassifier::train(&classifier_data.iter().collect::<Vec<_>>(), genre_count);
+    let judges = FluencyJudges::of(&books, request.seed);
 
     // The bank rows of the test photos' own captions are never offered.
     let excluded: HashSet<usize> = match generator.photos.retriever() {
@@ -179,13 +220,17 @@ pub fn evaluate_stories(
         None => HashSet::new(),
     };
 
-    progress.set_total((photos.len() * genre_count) as u64);
+    let writers = if baseline.is_some() { 2 } else { 1 };
+    progress.set_total((photos.len() * genre_count * writers) as u64);
     let mut stories: Vec<Vec<String>> = Vec::with_capacity(photos.len());
+    let mut baseline_stories: Vec<Vec<String>> = Vec::new();
     for (photo_index, photo) in photos.iter().enumerate() {
         request.cancel.check().map_err(crate::story::generate::GenerateError::from)?;
         let image = load_image(&photo.path)?;
         let (captions, thoughts) = generator.captions(&StoryInput::Image(image), request.generate.k, &excluded)?;
+        let caption_words: Vec<Vec<String>> = captions.iter().map(|caption| caption.words.clone()).collect();
         let mut per_genre = Vec::with_capacity(genre_count);
+        let mut baseline_per_genre = Vec::new();
         for (genre_index, genre) in request.genres.iter().enumerate() {
             let mut options = StoryOptions::new(genre, &request.generate);
             // A seed per story (used with `generate.temperature` above 0), so noise differs between stories.
@@ -193,105 +238,223 @@ pub fn evaluate_stories(
             let story = generator.write(captions.clone(), &thoughts, &options, &request.cancel)?;
             per_genre.push(story.story);
             progress.advance(1);
+            if let Some(baseline) = &baseline {
+                let written = baseline
+                    .write(None, &caption_words, &options, &request.cancel)
+                    .map_err(crate::story::generate::GenerateError::from)?;
+                baseline_per_genre.push(written.story);
+                progress.advance(1);
+            }
         }
         stories.push(per_genre);
+        baseline_stories.push(baseline_per_genre);
     }
     progress.finish();
 
-    // Relevance.
-    let references: Vec<Vec<String>> = photos.iter().map(|photo| content_words(&photo.references.join(" "))).collect();
-    let tfidf = TfIdf::fit(&references);
-    let reference_vectors: Vec<_> = references.iter().map(|words| tfidf.vector(words)).collect();
-    let top = (photos.len() as f32 * 0.1).ceil() as usize;
-    let story_words: Vec<Vec<Vec<String>>> =
-        stories.iter().map(|per_genre| per_genre.iter().map(|story| content_words(story)).collect()).collect();
-    let rank = |words: &[String], photo: usize| {
-        let vector = tfidf.vector(words);
-        let scores: Vec<f32> = reference_vectors.iter().map(|reference| cosine(&vector, reference)).collect();
-        rank_of(&scores, photo)
-    };
-    let mut shuffled: Vec<usize> = (0..photos.len()).collect();
-    shuffled.shuffle(&mut ChaCha8Rng::seed_from_u64(request.seed));
-    let (mut in_top, mut in_top_shuffled, mut rank_sum, mut no_shared) = (0usize, 0usize, 0usize, 0usize);
-    for (photo, per_genre) in story_words.iter().enumerate() {
-        let reference: HashSet<&String> = references[photo].iter().collect();
-        for words in per_genre {
-            let own = rank(words, photo);
-            rank_sum += own;
-            in_top += usize::from(own <= top);
-            in_top_shuffled += usize::from(rank(words, shuffled[photo]) <= top);
-            no_shared += usize::from(!words.iter().any(|word| reference.contains(word)));
-        }
-    }
-    let total = photos.len() * genre_count;
-
-    // Genre.
-    let (mut right, mut paired_right) = (0usize, 0usize);
-    for per_genre in &story_words {
-        let posteriors: Vec<Vec<f32>> = per_genre.iter().map(|words| classifier.log_posterior(words)).collect();
-        for (genre, posterior) in posteriors.iter().enumerate() {
-            right += usize::from(argmax(posterior) == genre);
-            let scores: Vec<f32> = posteriors.iter().map(|posterior| posterior[genre]).collect();
-            paired_right += usize::from(argmax(&scores) == genre);
-        }
-    }
-
-    // Diversity and overlap.
-    let all: Vec<&str> = stories.iter().flatten().map(String::as_str).collect();
-    let tokenized: Vec<Vec<String>> = all.iter().map(|story| all_words(story)).collect();
-    let (mut cross_genre, mut cross_genre_pairs) = (0.0f32, 0usize);
-    for per_genre in &story_words {
-        for a in 0..genre_count {
-            for b in a + 1..genre_count {
-                cross_genre += jaccard(&per_genre[a], &per_genre[b]);
-                cross_genre_pairs += 1;
-            }
-        }
-    }
-    let (mut cross_photo, mut cross_photo_pairs) = (0.0f32, 0usize);
-    for genre in 0..genre_count {
-        for photo in 0..photos.len() {
-            let next = (photo + 1) % photos.len();
-            cross_photo += jaccard(&story_words[photo][genre], &story_words[next][genre]);
-            cross_photo_pairs += 1;
-        }
-    }
-    let samples = photos
-        .iter()
-        .zip(&stories)
-        .take(2)
-        .flat_map(|(photo, per_genre)| {
-            per_genre.iter().zip(&request.genres).map(|(story, genre)| StorySample {
-                photo: photo.key.clone(),
-                genre: genre.clone(),
-                story: story.clone(),
+    let scoring = Scoring::new(&photos, &classifier, &judges, request.seed);
+    let scores = scoring.score(&stories, genre_count);
+    let baseline_scores = baseline.as_ref().map(|_| scoring.score(&baseline_stories, genre_count));
+    let samples = |stories: &[Vec<String>]| -> Vec<StorySample> {
+        photos
+            .iter()
+            .zip(stories)
+            .take(2)
+            .flat_map(|(photo, per_genre)| {
+                per_genre.iter().zip(&request.genres).map(|(story, genre)| StorySample {
+                    photo: photo.key.clone(),
+                    genre: genre.clone(),
+                    story: story.clone(),
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     Ok(StoryEvaluation {
         photos: photos.len(),
         genres: request.genres.clone(),
-        stories: total,
+        stories: photos.len() * genre_count,
         captions: captions_from.into(),
-        relevance_top10: in_top as f32 / total as f32,
-        relevance_top10_shuffled: in_top_shuffled as f32 / total as f32,
-        relevance_chance: top as f32 / photos.len() as f32,
-        relevance_mean_rank: rank_sum as f32 / total as f32,
-        stories_sharing_no_caption_word: no_shared as f32 / total as f32,
-        genre_accuracy: right as f32 / total as f32,
-        genre_paired_accuracy: paired_right as f32 / total as f32,
+        relevance_chance: scoring.top as f32 / photos.len() as f32,
         genre_chance: 1.0 / genre_count as f32,
         classifier_books,
         classifier_leave_one_book_out: leave_one_out,
-        distinct_1: distinct_n(&tokenized, 1),
-        distinct_2: distinct_n(&tokenized, 2),
-        top_opening_share: top_opening_share(&all),
-        cross_genre_jaccard: cross_genre / cross_genre_pairs.max(1) as f32,
-        cross_photo_jaccard: cross_photo / cross_photo_pairs.max(1) as f32,
-        mean_words: tokenized.iter().map(Vec::len).sum::<usize>() as f32 / total as f32,
+        real_passages: judges.real,
+        real_passage_count: judges.real_count,
+        scores,
+        baseline: baseline_scores,
         seconds: started.elapsed().as_secs_f32(),
-        samples,
+        samples: samples(&stories),
+        baseline_samples: if baseline.is_some() { samples(&baseline_stories) } else { Vec::new() },
     })
+}
+
+/// The prompt-only baseline: the bare language model the request's models name.
+fn baseline_writer(request: &StoryEvalRequest) -> Result<LmWriter, EvaluationError> {
+    let Some(path) = request.models.lm.as_deref().filter(|path| path.is_file()) else {
+        return Err(EvaluationError::NothingToEvaluate(
+            "the prompt-only baseline needs the pretrained language model\n\nhint: run `scripts/fetch-lm.sh`, or pass `--lm FILE` (or `--no-baseline`)".into(),
+        ));
+    };
+    let lm = PretrainedLm::load(path, &request.device)
+        .map_err(|error| EvaluationError::NothingToEvaluate(crate::util::error_chain(&error)))?;
+    Ok(LmWriter::baseline(lm, &request.device))
+}
+
+/// What every set of stories is scored against: the photos' references, the genre classifier and the
+/// fluency judges.
+struct Scoring<'a> {
+    references: Vec<Vec<String>>,
+    tfidf: TfIdf,
+    reference_vectors: Vec<HashMap<String, f32>>,
+    /// How many photos make the top 10%.
+    top: usize,
+    shuffled: Vec<usize>,
+    classifier: &'a GenreClassifier,
+    judges: &'a FluencyJudges,
+    seed: u64,
+}
+
+impl<'a> Scoring<'a> {
+    fn new(photos: &[TestPhoto], classifier: &'a GenreClassifier, judges: &'a FluencyJudges, seed: u64) -> Self {
+        let references: Vec<Vec<String>> =
+            photos.iter().map(|photo| content_words(&photo.references.join(" "))).collect();
+        let tfidf = TfIdf::fit(&references);
+        let reference_vectors = references.iter().map(|words| tfidf.vector(words)).collect();
+        let mut shuffled: Vec<usize> = (0..photos.len()).collect();
+        shuffled.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let top = (photos.len() as f32 * 0.1).ceil() as usize;
+        Scoring { references, tfidf, reference_vectors, top, shuffled, classifier, judges, seed }
+    }
+
+    /// The figures of `stories[photo][genre]`.
+    fn score(&self, stories: &[Vec<String>], genre_count: usize) -> StoryScores {
+        let photos = stories.len();
+        let story_words: Vec<Vec<Vec<String>>> =
+            stories.iter().map(|per_genre| per_genre.iter().map(|story| content_words(story)).collect()).collect();
+        let rank = |words: &[String], photo: usize| {
+            let vector = self.tfidf.vector(words);
+            let scores: Vec<f32> = self.reference_vectors.iter().map(|reference| cosine(&vector, reference)).collect();
+            rank_of(&scores, photo)
+        };
+        let (mut in_top, mut in_top_shuffled, mut rank_sum, mut no_shared) = (0usize, 0usize, 0usize, 0usize);
+        for (photo, per_genre) in story_words.iter().enumerate() {
+            let reference: HashSet<&String> = self.references[photo].iter().collect();
+            for words in per_genre {
+                let own = rank(words, photo);
+                rank_sum += own;
+                in_top += usize::from(own <= self.top);
+                in_top_shuffled += usize::from(rank(words, self.shuffled[photo]) <= self.top);
+                no_shared += usize::from(!words.iter().any(|word| reference.contains(word)));
+            }
+        }
+        let total = (photos * genre_count).max(1);
+
+        let (mut right, mut paired_right) = (0usize, 0usize);
+        for per_genre in &story_words {
+            let posteriors: Vec<Vec<f32>> =
+                per_genre.iter().map(|words| self.classifier.log_posterior(words)).collect();
+            for (genre, posterior) in posteriors.iter().enumerate() {
+                right += usize::from(argmax(posterior) == genre);
+                let scores: Vec<f32> = posteriors.iter().map(|posterior| posterior[genre]).collect();
+                paired_right += usize::from(argmax(&scores) == genre);
+            }
+        }
+
+        let all: Vec<&str> = stories.iter().flatten().map(String::as_str).collect();
+        let tokenized: Vec<Vec<String>> = all.iter().map(|story| all_words(story)).collect();
+        let (mut cross_genre, mut cross_genre_pairs) = (0.0f32, 0usize);
+        for per_genre in &story_words {
+            for a in 0..genre_count {
+                for b in a + 1..genre_count {
+                    cross_genre += jaccard(&per_genre[a], &per_genre[b]);
+                    cross_genre_pairs += 1;
+                }
+            }
+        }
+        let (mut cross_photo, mut cross_photo_pairs) = (0.0f32, 0usize);
+        for genre in 0..genre_count {
+            for photo in 0..photos {
+                let next = (photo + 1) % photos;
+                cross_photo += jaccard(&story_words[photo][genre], &story_words[next][genre]);
+                cross_photo_pairs += 1;
+            }
+        }
+        let fluency = self.judges.stories(&tokenized, self.seed);
+        let real = self.judges.real;
+        StoryScores {
+            relevance_top10: in_top as f32 / total as f32,
+            relevance_top10_shuffled: in_top_shuffled as f32 / total as f32,
+            relevance_mean_rank: rank_sum as f32 / total as f32,
+            stories_sharing_no_caption_word: no_shared as f32 / total as f32,
+            genre_accuracy: right as f32 / total as f32,
+            genre_paired_accuracy: paired_right as f32 / total as f32,
+            distinct_1: distinct_n(&tokenized, 1),
+            distinct_2: distinct_n(&tokenized, 2),
+            top_opening_share: top_opening_share(&all),
+            cross_genre_jaccard: cross_genre / cross_genre_pairs.max(1) as f32,
+            cross_photo_jaccard: cross_photo / cross_photo_pairs.max(1) as f32,
+            mean_words: tokenized.iter().map(Vec::len).sum::<usize>() as f32 / total as f32,
+            fluency_ratio: fluency.zip(real).map(|(own, real)| own.cross_entropy / real.cross_entropy),
+            word_order_ratio: fluency.zip(real).map(|(own, real)| own.word_order_gain() / real.word_order_gain()),
+            fluency,
+        }
+    }
+}
+
+/// Words of a held-out passage the judges score: about a story's length.
+const JUDGED_PASSAGE_WORDS: usize = 60;
+/// Real passages taken from each held-out book, evenly.
+const JUDGED_PASSAGES_PER_BOOK: usize = 50;
+
+/// One fluency judge per held-out book, each counted from the other held-out books, and the real
+/// passages of each book scored by the judge that did not count it.
+struct FluencyJudges {
+    judges: Vec<FluencyJudge>,
+    real: Option<Fluency>,
+    real_count: usize,
+}
+
+impl FluencyJudges {
+    fn of(books: &[HeldOutText], seed: u64) -> FluencyJudges {
+        if books.len() < 2 {
+            return FluencyJudges { judges: Vec::new(), real: None, real_count: 0 };
+        }
+        let words: Vec<Vec<String>> = books.iter().map(|book| all_words(&book.text)).collect();
+        let mut judges = Vec::with_capacity(books.len());
+        let (mut plain, mut mixed, mut count) = (0.0f64, 0.0f64, 0usize);
+        for left_out in 0..books.len() {
+            let counted: Vec<Vec<String>> = words
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| *index != left_out)
+                .flat_map(|(_, words)| words.chunks(JUDGED_PASSAGE_WORDS).map(<[String]>::to_vec))
+                .collect();
+            let judge = FluencyJudge::train(&counted);
+            let passages: Vec<Vec<String>> = words[left_out]
+                .chunks(JUDGED_PASSAGE_WORDS)
+                .filter(|chunk| chunk.len() == JUDGED_PASSAGE_WORDS)
+                .map(<[String]>::to_vec)
+                .collect();
+            let passages = crate::story::passages::evenly(&passages, JUDGED_PASSAGES_PER_BOOK);
+            if let Some(scores) = fluency(&judge, &passages, seed) {
+                plain += scores.cross_entropy * passages.len() as f64;
+                mixed += scores.shuffled_cross_entropy * passages.len() as f64;
+                count += passages.len();
+            }
+            judges.push(judge);
+        }
+        let real = (count > 0)
+            .then(|| Fluency { cross_entropy: plain / count as f64, shuffled_cross_entropy: mixed / count as f64 });
+        FluencyJudges { judges, real, real_count: count }
+    }
+
+    /// Every judge's mean score of `stories` (words of each), averaged over the judges.
+    fn stories(&self, stories: &[Vec<String>], seed: u64) -> Option<Fluency> {
+        let scored: Vec<Fluency> = self.judges.iter().filter_map(|judge| fluency(judge, stories, seed)).collect();
+        (!scored.is_empty()).then(|| Fluency {
+            cross_entropy: scored.iter().map(|f| f.cross_entropy).sum::<f64>() / scored.len() as f64,
+            shuffled_cross_entropy: scored.iter().map(|f| f.shuffled_cross_entropy).sum::<f64>() / scored.len() as f64,
+        })
+    }
 }
 
 /// The test-split photos of the annotation files that are on disk, in file order.
@@ -321,17 +484,21 @@ fn test_photos(
     Ok(photos)
 }
 
-/// Passages of the decoder's held-out books, labelled by genre (books in none or in several of the
-/// evaluated genres are left out: they would teach the classifier both).
-fn classifier_passages(request: &StoryEvalRequest) -> Result<Vec<Labelled>, EvaluationError> {
-    let (_, vocabulary, manifest) = load_decoder(&request.models.decoder, &request.device)?;
-    let books = decoder_held_out(
+/// The books the decoder did not train on (its manifest's held-out books, or `request.corpus`'s validation
+/// split), tokenized with the encoder's vocabulary, which is the decoder's (the generator checked it).
+fn held_out_books(request: &StoryEvalRequest, generator: &Generator) -> Result<Vec<HeldOutText>, EvaluationError> {
+    decoder_held_out(
         request.corpus.as_deref(),
         request.books_dir.as_deref(),
         &request.models.decoder,
-        &manifest,
-        &vocabulary,
-    )?;
+        generator.decoder.held_out(),
+        generator.encoder.vocabulary(),
+    )
+}
+
+/// Passages of the held-out books, labelled by genre (books in none or in several of the evaluated genres
+/// are left out: they would teach the classifier both).
+fn classifier_passages(request: &StoryEvalRequest, books: &[HeldOutText]) -> Vec<Labelled> {
     let mut examples = Vec::new();
     for (book_index, book) in books.iter().enumerate() {
         let genres: Vec<usize> = request
@@ -350,5 +517,5 @@ fn classifier_passages(request: &StoryEvalRequest) -> Result<Vec<Labelled>, Eval
             examples.push(Labelled { words: chunk.to_vec(), genre, book: book_index });
         }
     }
-    Ok(examples)
+    examples
 }

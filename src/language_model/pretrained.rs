@@ -51,12 +51,15 @@ impl PretrainedLm {
         let config = config_of(&file)?;
         let tokenizer = tokenizer_from_gguf(&file)?;
         let model = load_model(&file, &config, device)?;
-        let end_of_text = match file.metadata.get("tokenizer.ggml.eos_token_id") {
-            Some(value) => {
-                value.as_u64().ok_or_else(|| file.wrong_type("tokenizer.ggml.eos_token_id", "an id", value))? as u32
-            }
-            None => 0,
-        };
+        // Prose ends with `<|endoftext|>`; the chat end (`eos` of an instruct model) is the fallback.
+        let end_of_text =
+            match (tokenizer.token_to_id("<|endoftext|>"), file.metadata.get("tokenizer.ggml.eos_token_id")) {
+                (Some(id), _) => id,
+                (None, Some(value)) => {
+                    value.as_u64().ok_or_else(|| file.wrong_type("tokenizer.ggml.eos_token_id", "an id", value))? as u32
+                }
+                (None, None) => 0,
+            };
         let types = file.value_array("tokenizer.ggml.token_type").ok();
         let control_tokens = types
             .map(|types| {

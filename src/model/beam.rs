@@ -103,7 +103,8 @@ pub fn beam_search_all(scorer: &mut impl Scorer, settings: &BeamSettings) -> Vec
                     let is_end = word == settings.end;
                     let allowed = log_prob.is_finite()
                         && !settings.banned.contains(&word)
-                        && !(is_end && length < settings.min_words)
+                        // Before `min_words` only when the token cap leaves nothing else.
+                        && !(is_end && length < settings.min_words && hypothesis.words.len() < settings.max_words * 2)
                         && !(!is_end
                             && (length >= settings.max_words || hypothesis.words.len() >= settings.max_words * 2))
                         && !(!is_end && blocked.contains(&word))

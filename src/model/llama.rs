@@ -23,6 +23,8 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::lm_steering::BlockLora;
+
 #[derive(Config, Debug, PartialEq)]
 pub struct LlamaConfig {
     pub vocab_size: usize,
@@ -183,14 +185,26 @@ impl LanguageModel {
 
     /// `[batch, positions, width]` inputs after the positions in `cache` (if any; the cache then holds
     /// these positions too) into `[batch, positions, width]` final hidden states (after the last norm).
-    pub fn forward_embeddings(&self, inputs: Tensor<3>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+    pub fn forward_embeddings(&self, inputs: Tensor<3>, cache: Option<&mut KvCache>) -> Tensor<3> {
+        self.forward_adapted(inputs, cache, None)
+    }
+
+    /// [`forward_embeddings`](Self::forward_embeddings) with low-rank updates of each block's query and
+    /// value projections beside the frozen weights (training; decoding merges them into the weights).
+    pub fn forward_adapted(
+        &self,
+        inputs: Tensor<3>,
+        mut cache: Option<&mut KvCache>,
+        lora: Option<(&[BlockLora], f64)>,
+    ) -> Tensor<3> {
         let start = cache.as_ref().map_or(0, |cache| cache.len());
         let [_, positions, _] = inputs.dims();
         let (cos, sin) = self.rotation(start, positions, &inputs.device());
         let mut hidden = inputs;
         for (index, block) in self.blocks.iter().enumerate() {
             let past = cache.as_ref().and_then(|cache| cache.layers.get(index).cloned());
-            let (output, keys, values) = self.block_forward(block, hidden, &cos, &sin, past);
+            let adapter = lora.and_then(|(blocks, scale)| blocks.get(index).map(|block| (block, scale)));
+            let (output, keys, values) = self.block_forward(block, hidden, &cos, &sin, past, adapter);
             hidden = output;
             if let Some(cache) = cache.as_deref_mut() {
                 if index < cache.layers.len() {
@@ -244,15 +258,22 @@ impl LanguageModel {
         cos: &Tensor<2>,
         sin: &Tensor<2>,
         past: Option<(Tensor<4>, Tensor<4>)>,
+        lora: Option<(&BlockLora, f64)>,
     ) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
         let [batch, positions, width] = x.dims();
         let head_dim = self.head_dim();
         let normed = block.attention_norm.forward(x.clone());
         let heads =
             |projected: Tensor<3>, count: usize| projected.reshape([batch, positions, count, head_dim]).swap_dims(1, 2);
-        let query = rotate(heads(block.query.forward(normed.clone()), self.heads), cos, sin);
-        let mut keys = rotate(heads(block.key.forward(normed.clone()), self.kv_heads), cos, sin);
-        let mut values = heads(block.value.forward(normed), self.kv_heads);
+        let mut query = block.query.forward(normed.clone());
+        let mut value = block.value.forward(normed.clone());
+        if let Some((lora, scale)) = lora {
+            query = query + lora.query.forward(normed.clone(), scale);
+            value = value + lora.value.forward(normed.clone(), scale);
+        }
+        let query = rotate(heads(query, self.heads), cos, sin);
+        let mut keys = rotate(heads(block.key.forward(normed), self.kv_heads), cos, sin);
+        let mut values = heads(value, self.kv_heads);
         if let Some((past_keys, past_values)) = past {
             keys = Tensor::cat(vec![past_keys, keys], 2);
             values = Tensor::cat(vec![past_values, values], 2);

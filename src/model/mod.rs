@@ -11,6 +11,7 @@ pub mod cpu_tensor;
 pub mod gru;
 pub mod gru_kernel;
 pub mod llama;
+pub mod lm_steering;
 pub mod output_loss;
 pub mod sampling;
 pub mod skip_thought;

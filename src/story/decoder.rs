@@ -35,6 +35,10 @@ pub enum DecoderError {
         #[source]
         source: Cause,
     },
+    #[error(
+        "the story decoder `{decoder}` was trained on {expected}, but `{given}` has BLAKE3 {found}\n\nhint: fetch its base model with `scripts/fetch-lm.sh`, or pass it with `--lm`"
+    )]
+    BaseModel { decoder: PathBuf, expected: String, given: PathBuf, found: String },
 }
 
 /// `manifest.json` of a trained story decoder.

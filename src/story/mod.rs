@@ -5,4 +5,8 @@ pub mod bias;
 pub mod cleanup;
 pub mod decoder;
 pub mod generate;
+pub mod gru_writer;
+pub mod lm_decoder;
+pub mod lm_writer;
 pub mod passages;
+pub mod writer;

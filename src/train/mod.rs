@@ -8,6 +8,7 @@ pub mod captioner;
 pub mod data_parallel;
 pub mod decoder;
 pub mod encoder;
+pub mod lm_decoder;
 pub mod run;
 pub mod run_dir;
 pub mod trainer;

@@ -1,0 +1,153 @@
+//! A trained language-model story decoder folder (`[decoder] kind = "lm"`): what was trained on top of the
+//! frozen pretrained model, shared by its trainer ([`crate::train::lm_decoder`]) and everything that writes
+//! with it.
+//!
+//! The folder holds `steering.safetensors` (f16: the prefix mapper, genre tokens and LoRA factors, a few
+//! MB) and `manifest.json` ([`LmDecoderManifest`]), which names the base model by its BLAKE3 hash. The base
+//! model is never copied in: it is fetched (`scripts/fetch-lm.sh`) and checked against that hash at load.
+
+use std::path::{Path, PathBuf};
+
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::decoder::{ContextCentre, DecoderError, HeldOutBooks, MANIFEST_FILE};
+use crate::config::DecoderConfig;
+use crate::corpus::manifest::CreatedBy;
+use crate::language_model::PretrainedLm;
+use crate::model::lm_steering::{LmSteering, LmSteeringConfig, merge_lora};
+use crate::util::tensor_file::read_widened;
+use crate::util::{Cause, PathError};
+
+pub const STEERING_FILE: &str = "steering.safetensors";
+pub const LM_DECODER_FORMAT: &str = "storytool-lm-decoder";
+
+/// The base model a decoder was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseModel {
+    /// File name only (where it was is no business of the decoder's).
+    pub file: String,
+    pub blake3: String,
+}
+
+/// `manifest.json` of a trained language-model decoder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LmDecoderManifest {
+    pub format: String,
+    pub created_by: CreatedBy,
+    pub corpus: String,
+    pub encoder: String,
+    /// The encoder's vocabulary hash and vector size: the vectors it reads.
+    pub vocabulary_hash: String,
+    pub context_dim: usize,
+    pub base_model: BaseModel,
+    pub steering: SteeringShape,
+    pub steps: u64,
+    pub final_train_loss: Option<f32>,
+    pub final_valid_loss: Option<f32>,
+    #[serde(deserialize_with = "crate::config::section_with_lifted_schedule")]
+    pub config: DecoderConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_centre: Option<ContextCentre>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HeldOutBooks>,
+    /// Whether it was trained with keywords in its prompt.
+    pub keywords: bool,
+    /// The genres with tokens of their own, in order (empty: none).
+    #[serde(default)]
+    pub genres: Vec<String>,
+}
+
+/// The steering module's sizes (everything [`LmSteeringConfig`] needs beside the base model's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SteeringShape {
+    pub prefix_len: usize,
+    pub mapper_hidden: usize,
+    pub genre_tokens: usize,
+    pub lora_rank: usize,
+    pub lora_alpha: f64,
+}
+
+impl LmDecoderManifest {
+    pub fn steering_config(&self, lm: &PretrainedLm) -> LmSteeringConfig {
+        let shape = &self.steering;
+        LmSteeringConfig::new(
+            self.context_dim,
+            lm.config.width,
+            lm.config.blocks,
+            lm.config.kv_heads * lm.config.head_dim(),
+        )
+        .with_prefix_len(shape.prefix_len)
+        .with_mapper_hidden(shape.mapper_hidden)
+        .with_genres(self.genres.len())
+        .with_genre_tokens(shape.genre_tokens)
+        .with_lora_rank(shape.lora_rank)
+        .with_lora_alpha(shape.lora_alpha)
+    }
+}
+
+/// The prompt text before a passage: its keywords, or nothing. Training and generation share it.
+pub fn keyword_prompt(keywords: &[String]) -> String {
+    if keywords.is_empty() { String::new() } else { format!("Keywords: {}.\n\n", keywords.join(", ")) }
+}
+
+/// Reads a decoder folder's manifest, if it is a language-model decoder's (`None` for a GRU decoder).
+pub fn read_lm_manifest(dir: &Path) -> Result<Option<LmDecoderManifest>, DecoderError> {
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| PathError::new("read", &path, e))?;
+    let invalid = |source: Cause| DecoderError::Invalid { path: dir.to_path_buf(), source };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.into()))?;
+    if value.get("format").and_then(|format| format.as_str()) != Some(LM_DECODER_FORMAT) {
+        return Ok(None);
+    }
+    serde_json::from_value(value).map(Some).map_err(|e| invalid(e.into()))
+}
+
+/// A language-model decoder ready to write: the base model from `lm_path` (refused unless it is the one the
+/// decoder was trained on) with the LoRA update merged into its weights, the steering module, the manifest.
+pub struct LoadedLmDecoder {
+    pub lm: PretrainedLm,
+    pub steering: LmSteering,
+    pub manifest: LmDecoderManifest,
+}
+
+pub fn load_lm_decoder(dir: &Path, lm_path: &Path, device: &Device) -> Result<LoadedLmDecoder, DecoderError> {
+    let invalid = |source: Cause| DecoderError::Invalid { path: dir.to_path_buf(), source };
+    let Some(manifest) = read_lm_manifest(dir)? else {
+        return Err(invalid(Cause::from(format!("it is not a `{LM_DECODER_FORMAT}` folder"))));
+    };
+    let mut lm = PretrainedLm::load(lm_path, device).map_err(|e| invalid(e.into()))?;
+    if lm.hash != manifest.base_model.blake3 {
+        return Err(DecoderError::BaseModel {
+            decoder: dir.to_path_buf(),
+            expected: format!("{} (BLAKE3 {})", manifest.base_model.file, manifest.base_model.blake3),
+            given: lm_path.to_path_buf(),
+            found: lm.hash.clone(),
+        });
+    }
+    let mut steering = manifest.steering_config(&lm).init(device);
+    let weights = read_widened(&dir.join(STEERING_FILE)).map_err(|e| invalid(e.into()))?;
+    let mut store = SafetensorsStore::from_bytes(Some(weights));
+    steering.load_from(&mut store).map_err(|e| invalid(e.into()))?;
+    lm.model = merge_lora(lm.model, &steering);
+    Ok(LoadedLmDecoder { lm, steering, manifest })
+}
+
+impl std::fmt::Debug for LoadedLmDecoder {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("LoadedLmDecoder").field("lm", &self.lm).field("steps", &self.manifest.steps).finish()
+    }
+}
+
+/// Where the base model is by default: `$STORYTOOL_LM_WEIGHTS`, else the file `scripts/fetch-lm.sh` puts
+/// in the user's cache.
+pub fn default_lm_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("STORYTOOL_LM_WEIGHTS") {
+        return Some(PathBuf::from(path));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(cache.join("storytool").join("SmolLM2-135M-Instruct.Q4_1.gguf"))
+}

@@ -1,0 +1,421 @@
+//! The language-model story decoder (`[decoder] kind = "lm"`) behind the writer seam, and the prompt-only
+//! baseline that `evaluate story` measures it against.
+//!
+//! The trained decoder reads `[prefix from the vector][genre tokens][keyword prompt]` and writes the passage
+//! that follows; the baseline is the bare model asked, as a chat, for the opening of a story in the genre
+//! about the keywords: what a "caption + LLM" app does, with no vector and no training. Either way the
+//! story is searched for with the shared strategies (beam search through [`Scorer`], or nucleus sampling),
+//! with the rules a story needs on a model that writes any text: no control tokens, markup or digits'
+//! stand-ins of chat formats (`<`, `*`, `#`, `|`, ...), the end allowed only after `min_words`, a line break
+//! or end-of-text taken as the end, each content word used again costing `repetition_penalty`, and the text
+//! cut after its last full sentence.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::decoder::{ContextCentre, DecoderError};
+use super::generate::StoryOptions;
+use super::lm_decoder::{LmDecoderManifest, keyword_prompt, load_lm_decoder};
+use super::writer::Written;
+use crate::config::Strategy;
+use crate::language_model::PretrainedLm;
+use crate::model::beam::{BeamSettings, Scorer, beam_search};
+use crate::model::llama::{KvCache, LanguageModel};
+use crate::model::lm_steering::LmSteering;
+use crate::model::sampling::{SamplingSettings, sample};
+use crate::text::content::is_content_word;
+use crate::util::cancel::{CancelFlag, Interrupted};
+
+/// Characters of markup and chat formats that never belong in a story.
+const MARKUP: &[char] = &['<', '>', '*', '#', '_', '[', ']', '{', '}', '|', '\\', '`', '~', '^', '=', '@', '$', '%'];
+
+/// What the search needs to know of each token of the model's vocabulary.
+#[derive(Debug)]
+pub struct TokenFacts {
+    /// Ends the story: control tokens and anything holding a line break.
+    ends: Vec<bool>,
+    /// Never written: markup.
+    banned: Vec<bool>,
+    /// Does not start a word (continues one, or is punctuation): does not count toward a story's length.
+    non_word: Vec<bool>,
+    /// Starts a content word: what the repetition penalty counts.
+    content: Vec<bool>,
+}
+
+impl TokenFacts {
+    pub fn of(lm: &PretrainedLm) -> TokenFacts {
+        let size = lm.config.vocab_size;
+        let mut facts = TokenFacts {
+            ends: vec![false; size],
+            banned: vec![false; size],
+            non_word: vec![true; size],
+            content: vec![false; size],
+        };
+        for id in 0..size {
+            let text = lm.tokenizer.decode(&[id as u32], false).unwrap_or_default();
+            if lm.control_tokens.contains(&(id as u32)) || text.contains('\n') {
+                facts.ends[id] = true;
+                continue;
+            }
+            if text.is_empty() || text.contains(MARKUP) || text.chars().any(|c| c.is_control()) {
+                facts.banned[id] = true;
+                continue;
+            }
+            let word = text.strip_prefix(' ').unwrap_or(&text);
+            let starts_word = text.starts_with(' ') && word.chars().next().is_some_and(char::is_alphanumeric);
+            facts.non_word[id] = !starts_word;
+            facts.content[id] = starts_word && is_content_word(&word.to_lowercase());
+        }
+        facts
+    }
+
+    /// Adjusts one row of log-probabilities: the end token takes the mass of every ending token, the
+    /// others and markup are forbidden, and content words written before lose `repetition` per use.
+    fn adjust(&self, row: &mut [f32], end: u32, written: &[u32], repetition: f32) {
+        let mut end_mass = f32::NEG_INFINITY;
+        for (id, value) in row.iter_mut().enumerate() {
+            if self.ends[id] {
+                end_mass = log_add(end_mass, *value);
+                *value = f32::NEG_INFINITY;
+            } else if self.banned[id] {
+                *value = f32::NEG_INFINITY;
+            }
+        }
+        row[end as usize] = end_mass;
+        if repetition > 0.0 {
+            for &id in written {
+                row[id as usize] -= repetition;
+            }
+        }
+    }
+}
+
+fn log_add(a: f32, b: f32) -> f32 {
+    if a == f32::NEG_INFINITY {
+        return b;
+    }
+    let high = a.max(b);
+    high + ((a - high).exp() + (b - high).exp()).ln()
+}
+
+/// A pretrained model that writes stories: steered by a trained decoder, or prompted (the baseline).
+pub struct LmWriter {
+    pub lm: PretrainedLm,
+    /// The trained steering and its manifest; `None` for the prompt-only baseline.
+    pub trained: Option<(LmSteering, LmDecoderManifest)>,
+    facts: TokenFacts,
+    device: Device,
+}
+
+impl std::fmt::Debug for LmWriter {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("LmWriter").field("lm", &self.lm).field("trained", &self.trained.is_some()).finish()
+    }
+}
+
+impl LmWriter {
+    pub fn load(dir: &Path, lm_path: &Path, device: &Device) -> Result<LmWriter, DecoderError> {
+        let loaded = load_lm_decoder(dir, lm_path, device)?;
+        let facts = TokenFacts::of(&loaded.lm);
+        Ok(LmWriter { lm: loaded.lm, trained: Some((loaded.steering, loaded.manifest)), facts, device: device.clone() })
+    }
+
+    /// The bare pretrained model, prompted with the genre and keywords as text.
+    pub fn baseline(lm: PretrainedLm, device: &Device) -> LmWriter {
+        let facts = TokenFacts::of(&lm);
+        LmWriter { lm, trained: None, facts, device: device.clone() }
+    }
+
+    pub fn vocabulary_hash(&self) -> &str {
+        self.trained.as_ref().map_or("", |(_, manifest)| &manifest.vocabulary_hash)
+    }
+
+    pub fn context_dim(&self) -> usize {
+        self.trained.as_ref().map_or(0, |(_, manifest)| manifest.context_dim)
+    }
+
+    pub fn context_centre(&self) -> Option<&ContextCentre> {
+        self.trained.as_ref().and_then(|(_, manifest)| manifest.context_centre.as_ref())
+    }
+
+    /// The input vectors of the story's start: prefix and genre tokens (trained), then the prompt's tokens.
+    fn start_inputs(&self, vector: Option<Vec<f32>>, keywords: &[String], genre: &str) -> Tensor<3> {
+        let model = &self.lm.model;
+        let (prefix, prompt) = match (&self.trained, vector) {
+            (Some((steering, manifest)), Some(vector)) => {
+                let genre = manifest.genres.iter().position(|name| name == genre);
+                let dim = vector.len();
+                let vector = Tensor::<2>::from_data(TensorData::new(vector, [1, dim]), &self.device);
+                (Some(steering.prefix(vector, &[genre])), keyword_prompt(keywords))
+            }
+            _ => (None, baseline_prompt(genre, keywords)),
+        };
+        // A prompt is a few keywords; it is still cut to fit the context with room for the story.
+        let room = self.lm.config.context_length.saturating_sub(512).max(16);
+        let mut ids: Vec<i64> = self
+            .lm
+            .tokenizer
+            .encode(prompt.as_str(), false)
+            .map(|encoding| encoding.get_ids().iter().map(|&id| i64::from(id)).collect())
+            .unwrap_or_default();
+        ids.truncate(room);
+        let embedded = (!ids.is_empty()).then(|| {
+            let len = ids.len();
+            model.embed(Tensor::<2, Int>::from_data(TensorData::new(ids, [1, len]), &self.device))
+        });
+        match (prefix, embedded) {
+            (Some(prefix), Some(embedded)) => Tensor::cat(vec![prefix, embedded], 1),
+            (Some(prefix), None) => prefix,
+            (None, Some(embedded)) => embedded,
+            (None, None) => model.embed(Tensor::<2, Int>::from_data(
+                TensorData::new(vec![i64::from(self.lm.end_of_text)], [1, 1]),
+                &self.device,
+            )),
+        }
+    }
+
+    /// A story from `vector` (ignored by the baseline) and the captions' content words.
+    pub fn write(
+        &self,
+        vector: Option<Vec<f32>>,
+        caption_words: &[Vec<String>],
+        options: &StoryOptions,
+        cancel: &CancelFlag,
+    ) -> Result<Written, Interrupted> {
+        let keywords = commonest_words(caption_words, options.keywords);
+        let inputs = self.start_inputs(vector, &keywords, &options.genre);
+        let mut cache = KvCache::new();
+        let hidden = self.lm.model.forward_embeddings(inputs, Some(&mut cache));
+        let positions = hidden.dims()[1];
+        let first = log_probs(self.lm.model.logits(hidden.narrow(1, positions - 1, 1)));
+        let first = first.into_iter().next().unwrap_or_default();
+        let end = self.lm.end_of_text;
+        let (tokens, beam) = match options.strategy {
+            Strategy::Sample => (self.sample(cache, first, options, cancel)?, 1),
+            Strategy::Beam => {
+                let mut scorer = LmScorer {
+                    model: &self.lm.model,
+                    cache,
+                    first: Some(first),
+                    facts: &self.facts,
+                    end,
+                    repetition: options.repetition_penalty,
+                    written: vec![Vec::new()],
+                    device: self.device.clone(),
+                };
+                let settings = BeamSettings {
+                    beam: options.beam,
+                    max_words: options.max_words,
+                    min_words: options.min_words,
+                    // Counted in tokens, of which a word has one or two: twice the words' n.
+                    no_repeat_ngram: options.no_repeat_ngram * 2,
+                    length_penalty: options.length_penalty,
+                    end,
+                    banned: Vec::new(),
+                    non_word: self.facts.non_word.clone(),
+                    temperature: options.temperature,
+                    seed: options.seed,
+                    no_immediate_repeat: false,
+                    cancel: Some(cancel.clone()),
+                };
+                let found = beam_search(&mut scorer, &settings);
+                cancel.check()?;
+                (found.map(|finished| finished.words).unwrap_or_default(), options.beam)
+            }
+        };
+        let text = self.lm.tokenizer.decode(&tokens, false).unwrap_or_default();
+        Ok(Written { story: finish_story(&text, options.min_words), beam, keywords })
+    }
+
+    /// Nucleus sampling, a token at a time, until the end or `max_words`.
+    fn sample(
+        &self,
+        mut cache: KvCache,
+        first: Vec<f32>,
+        options: &StoryOptions,
+        cancel: &CancelFlag,
+    ) -> Result<Vec<u32>, Interrupted> {
+        let settings = SamplingSettings { temperature: options.temperature, top_p: options.top_p };
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+        let end = self.lm.end_of_text;
+        let (mut tokens, mut written, mut words) = (Vec::new(), Vec::new(), 0usize);
+        let mut row = first;
+        while words < options.max_words && tokens.len() < options.max_words * 3 {
+            cancel.check()?;
+            self.facts.adjust(&mut row, end, &written, options.repetition_penalty);
+            if words < options.min_words {
+                row[end as usize] = f32::NEG_INFINITY;
+            }
+            let Some(token) = sample(&row, settings, &mut rng) else { break };
+            if token == end {
+                break;
+            }
+            tokens.push(token);
+            if !self.facts.non_word[token as usize] {
+                words += 1;
+            }
+            if self.facts.content[token as usize] {
+                written.push(token);
+            }
+            let input = Tensor::<2, Int>::from_data(TensorData::new(vec![i64::from(token)], [1, 1]), &self.device);
+            row = log_probs(self.lm.model.forward(input, Some(&mut cache))).into_iter().next().unwrap_or_default();
+        }
+        Ok(tokens)
+    }
+}
+
+/// The chat prompt of the baseline: the instruction a caption-to-story app would send.
+pub fn baseline_prompt(genre: &str, keywords: &[String]) -> String {
+    let about = if keywords.is_empty() { String::new() } else { format!(" about {}", keywords.join(", ")) };
+    format!(
+        "<|im_start|>user\nWrite the opening paragraph of a {genre} story{about}.<|im_end|>\n<|im_start|>assistant\n"
+    )
+}
+
+/// `[rows, 1, vocab]` logits as rows of log-probabilities.
+fn log_probs(logits: Tensor<3>) -> Vec<Vec<f32>> {
+    let [rows, _, vocab] = logits.dims();
+    let values: Vec<f32> =
+        log_softmax(logits.reshape([rows, vocab]), 1).into_data().try_to_vec::<f32>().unwrap_or_default();
+    values.chunks(vocab.max(1)).map(<[f32]>::to_vec).collect()
+}
+
+/// The `limit` words found in the most captions (each caption counts a word once), ties by spelling.
+pub fn commonest_words(captions: &[Vec<String>], limit: usize) -> Vec<String> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for caption in captions {
+        let mut seen: Vec<&str> = Vec::new();
+        for word in caption {
+            if !seen.contains(&word.as_str()) {
+                seen.push(word);
+                *counts.entry(word).or_default() += 1;
+            }
+        }
+    }
+    let mut words: Vec<(&str, usize)> = counts.into_iter().collect();
+    words.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    words.into_iter().take(limit).map(|(word, _)| word.to_string()).collect()
+}
+
+/// The decoded text as a story: whitespace collapsed, cut after its last full sentence when that keeps
+/// `min_words`, the first letter capitalised.
+pub fn finish_story(text: &str, min_words: usize) -> String {
+    let mut story = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let ends: Vec<usize> = story
+        .char_indices()
+        .filter(|&(at, c)| {
+            matches!(c, '.' | '!' | '?')
+                && story[at + 1..]
+                    .chars()
+                    .next()
+                    .is_none_or(|next| next == ' ' || next == '"' || next == '\'' || next == '\u{201d}')
+        })
+        .map(|(at, _)| at)
+        .collect();
+    if let Some(&last) = ends.last() {
+        let mut cut = last + 1;
+        // A closing quote belongs to its sentence.
+        if let Some(quote) = story[cut..].chars().next().filter(|c| matches!(c, '"' | '\'' | '\u{201d}')) {
+            cut += quote.len_utf8();
+        }
+        if story[..cut].split_whitespace().count() >= min_words {
+            story.truncate(cut);
+        }
+    }
+    let mut chars = story.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => story,
+    }
+}
+
+/// The language model behind beam search: hypotheses' keys and values follow their parents.
+struct LmScorer<'a> {
+    model: &'a LanguageModel,
+    cache: KvCache,
+    first: Option<Vec<f32>>,
+    facts: &'a TokenFacts,
+    end: u32,
+    repetition: f32,
+    /// Per live hypothesis: the content-word tokens it has written.
+    written: Vec<Vec<u32>>,
+    device: Device,
+}
+
+impl Scorer for LmScorer<'_> {
+    fn next(&mut self, parents: &[usize], last_words: Option<&[u32]>) -> Vec<Vec<f32>> {
+        self.written = parents
+            .iter()
+            .enumerate()
+            .map(|(row, &parent)| {
+                let mut written = self.written.get(parent).cloned().unwrap_or_default();
+                if let Some(&token) = last_words.and_then(|words| words.get(row))
+                    && self.facts.content.get(token as usize).copied().unwrap_or(false)
+                {
+                    written.push(token);
+                }
+                written
+            })
+            .collect();
+        let mut rows = match (last_words, self.first.take()) {
+            (None, Some(first)) => vec![first],
+            (last, first) => {
+                let _ = first;
+                let last = last.unwrap_or(&[]);
+                self.cache = self.cache.select_rows(parents);
+                let ids: Vec<i64> = last.iter().map(|&token| i64::from(token)).collect();
+                let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [last.len(), 1]), &self.device);
+                log_probs(self.model.forward(input, Some(&mut self.cache)))
+            }
+        };
+        for (row, written) in rows.iter_mut().zip(&self.written) {
+            self.facts.adjust(row, self.end, written, self.repetition);
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stories_end_after_their_last_full_sentence() {
+        let text = "  the door  opened. \"Who is there?\" she asked, and the wind";
+        assert_eq!(finish_story(text, 3), "The door opened. \"Who is there?\"");
+        // Too few words before the last sentence end: kept whole.
+        assert_eq!(finish_story("It rained. And then", 5), "It rained. And then");
+        assert_eq!(finish_story("Mr. Holmes was 3.5 feet away. Then", 2), "Mr. Holmes was 3.5 feet away.");
+    }
+
+    #[test]
+    fn keywords_are_the_words_of_the_most_captions() {
+        let captions = vec![
+            vec!["cat".to_string(), "pool".into(), "cat".into()],
+            vec!["cat".to_string(), "boy".into()],
+            vec!["boy".to_string(), "ball".into()],
+        ];
+        assert_eq!(commonest_words(&captions, 3), vec!["boy", "cat", "ball"]);
+    }
+
+    #[test]
+    fn the_end_takes_the_mass_of_every_ending_token() {
+        let facts = TokenFacts {
+            ends: vec![true, true, false, false],
+            banned: vec![false, false, true, false],
+            non_word: vec![true; 4],
+            content: vec![false, false, false, true],
+        };
+        let mut row = vec![0.25f32.ln(), 0.25f32.ln(), 0.25f32.ln(), 0.25f32.ln()];
+        facts.adjust(&mut row, 0, &[3, 3], 1.0);
+        assert!((row[0] - 0.5f32.ln()).abs() < 1e-6);
+        assert_eq!(row[1], f32::NEG_INFINITY);
+        assert_eq!(row[2], f32::NEG_INFINITY);
+        assert!((row[3] - (0.25f32.ln() - 2.0)).abs() < 1e-6);
+    }
+}
