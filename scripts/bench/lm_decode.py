@@ -18,7 +18,9 @@ separately and reported as tokens/s.
 Each peer runs in its own process, the two alternating ROUNDS times; the script prints the median tokens/s
 of each phase and the ratio storytool/llama.cpp. Run it on an idle machine: llama.cpp's threads (as many as
 the cores here) wait for each other by spinning, so another busy process slows it far more than its share
-(0.7 decode tokens/s beside a build, against hundreds idle); the script warns when the load average is high.
+(1-10 decode tokens/s beside a build, against 90 alone); the script warns when the load average is high. On
+a busy machine, `chrt -r 1 python3 scripts/bench/lm_decode.py ...` (root; both peers inherit the real-time
+class) comes close to an idle one.
 
     python3 scripts/bench/lm_decode.py [--binary PATH] [--model GGUF] [--tokens 128] [--rounds 3]
         [--prompt TEXT] [--threads 2] [--json FILE] [--llama-only]

@@ -43,6 +43,11 @@ pub struct EvaluateDecoderArgs {
     #[arg(long)]
     json: bool,
 
+    /// A story decoder folder to use instead of the model folder's `decoder/` (e.g.
+    /// `checkpoints/demo/decoder-lm`, the language-model decoder)
+    #[arg(long, value_name = "DIR")]
+    decoder: Option<PathBuf>,
+
     /// The pretrained language model of an `lm` decoder (default: $STORYTOOL_LM_WEIGHTS, then the file
     /// scripts/fetch-lm.sh fetches)
     #[arg(long, value_name = "GGUF")]
@@ -91,6 +96,11 @@ pub struct EvaluateStoryArgs {
     #[arg(long, default_value_t = 7)]
     seed: u64,
 
+    /// A story decoder folder to use instead of the model folder's `decoder/` (e.g.
+    /// `checkpoints/demo/decoder-lm`, the language-model decoder)
+    #[arg(long, value_name = "DIR")]
+    decoder: Option<PathBuf>,
+
     /// The pretrained language model of an `lm` decoder and of the prompt-only baseline (default:
     /// $STORYTOOL_LM_WEIGHTS, then the file scripts/fetch-lm.sh fetches)
     #[arg(long, value_name = "GGUF")]
@@ -112,12 +122,12 @@ pub struct EvaluateStoryArgs {
 }
 
 pub fn evaluate_decoder_cli(args: EvaluateDecoderArgs) -> anyhow::Result<()> {
-    let decoder_dir = args.models.join("decoder");
+    let decoder_dir = args.decoder.clone().unwrap_or_else(|| args.models.join("decoder"));
     if read_lm_manifest(&decoder_dir)?.is_some() {
         return evaluate_lm_decoder_cli(args);
     }
     let request = DecoderEvalRequest {
-        decoder_dir: args.models.join("decoder"),
+        decoder_dir: decoder_dir.clone(),
         encoder_dir: args.models.join("encoder"),
         corpus: args.corpus,
         books_dir: args.books,
@@ -141,7 +151,7 @@ fn evaluate_lm_decoder_cli(args: EvaluateDecoderArgs) -> anyhow::Result<()> {
         anyhow::bail!("no language model given\n\nhint: run `scripts/fetch-lm.sh`, or pass `--lm FILE`");
     };
     let request = LmDecoderEvalRequest {
-        decoder_dir: args.models.join("decoder"),
+        decoder_dir: args.decoder.clone().unwrap_or_else(|| args.models.join("decoder")),
         encoder_dir: args.models.join("encoder"),
         lm_path,
         corpus: args.corpus,
@@ -206,6 +216,9 @@ pub fn evaluate_story_cli(args: EvaluateStoryArgs) -> anyhow::Result<()> {
     models.captioner = args.captioner.clone();
     if let Some(lm) = &args.lm {
         models.lm = Some(lm.clone());
+    }
+    if let Some(decoder) = &args.decoder {
+        models.decoder = decoder.clone();
     }
     let photo_sets: Vec<(DatasetKind, PathBuf, PathBuf)> = config
         .pipeline

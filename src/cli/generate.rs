@@ -37,6 +37,11 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "text")]
     captioner: Option<PathBuf>,
 
+    /// A story decoder folder to use instead of the model folder's `decoder/` (e.g.
+    /// `checkpoints/demo/decoder-lm`, the language-model decoder)
+    #[arg(long, value_name = "DIR")]
+    decoder: Option<PathBuf>,
+
     /// The pretrained language model a `kind = "lm"` decoder steers (default: $STORYTOOL_LM_WEIGHTS, then
     /// the file scripts/fetch-lm.sh fetches)
     #[arg(long, value_name = "GGUF")]
@@ -108,6 +113,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     paths.captioner = args.captioner.clone();
     if let Some(lm) = &args.lm {
         paths.lm = Some(lm.clone());
+    }
+    if let Some(decoder) = &args.decoder {
+        paths.decoder = decoder.clone();
     }
     let device = args.device.one(Some(&config), "generate")?;
     let generator = Generator::load(&paths, args.image.is_some(), &device)

@@ -31,6 +31,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
 
+    /// A story decoder folder to use instead of the model folder's `decoder/` (e.g.
+    /// `checkpoints/demo/decoder-lm`, the language-model decoder)
+    #[arg(long, value_name = "DIR")]
+    decoder: Option<PathBuf>,
+
     /// The pretrained language model a `kind = "lm"` decoder steers (default: $STORYTOOL_LM_WEIGHTS, then
     /// the file scripts/fetch-lm.sh fetches)
     #[arg(long, value_name = "GGUF")]
@@ -100,6 +105,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     paths.captioner = args.captioner.clone();
     if let Some(lm) = &args.lm {
         paths.lm = Some(lm.clone());
+    }
+    if let Some(decoder) = &args.decoder {
+        paths.decoder = decoder.clone();
     }
     let device = args.device.one(Some(&config), "serve")?;
     let generator = Generator::load(&paths, true, &device)

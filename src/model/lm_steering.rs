@@ -130,6 +130,12 @@ impl LmSteering {
     /// The input vectors before the prompt: `[rows, prefix_len (+ genre_tokens), width]` for vectors
     /// `[rows, context_dim]` and each row's genre (`None`: no genre; ignored without genre tokens).
     pub fn prefix(&self, vectors: Tensor<2>, genres: &[Option<usize>]) -> Tensor<3> {
+        self.prefix_with_strength(vectors, genres, 1.0)
+    }
+
+    /// [`prefix`](Self::prefix) with each genre's tokens moved `strength` times their offset from the
+    /// tokens of no genre (1: as trained; above 1 pushes the genre harder, as `generate.genre_strength`).
+    pub fn prefix_with_strength(&self, vectors: Tensor<2>, genres: &[Option<usize>], strength: f32) -> Tensor<3> {
         let [rows, _] = vectors.dims();
         let hidden = tanh(self.mapper_in.forward(vectors));
         let prefix = self.mapper_out.forward(hidden);
@@ -146,7 +152,16 @@ impl LmSteering {
             .collect();
         let device = prefix.device();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [rows, self.genre_tokens]), &device);
-        Tensor::cat(vec![prefix, genre.forward(ids)], 1)
+        let mut tokens = genre.forward(ids);
+        if strength != 1.0 {
+            let none: Vec<i64> = (0..rows)
+                .flat_map(|_| (0..self.genre_tokens).map(|token| (self.genres * self.genre_tokens + token) as i64))
+                .collect();
+            let none =
+                genre.forward(Tensor::<2, Int>::from_data(TensorData::new(none, [rows, self.genre_tokens]), &device));
+            tokens = none.clone() + (tokens - none) * strength;
+        }
+        Tensor::cat(vec![prefix, tokens], 1)
     }
 
     /// Input vectors the prefix adds before the prompt.

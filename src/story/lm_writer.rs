@@ -144,14 +144,16 @@ impl LmWriter {
     }
 
     /// The input vectors of the story's start: prefix and genre tokens (trained), then the prompt's tokens.
-    fn start_inputs(&self, vector: Option<Vec<f32>>, keywords: &[String], genre: &str) -> Tensor<3> {
+    fn start_inputs(&self, vector: Option<Vec<f32>>, keywords: &[String], options: &StoryOptions) -> Tensor<3> {
+        let genre = options.genre.as_str();
         let model = &self.lm.model;
         let (prefix, prompt) = match (&self.trained, vector) {
             (Some((steering, manifest)), Some(vector)) => {
                 let genre = manifest.genres.iter().position(|name| name == genre);
                 let dim = vector.len();
                 let vector = Tensor::<2>::from_data(TensorData::new(vector, [1, dim]), &self.device);
-                (Some(steering.prefix(vector, &[genre])), keyword_prompt(keywords))
+                let prefix = steering.prefix_with_strength(vector, &[genre], options.genre_strength);
+                (Some(prefix), keyword_prompt(keywords))
             }
             _ => (None, baseline_prompt(genre, keywords)),
         };
@@ -188,7 +190,7 @@ impl LmWriter {
         cancel: &CancelFlag,
     ) -> Result<Written, Interrupted> {
         let keywords = commonest_words(caption_words, options.keywords);
-        let inputs = self.start_inputs(vector, &keywords, &options.genre);
+        let inputs = self.start_inputs(vector, &keywords, options);
         let mut cache = KvCache::new();
         let hidden = self.lm.model.forward_embeddings(inputs, Some(&mut cache));
         let positions = hidden.dims()[1];
