@@ -25,12 +25,25 @@ const DISCOUNT: f64 = 0.75;
 const UNKNOWN: u32 = 0;
 const START: u32 = 1;
 
+/// Bits of a word id in a packed n-gram key: a vocabulary of up to 16 M words.
+const ID_BITS: u32 = 24;
+
+/// An n-gram of up to [`ORDER`] ids packed into one integer, with its length in the top bits (an n-gram
+/// held as a `Vec` costs a heap allocation and about 60 bytes more per entry).
+fn key(ids: &[u32]) -> u128 {
+    let mut packed = (ids.len() as u128) << (ID_BITS * ORDER as u32);
+    for (at, &id) in ids.iter().enumerate() {
+        packed |= u128::from(id & ((1 << ID_BITS) - 1)) << (ID_BITS * at as u32);
+    }
+    packed
+}
+
 /// Counts of one order: per n-gram its (continuation) count; per context its total and how many words
 /// followed it.
 #[derive(Debug, Default)]
 struct OrderCounts {
-    grams: HashMap<Vec<u32>, u32>,
-    contexts: HashMap<Vec<u32>, (u32, u32)>,
+    grams: HashMap<u128, u32>,
+    contexts: HashMap<u128, (u32, u32)>,
 }
 
 #[derive(Debug)]
@@ -87,20 +100,18 @@ impl FluencyJudge {
         grams_by_order.push(highest);
         for (order, grams) in grams_by_order.into_iter().enumerate() {
             let counts = &mut judge.orders[order];
-            for (gram, &count) in &grams {
-                let context = counts.contexts.entry(gram[..gram.len() - 1].to_vec()).or_default();
+            counts.grams.reserve(grams.len());
+            for (gram, count) in grams {
+                let context = counts.contexts.entry(key(&gram[..gram.len() - 1])).or_default();
                 context.0 += count;
                 context.1 += 1;
+                if order == 0 && gram[0] != UNKNOWN {
+                    // The unknown word has its own share; the known words divide the rest.
+                    judge.unigram_total += f64::from(count);
+                }
+                counts.grams.insert(key(&gram), count);
             }
-            counts.grams = grams;
         }
-        // The unknown word has its own share; the known words divide the rest.
-        judge.unigram_total = judge.orders[0]
-            .grams
-            .iter()
-            .filter(|(gram, _)| gram[0] != UNKNOWN)
-            .map(|(_, &count)| f64::from(count))
-            .sum();
         judge
     }
 
@@ -113,18 +124,19 @@ impl FluencyJudge {
     /// `P(word | context)` by interpolated Kneser-Ney, recursing to shorter contexts.
     fn probability(&self, context: &[u32], word: u32) -> f64 {
         if context.is_empty() {
-            let continuation = self.orders[0].grams.get(&vec![word]).copied().unwrap_or(0);
+            let continuation = self.orders[0].grams.get(&key(&[word])).copied().unwrap_or(0);
             let seen = f64::from(continuation) / self.unigram_total.max(1.0);
             return if word == UNKNOWN { self.unknown_share } else { (1.0 - self.unknown_share) * seen.max(1e-9) };
         }
         let lower = self.probability(&context[1..], word);
         let counts = &self.orders[context.len()];
-        let Some(&(total, followers)) = counts.contexts.get(context) else {
+        let Some(&(total, followers)) = counts.contexts.get(&key(context)) else {
             return lower;
         };
-        let mut gram = context.to_vec();
-        gram.push(word);
-        let count = counts.grams.get(&gram).copied().unwrap_or(0);
+        let mut gram = [0u32; ORDER];
+        gram[..context.len()].copy_from_slice(context);
+        gram[context.len()] = word;
+        let count = counts.grams.get(&key(&gram[..=context.len()])).copied().unwrap_or(0);
         let total = f64::from(total);
         (f64::from(count) - DISCOUNT).max(0.0) / total + DISCOUNT * f64::from(followers) / total * lower
     }

@@ -404,9 +404,13 @@ impl<'a> Scoring<'a> {
 const JUDGED_PASSAGE_WORDS: usize = 60;
 /// Real passages taken from each held-out book, evenly.
 const JUDGED_PASSAGES_PER_BOOK: usize = 50;
+/// Judges (folds of the held-out books), and the words each counts at most (taken evenly from its books):
+/// 24 books counted whole by 24 judges would hold tens of gigabytes of n-grams.
+const JUDGES: usize = 4;
+const JUDGE_WORDS: usize = 400_000;
 
-/// One fluency judge per held-out book, each counted from the other held-out books, and the real
-/// passages of each book scored by the judge that did not count it.
+/// One fluency judge per fold of the held-out books (book i in fold i mod 4), each counted from the other
+/// folds' books, and the real passages of each fold's books scored by the judge that did not count them.
 struct FluencyJudges {
     judges: Vec<FluencyJudge>,
     real: Option<Fluency>,
@@ -419,22 +423,34 @@ impl FluencyJudges {
             return FluencyJudges { judges: Vec::new(), real: None, real_count: 0 };
         }
         let words: Vec<Vec<String>> = books.iter().map(|book| all_words(&book.text)).collect();
-        let mut judges = Vec::with_capacity(books.len());
+        let folds = JUDGES.min(books.len());
+        let mut judges = Vec::with_capacity(folds);
         let (mut plain, mut mixed, mut count) = (0.0f64, 0.0f64, 0usize);
-        for left_out in 0..books.len() {
-            let counted: Vec<Vec<String>> = words
+        for fold in 0..folds {
+            let chunks: Vec<&[String]> = words
                 .iter()
                 .enumerate()
-                .filter(|(index, _)| *index != left_out)
-                .flat_map(|(_, words)| words.chunks(JUDGED_PASSAGE_WORDS).map(<[String]>::to_vec))
+                .filter(|(index, _)| index % folds != fold)
+                .flat_map(|(_, words)| words.chunks(JUDGED_PASSAGE_WORDS))
                 .collect();
-            let judge = FluencyJudge::train(&counted);
-            let passages: Vec<Vec<String>> = words[left_out]
-                .chunks(JUDGED_PASSAGE_WORDS)
-                .filter(|chunk| chunk.len() == JUDGED_PASSAGE_WORDS)
+            let counted: Vec<Vec<String>> = crate::story::passages::evenly(&chunks, JUDGE_WORDS / JUDGED_PASSAGE_WORDS)
+                .into_iter()
                 .map(<[String]>::to_vec)
                 .collect();
-            let passages = crate::story::passages::evenly(&passages, JUDGED_PASSAGES_PER_BOOK);
+            let judge = FluencyJudge::train(&counted);
+            let passages: Vec<Vec<String>> = words
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| index % folds == fold)
+                .flat_map(|(_, words)| {
+                    let whole: Vec<Vec<String>> = words
+                        .chunks(JUDGED_PASSAGE_WORDS)
+                        .filter(|chunk| chunk.len() == JUDGED_PASSAGE_WORDS)
+                        .map(<[String]>::to_vec)
+                        .collect();
+                    crate::story::passages::evenly(&whole, JUDGED_PASSAGES_PER_BOOK)
+                })
+                .collect();
             if let Some(scores) = fluency(&judge, &passages, seed) {
                 plain += scores.cross_entropy * passages.len() as f64;
                 mixed += scores.shuffled_cross_entropy * passages.len() as f64;
