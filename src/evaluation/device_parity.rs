@@ -7,14 +7,17 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::model::batch::PaddedBatch;
 use crate::model::captioner::CaptionerModelConfig;
+use crate::model::llama::{KvCache, LanguageModel, LlamaConfig};
+use crate::model::lm_steering::{LmSteering, LmSteeringConfig};
 use crate::model::skip_thought::{DecoderTargets, SkipThoughtConfig, TripleTensors};
 use crate::model::story_decoder::{ConditionInputs, StoryDecoderConfig};
 use crate::model::vse::{CaptionTensors, VseModelConfig};
+use crate::train::lm_decoder::{LmBatch, passage_nll};
 use crate::vision::efficientnet::{EfficientNet, EfficientNetSpec};
 
 /// Largest relative difference (in L2 norm, against the CPU's values) a check passes with.
@@ -61,6 +64,7 @@ pub fn check_parity(device: &Device) -> Vec<ParityCheck> {
     checks.extend(story_decoder(&cpu, device));
     checks.extend(vse(&cpu, device));
     checks.extend(captioner(&cpu, device));
+    checks.extend(lm_decoder(&cpu, device));
     checks.push(efficientnet(&cpu, device));
     checks
 }
@@ -214,6 +218,51 @@ fn captioner(cpu: &Device, device: &Device) -> [ParityCheck; 2] {
     ]
 }
 
+/// A small llama and its steering, as the `lm` story decoder trains them.
+#[derive(Module, Debug)]
+struct SteeredLm {
+    lm: LanguageModel,
+    steering: LmSteering,
+}
+
+fn lm_decoder(cpu: &Device, device: &Device) -> [ParityCheck; 2] {
+    let context = 24;
+    let (on_cpu, on_device) = pair(cpu, device, |d| SteeredLm {
+        lm: LlamaConfig::new(VOCAB, 64, 2, 4, 2, 96).init(d),
+        steering: LmSteeringConfig::new(context, 64, 2, 32)
+            .with_prefix_len(3)
+            .with_mapper_hidden(32)
+            .with_genres(2)
+            .with_lora_rank(4)
+            .init(d),
+    });
+    let rows: Vec<(Vec<u32>, usize)> = sentences(3, 8).into_iter().map(|tokens| (tokens, 2)).collect();
+    let batch = |d: &Device| LmBatch {
+        vectors: Tensor::<2>::from_data(values(&[3, context], 5), d),
+        genres: vec![Some(0), None, Some(1)],
+        rows: rows.clone(),
+    };
+    let forward = |model: &SteeredLm, d: &Device| {
+        let model = model.valid();
+        let (nll, _) = passage_nll(&model.lm, &model.steering, &batch(d));
+        // And decoding with the cache, as `generate` runs it.
+        let mut cache = KvCache::new();
+        let tokens = |ids: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, ids.len()]), d);
+        let mut out = floats(nll);
+        out.extend(floats(model.lm.forward(tokens(vec![5, 9, 12]), Some(&mut cache))));
+        out.extend(floats(model.lm.forward(tokens(vec![7]), Some(&mut cache))));
+        out
+    };
+    let step = |model: &SteeredLm, d: &Device| {
+        let (nll, count) = passage_nll(&model.lm, &model.steering, &batch(&d.clone().autodiff()));
+        loss_and_gradients(model, nll / count as f32)
+    };
+    [
+        ParityCheck::of("lm decoder", "forward", &forward(&on_cpu, cpu), &forward(&on_device, device)),
+        ParityCheck::of("lm decoder", "train step", &step(&on_cpu, cpu), &step(&on_device, device)),
+    ]
+}
+
 /// The CNN only runs forward (its weights come from PyTorch and are never trained here).
 fn efficientnet(cpu: &Device, device: &Device) -> ParityCheck {
     cpu.seed(SEED);
@@ -233,7 +282,7 @@ mod tests {
     #[test]
     fn the_cpu_matches_itself_and_every_model_is_checked() {
         let checks = check_parity(&Device::flex());
-        assert_eq!(checks.len(), 9);
+        assert_eq!(checks.len(), 11);
         for check in &checks {
             assert!(check.passed && check.relative < 1e-6, "{check:?}");
             assert!(check.values > 0, "{check:?}");

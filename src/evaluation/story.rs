@@ -404,10 +404,11 @@ impl<'a> Scoring<'a> {
 const JUDGED_PASSAGE_WORDS: usize = 60;
 /// Real passages taken from each held-out book, evenly.
 const JUDGED_PASSAGES_PER_BOOK: usize = 50;
-/// Judges (folds of the held-out books), and the words each counts at most (taken evenly from its books):
+/// Judges (folds of the held-out books), and the words each counts at most (taken evenly from its books;
+/// about 300 MB of n-grams each):
 /// 24 books counted whole by 24 judges would hold tens of gigabytes of n-grams.
 const JUDGES: usize = 4;
-const JUDGE_WORDS: usize = 400_000;
+const JUDGE_WORDS: usize = 1_500_000;
 
 /// One fluency judge per fold of the held-out books (book i in fold i mod 4), each counted from the other
 /// folds' books, and the real passages of each fold's books scored by the judge that did not count them.
