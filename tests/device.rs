@@ -34,8 +34,8 @@ fn check_device_on_the_cpu_passes_every_model_and_writes_json() {
     let checks = report["checks"].as_array().unwrap();
     let models: std::collections::BTreeSet<&str> =
         checks.iter().map(|check| check["model"].as_str().unwrap()).collect();
-    assert_eq!(models.len(), 5, "{models:?}");
-    assert!(String::from_utf8_lossy(&output.stdout).contains("all 9 checks agree"));
+    assert_eq!(models.len(), 6, "{models:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("all 11 checks agree"));
 }
 
 #[test]
@@ -76,7 +76,7 @@ mod on_another_backend {
         let output = storytool(&["check-device", "--device", "ndarray"], &[]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-        assert!(stdout.contains("all 9 checks agree"), "{stdout}");
+        assert!(stdout.contains("all 11 checks agree"), "{stdout}");
     }
 
     #[test]
