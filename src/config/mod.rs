@@ -295,11 +295,11 @@ impl Default for LmDecoderConfig {
     fn default() -> Self {
         LmDecoderConfig {
             prefix_len: 8,
-            mapper_hidden: 1024,
+            mapper_hidden: 512,
             genre_tokens: 2,
             lora_rank: 8,
             lora_alpha: 16.0,
-            max_tokens: 96,
+            max_tokens: 80,
             max_passages: 8000,
             valid_passages: 64,
             train: TrainSchedule {
