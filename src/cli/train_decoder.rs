@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use storytool::config::DecoderKind;
 use storytool::story::lm_decoder::default_lm_path;
-use storytool::train::decoder::{DecoderTrainRequest, train_decoder};
+use storytool::train::decoder::{DecoderTrainReport, DecoderTrainRequest, train_decoder};
 use storytool::train::lm_decoder::{LmDecoderTrainRequest, train_lm_decoder};
 use storytool::train::run::METRICS_FILE;
 
@@ -56,20 +56,7 @@ pub fn run(args: TrainDecoderArgs) -> anyhow::Result<()> {
     let request = DecoderTrainRequest { corpus_dir: args.corpus, encoder_dir: args.encoder, config, run };
     let bar = Bar::steps();
     let report = train_decoder(&request, &bar).map_err(|error| training_error(error, "cannot train the decoder"))?;
-    let show =
-        |loss: Option<f32>| loss.map_or("-".to_string(), |loss| format!("{loss:.3} (perplexity {:.1})", loss.exp()));
-    print_steps(report.steps, report.resumed_from);
-    println!(
-        "passages: {} for training, {} held out (encoded in {:.0} s)",
-        report.train_passages, report.valid_passages, report.encode_seconds
-    );
-    println!("train loss: {}", show(report.train_loss));
-    println!("valid loss: {}", show(report.valid_loss));
-    println!(
-        "decoder: `{}`, metrics: `{}`",
-        out.join(storytool::story::decoder::DECODER_FILE).display(),
-        out.join(METRICS_FILE).display()
-    );
+    print_report(&report, &out.join(storytool::story::decoder::DECODER_FILE));
     Ok(())
 }
 
@@ -88,19 +75,21 @@ fn run_lm(args: TrainDecoderArgs, config: storytool::config::Config) -> anyhow::
     let request = LmDecoderTrainRequest { corpus_dir: args.corpus, encoder_dir: args.encoder, lm_path, config, run };
     let bar = Bar::steps();
     let report = train_lm_decoder(&request, &bar).map_err(|error| training_error(error, "cannot train the decoder"))?;
+    print_report(&report, &out.join(storytool::story::lm_decoder::STEERING_FILE));
+    Ok(())
+}
+
+/// What both kinds print: steps, passages, losses per token and where the weights went.
+fn print_report(report: &DecoderTrainReport, weights: &std::path::Path) {
     let show =
         |loss: Option<f32>| loss.map_or("-".to_string(), |loss| format!("{loss:.3} (perplexity {:.1})", loss.exp()));
     print_steps(report.steps, report.resumed_from);
     println!(
-        "passages: {} for training, {} held out (read and encoded in {:.0} s)",
-        report.train_passages, report.valid_passages, report.prepare_seconds
+        "passages: {} for training, {} held out (made in {:.0} s)",
+        report.train_passages, report.valid_passages, report.encode_seconds
     );
     println!("train loss per token: {}", show(report.train_loss));
     println!("valid loss per token: {}", show(report.valid_loss));
-    println!(
-        "decoder: `{}`, metrics: `{}`",
-        out.join(storytool::story::lm_decoder::STEERING_FILE).display(),
-        out.join(METRICS_FILE).display()
-    );
-    Ok(())
+    let metrics = weights.with_file_name(METRICS_FILE);
+    println!("decoder: `{}`, metrics: `{}`", weights.display(), metrics.display());
 }

@@ -59,6 +59,7 @@ pub struct DecoderTrainReport {
     pub valid_loss: Option<f32>,
     pub train_passages: usize,
     pub valid_passages: usize,
+    /// Seconds spent making the passages (reading and encoding them) before the first step.
     pub encode_seconds: f32,
 }
 

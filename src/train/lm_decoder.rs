@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use super::batches::plan_epoch;
+use super::decoder::DecoderTrainReport;
 use super::run::{
     LossWindow, MANIFEST_FILE, Position, RunState, TokenLossLog, TrainError, TrainingTask, export_weights,
 };
@@ -55,17 +56,6 @@ pub struct LmDecoderTrainRequest {
     pub lm_path: PathBuf,
     pub config: Config,
     pub run: RunOptions,
-}
-
-#[derive(Debug, Clone)]
-pub struct LmDecoderTrainReport {
-    pub steps: u64,
-    pub resumed_from: Option<u64>,
-    pub train_loss: Option<f32>,
-    pub valid_loss: Option<f32>,
-    pub train_passages: usize,
-    pub valid_passages: usize,
-    pub prepare_seconds: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,7 +293,7 @@ fn prepare(
 pub fn train_lm_decoder(
     request: &LmDecoderTrainRequest,
     progress: &dyn Progress,
-) -> Result<LmDecoderTrainReport, TrainError> {
+) -> Result<DecoderTrainReport, TrainError> {
     train(request, progress)
 }
 
@@ -324,7 +314,7 @@ impl Trainer for LmDecoderTrainRequest {
     type Model = LmSteering;
     type State = LmDecoderState;
     type Task<'a> = LmDecoderTask<'a>;
-    type Report = LmDecoderTrainReport;
+    type Report = DecoderTrainReport;
 
     fn options(&self) -> &RunOptions {
         &self.run
@@ -434,7 +424,7 @@ impl Trainer for LmDecoderTrainRequest {
         _state: &LmDecoderState,
         task: &LmDecoderTask<'_>,
         end: RunEnd,
-    ) -> Result<LmDecoderTrainReport, TrainError> {
+    ) -> Result<DecoderTrainReport, TrainError> {
         let (train_loss, valid_loss) = (task.log.train_loss, task.log.valid_loss);
         let out = &self.run.out;
         export_weights(model, &out.join(STEERING_FILE), None, true)?;
@@ -467,14 +457,14 @@ impl Trainer for LmDecoderTrainRequest {
             genres: data.genres.clone(),
         };
         write_json(&out.join(MANIFEST_FILE), &manifest)?;
-        Ok(LmDecoderTrainReport {
+        Ok(DecoderTrainReport {
             steps: end.steps,
             resumed_from: end.resumed_from,
             train_loss,
             valid_loss,
             train_passages: data.train.tokens.len(),
             valid_passages: data.valid.tokens.len(),
-            prepare_seconds: data.prepare_seconds,
+            encode_seconds: data.prepare_seconds,
         })
     }
 }
