@@ -163,13 +163,9 @@ fn nothing_written(interrupted: storytool::util::cancel::Interrupted) -> anyhow:
 /// Where the EfficientNet-Lite weights are: `--cnn`, else `$STORYTOOL_CNN_WEIGHTS`, else the file
 /// `scripts/fetch-cnn.sh` puts in the user's cache folder.
 fn cnn_weights(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let cached = || {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-        Some(cache.join("storytool").join(DEFAULT_CNN_FILE))
-    };
-    let path = flag.or_else(|| std::env::var_os("STORYTOOL_CNN_WEIGHTS").map(PathBuf::from)).or_else(cached);
+    let path = flag
+        .or_else(|| std::env::var_os("STORYTOOL_CNN_WEIGHTS").map(PathBuf::from))
+        .or_else(|| storytool::util::cached_file(DEFAULT_CNN_FILE));
     match path {
         Some(path) if path.is_file() => Ok(path),
         Some(path) => anyhow::bail!(

@@ -21,13 +21,10 @@ use super::EvaluationError;
 use super::books::decoder_held_out;
 use crate::corpus::sentences::for_each_sentence;
 use crate::encoder::SentenceEncoder;
-use crate::story::lm_decoder::{LoadedLmDecoder, load_lm_decoder};
+use crate::story::lm_decoder::{LoadedLmDecoder, load_lm_decoder, passage_tokens};
 use crate::story::passages::evenly;
 use crate::text::content::distinct_content_words;
 use crate::train::lm_decoder::{LmBatch, passage_nll, prompt_ids};
-
-/// Passages per forward pass.
-const BATCH: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct LmDecoderEvalRequest {
@@ -139,13 +136,10 @@ pub fn evaluate_lm_decoder(request: &LmDecoderEvalRequest) -> Result<LmDecoderEv
         };
     let other = |row: usize| (row + passages.len() / 2) % passages.len();
     let rows: Vec<usize> = (0..passages.len()).collect();
-    let (mut full, mut vector, mut keyword, mut genre) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for chunk in rows.chunks(BATCH) {
-        full.extend(score(chunk, &|row| row, true, true));
-        vector.extend(score(chunk, &other, true, true));
-        keyword.extend(score(chunk, &|row| row, false, true));
-        genre.extend(score(chunk, &|row| row, true, false));
-    }
+    let full = score(&rows, &|row| row, true, true);
+    let vector = score(&rows, &other, true, true);
+    let keyword = score(&rows, &|row| row, false, true);
+    let genre = score(&rows, &|row| row, true, false);
     let per_token = |scores: &[(f64, usize)]| -> Vec<f64> {
         scores.iter().map(|&(nll, count)| nll / count.max(1) as f64).collect()
     };
@@ -227,13 +221,7 @@ fn held_out_passages(
                 centre.apply(&mut vector);
             }
             let text = sentences.join(" ");
-            let mut tokens =
-                decoder.lm.tokenizer.encode(text.as_str(), false).map(|e| e.get_ids().to_vec()).unwrap_or_default();
-            if tokens.len() < max_tokens {
-                tokens.push(decoder.lm.end_of_text);
-            } else {
-                tokens.truncate(max_tokens);
-            }
+            let tokens = passage_tokens(&decoder.lm, &text, max_tokens);
             let mut keywords = distinct_content_words(&text);
             keywords.shuffle(&mut rng);
             keywords.truncate(manifest.config.keywords);

@@ -141,7 +141,10 @@ fn load_model(file: &GgufFile, config: &LlamaConfig, device: &Device) -> Result<
         used.push(name);
         dequantize(file, info)
     };
-    let vector = |values: Vec<f32>| Tensor::<1>::from_data(TensorData::new(values.clone(), [values.len()]), device);
+    let vector = |values: Vec<f32>| {
+        let len = values.len();
+        Tensor::<1>::from_data(TensorData::new(values, [len]), device)
+    };
     // A GGUF matrix `[input, output]` (fastest first) is `output` rows of `input` values: transposed for burn.
     let matrix = |values: Vec<f32>, input: usize, output: usize| {
         Tensor::<2>::from_data(TensorData::new(transpose(&values, output, input), [input, output]), device)

@@ -18,7 +18,7 @@ use crate::corpus::manifest::CreatedBy;
 use crate::language_model::PretrainedLm;
 use crate::model::lm_steering::{LmSteering, LmSteeringConfig, merge_lora};
 use crate::util::tensor_file::read_widened;
-use crate::util::{Cause, PathError};
+use crate::util::{Cause, PathError, cached_file};
 
 pub const STEERING_FILE: &str = "steering.safetensors";
 pub const LM_DECODER_FORMAT: &str = "storytool-lm-decoder";
@@ -92,6 +92,18 @@ pub fn keyword_prompt(keywords: &[String]) -> String {
     if keywords.is_empty() { String::new() } else { format!("Keywords: {}.\n\n", keywords.join(", ")) }
 }
 
+/// A passage in the language model's tokens as the decoder learns it: closed by `<|endoftext|>`, or cut to
+/// `max_tokens` (then not closed: it did not end there). Training and evaluation share it.
+pub fn passage_tokens(lm: &PretrainedLm, text: &str, max_tokens: usize) -> Vec<u32> {
+    let mut tokens = lm.tokenizer.encode(text, false).map(|e| e.get_ids().to_vec()).unwrap_or_default();
+    if tokens.len() < max_tokens {
+        tokens.push(lm.end_of_text);
+    } else {
+        tokens.truncate(max_tokens);
+    }
+    tokens
+}
+
 /// Reads a decoder folder's manifest, if it is a language-model decoder's (`None` for a GRU decoder).
 pub fn read_lm_manifest(dir: &Path) -> Result<Option<LmDecoderManifest>, DecoderError> {
     let path = dir.join(MANIFEST_FILE);
@@ -143,11 +155,8 @@ impl std::fmt::Debug for LoadedLmDecoder {
 /// Where the base model is by default: `$STORYTOOL_LM_WEIGHTS`, else the file `scripts/fetch-lm.sh` puts
 /// in the user's cache.
 pub fn default_lm_path() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("STORYTOOL_LM_WEIGHTS") {
-        return Some(PathBuf::from(path));
+    match std::env::var_os("STORYTOOL_LM_WEIGHTS") {
+        Some(path) => Some(PathBuf::from(path)),
+        None => cached_file("SmolLM2-135M-Instruct.Q4_1.gguf"),
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(cache.join("storytool").join("SmolLM2-135M-Instruct.Q4_1.gguf"))
 }

@@ -366,8 +366,7 @@ impl Scorer for LmScorer<'_> {
             .collect();
         let mut rows = match (last_words, self.first.take()) {
             (None, Some(first)) => vec![first],
-            (last, first) => {
-                let _ = first;
+            (last, _) => {
                 let last = last.unwrap_or(&[]);
                 self.cache = self.cache.select_rows(parents);
                 let ids: Vec<i64> = last.iter().map(|&token| i64::from(token)).collect();

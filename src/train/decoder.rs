@@ -26,7 +26,7 @@ use super::run::{
 use super::trainer::{RunEnd, RunOptions, Trainer, train};
 use crate::config::{Config, DecoderConfig, TrainSchedule};
 use crate::corpus::Corpus;
-use crate::corpus::manifest::CreatedBy;
+use crate::corpus::manifest::{BookRecord, CreatedBy};
 use crate::corpus::streams::SplitStreams;
 use crate::encoder::SentenceEncoder;
 use crate::model::batch::PaddedBatch;
@@ -165,21 +165,32 @@ struct PassageFacts {
     genres: Vec<String>,
 }
 
-/// Each book of `split` (by index in the split) as a multi-hot vector over `genres`.
-fn book_genre_vectors(corpus: &Corpus, split: &str, genres: &[String], config: &Config) -> Vec<Vec<f32>> {
-    let mut books: Vec<_> = corpus.books.iter().filter(|book| book.split == split).collect();
+/// The books of `split` in their order in the split, each with the indices of the `genres` it carries
+/// (a genre is a set of catalogue tags in the config's `[genres]`).
+pub(crate) fn books_with_genres<'a>(
+    corpus: &'a Corpus,
+    split: &str,
+    genres: &[String],
+    config: &Config,
+) -> Vec<(&'a BookRecord, Vec<usize>)> {
+    let mut books: Vec<&BookRecord> = corpus.books.iter().filter(|book| book.split == split).collect();
     books.sort_by_key(|book| book.index_in_split);
     books
-        .iter()
+        .into_iter()
         .map(|book| {
-            genres
-                .iter()
-                .map(|genre| {
-                    let tags = &config.genres[genre];
-                    if book.tags.iter().any(|tag| tags.contains(tag)) { 1.0 } else { 0.0 }
-                })
-                .collect()
+            let own = (0..genres.len())
+                .filter(|&genre| book.tags.iter().any(|tag| config.genres[&genres[genre]].contains(tag)))
+                .collect();
+            (book, own)
         })
+        .collect()
+}
+
+/// Each book of `split` (by index in the split) as a multi-hot vector over `genres`.
+fn book_genre_vectors(corpus: &Corpus, split: &str, genres: &[String], config: &Config) -> Vec<Vec<f32>> {
+    books_with_genres(corpus, split, genres, config)
+        .into_iter()
+        .map(|(_, own)| (0..genres.len()).map(|genre| if own.contains(&genre) { 1.0 } else { 0.0 }).collect())
         .collect()
 }
 

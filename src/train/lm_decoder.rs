@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use super::batches::plan_epoch;
-use super::decoder::DecoderTrainReport;
+use super::decoder::{DecoderTrainReport, books_with_genres};
 use super::run::{
     LossWindow, MANIFEST_FILE, Position, RunState, TokenLossLog, TrainError, TrainingTask, export_weights,
 };
@@ -41,7 +41,7 @@ use crate::model::lm_steering::{LmSteering, LmSteeringConfig};
 use crate::progress::Progress;
 use crate::story::decoder::{ContextCentre, HeldOutBooks};
 use crate::story::lm_decoder::{
-    BaseModel, LM_DECODER_FORMAT, LmDecoderManifest, STEERING_FILE, SteeringShape, keyword_prompt,
+    BaseModel, LM_DECODER_FORMAT, LmDecoderManifest, STEERING_FILE, SteeringShape, keyword_prompt, passage_tokens,
 };
 use crate::story::passages::evenly;
 use crate::text::content::distinct_content_words;
@@ -169,29 +169,6 @@ pub fn passage_nll(lm: &LanguageModel, steering: &LmSteering, batch: &LmBatch) -
     (nll, count)
 }
 
-/// The corpus books of `split` that a passage may come from, and the genres each reads.
-fn split_books<'a>(
-    corpus: &'a Corpus,
-    split: &str,
-    genres: &[String],
-    config: &Config,
-) -> Vec<(&'a BookRecord, Vec<usize>)> {
-    let mut books: Vec<&BookRecord> = corpus.books.iter().filter(|book| book.split == split).collect();
-    books.sort_by_key(|book| book.index_in_split);
-    books
-        .into_iter()
-        .map(|book| {
-            let own = genres
-                .iter()
-                .enumerate()
-                .filter(|(_, genre)| book.tags.iter().any(|tag| config.genres[*genre].contains(tag)))
-                .map(|(index, _)| index)
-                .collect();
-            (book, own)
-        })
-        .collect()
-}
-
 /// Reads passages of `sentences_per` sentences from the books, at most `limit` taken evenly across them
 /// (by the sentence counts the corpus recorded), with their text as written.
 fn read_passages(
@@ -273,15 +250,8 @@ fn prepare(
                     *sum += value / sentences.len() as f32;
                 }
             }
-            let mut tokens =
-                lm.tokenizer.encode(text.as_str(), false).map(|e| e.get_ids().to_vec()).unwrap_or_default();
-            if tokens.len() < max_tokens {
-                tokens.push(lm.end_of_text);
-            } else {
-                tokens.truncate(max_tokens);
-            }
             passages.vectors.push(mean);
-            passages.tokens.push(tokens);
+            passages.tokens.push(passage_tokens(lm, text, max_tokens));
             passages.content.push(distinct_content_words(text));
             passages.genres.push(genres.clone());
             passages.texts.push(text.clone());
@@ -341,8 +311,8 @@ impl Trainer for LmDecoderTrainRequest {
         lm.model = lm.model.no_grad();
         let genres: Vec<String> =
             if config.genre_input { self.config.genres.keys().cloned().collect() } else { Vec::new() };
-        let train_books = split_books(&corpus, "train", &genres, &self.config);
-        let valid_books = split_books(&corpus, "valid", &genres, &self.config);
+        let train_books = books_with_genres(&corpus, "train", &genres, &self.config);
+        let valid_books = books_with_genres(&corpus, "valid", &genres, &self.config);
         let read = read_passages(&corpus, &train_books, config.passage_sentences, config.lm.max_passages, progress)?;
         if read.is_empty() {
             return Err(TrainError::NoExamples(format!(

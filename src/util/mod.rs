@@ -27,6 +27,15 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Where the `scripts/fetch-*.sh` scripts put a downloaded file: `$XDG_CACHE_HOME/storytool/NAME`, else
+/// `~/.cache/storytool/NAME` (`None` without either variable).
+pub fn cached_file(name: &str) -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(cache.join("storytool").join(name))
+}
+
 /// An I/O failure with the path and what was being done to it.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {action} `{path}`")]
