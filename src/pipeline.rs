@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::captions::{CaptionDataset, DatasetKind};
 use crate::config::{Config, DecoderConfig, DecoderKind, ImageSet};
+use crate::corpus::discover::Shelf;
 use crate::corpus::{IngestRequest, ingest};
 use crate::features::{ExtractRequest, extract_features};
 use crate::progress::Progress;
@@ -365,8 +366,7 @@ fn stages<'a>(context: &'a Context<'a>, out: &'a Outputs, dir: &Path) -> Vec<Sta
     let ingest_print = fingerprint(&["ingest", &toml(&config.corpus), &genres, &books]);
     table.push(Stage::new("ingest", &out.corpus, ingest_print.clone(), false, move |_| {
         let request = IngestRequest {
-            books_dir: settings.books.clone(),
-            catalogue: catalog,
+            shelves: vec![Shelf { books_dir: settings.books.clone(), catalogue: catalog }],
             out: out.corpus.clone(),
             force: true,
             config: config.clone(),

@@ -214,3 +214,37 @@ fn print_config_shows_resolved_settings() {
     assert!(stdout.contains("vocab_size = 123"), "{stdout}");
     assert!(stdout.contains("thriller = ["), "{stdout}");
 }
+
+#[test]
+fn several_books_folders_make_one_corpus() {
+    let root = tempfile::tempdir().unwrap();
+    let (books, catalogue) = catalogue_layout(root.path());
+    let library = root.path().join("library").join("books");
+    write(&library.join("horror/crypt.txt"), b"The crypt was cold. Something moved in the dark below.\n");
+    // The same book as one of the catalogue's: read once, its tag added.
+    write(&library.join("thriller/maid.txt"), PLAIN_BOOK.as_bytes());
+    let out = root.path().join("corpus");
+    let (books, library, catalogue, out) =
+        (books.to_str().unwrap(), library.to_str().unwrap(), catalogue.to_str().unwrap(), out.to_str().unwrap());
+
+    // A catalogue for one folder but not the other cannot be paired.
+    let unpaired = storytool(&["ingest", "--books", books, "--books", library, "--catalog", catalogue, "--out", out]);
+    assert!(!unpaired.status.success());
+    assert!(text(&unpaired.stderr).contains("2 --books folders and 1 --catalog files"), "{}", text(&unpaired.stderr));
+
+    let output = storytool(&["ingest", "--books", library, "--books", books, "--out", out, "--valid-books", "0"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    // crypt, maid (the library's, first given), night_sea and cafe; the rest skipped or duplicates.
+    assert!(stdout.starts_with("Ingested 4 books"), "{stdout}");
+    let corpus = Corpus::open(Path::new(out)).unwrap();
+    let root_dir = Path::new(&corpus.manifest.inputs.books_dir);
+    assert_eq!(root_dir, root.path());
+    let files: Vec<&str> = corpus.books.iter().map(|book| book.file.as_str()).collect();
+    assert!(files.contains(&"library/books/horror/crypt.txt"), "{files:?}");
+    assert!(files.contains(&"books/night_sea.txt"), "{files:?}");
+    for book in &corpus.books {
+        assert!(root_dir.join(&book.file).is_file(), "{} is found from the corpus's books folder", book.file);
+    }
+    assert_eq!(corpus.manifest.inputs.shelves.len(), 2);
+}

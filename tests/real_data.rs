@@ -97,6 +97,57 @@ fn all_158_books_are_ingested_with_their_catalogue_genres() {
     }
 }
 
+/// `books/` and `library/books/` with their catalogues: the 536 novels as one corpus, books named from
+/// the data folder, the library's full Gutenberg packaging (CRLF) cleaned like the rest.
+#[test]
+#[ignore = "needs ../shared/data; run by .ci/run with --ignored"]
+fn books_and_library_are_ingested_as_one_corpus_of_536_novels() {
+    let data = shared_data();
+    let library = data.join("library");
+    assert!(
+        library.join("library.csv").is_file(),
+        "the shared data has no library/library.csv under `{}`",
+        data.display()
+    );
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("corpus");
+    let output = Command::new(env!("CARGO_BIN_EXE_storytool"))
+        .args(["ingest", "--books"])
+        .arg(data.join("books"))
+        .arg("--catalog")
+        .arg(data.join("books.csv"))
+        .arg("--books")
+        .arg(library.join("books"))
+        .arg("--catalog")
+        .arg(library.join("library.csv"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("Ingested 536 books"), "{stdout}");
+    let corpus = Corpus::open(&out).unwrap();
+    assert!(corpus.manifest.skipped.is_empty(), "{:?}", corpus.manifest.skipped);
+    let folder = PathBuf::from(&corpus.manifest.inputs.books_dir);
+    let from_library = corpus.books.iter().filter(|book| book.file.starts_with("library/books/")).count();
+    assert_eq!((from_library, corpus.books.len() - from_library), (378, 158));
+    let boilerplate = Regex::new(r"(?i)project gutenberg|\*\*\*\s*(start|end) of|small print!|www\.gutenberg").unwrap();
+    for book in &corpus.books {
+        assert!(folder.join(&book.file).is_file(), "{} is not under `{}`", book.file, folder.display());
+        assert!(book.sentences > 300, "{} has only {} sentences", book.file, book.sentences);
+        assert!(book.unknown_rate() < 0.2, "{} is {:.0}% unknown", book.file, 100.0 * book.unknown_rate());
+    }
+    for record in corpus.books.iter().filter(|book| book.file.starts_with("library/")) {
+        let (text, _) = decode::decode(std::fs::read(folder.join(&record.file)).unwrap()).unwrap();
+        for paragraph in book::clean_paragraphs(&text).iter() {
+            for sentence in sentences::split_sentences(paragraph) {
+                assert!(!boilerplate.is_match(sentence), "{}: {sentence}", record.file);
+            }
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs ../shared/data; run by .ci/run with --ignored"]
 fn no_sentence_holds_gutenberg_packaging_or_licence_text() {

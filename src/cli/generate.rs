@@ -72,6 +72,11 @@ pub struct GenerateArgs {
     #[arg(long)]
     temperature: Option<f32>,
 
+    /// Classifier-free guidance of a language-model decoder toward the photo's vector and the genre: 0
+    /// is off, 1-3 pushes harder (overrides `generate.guidance`)
+    #[arg(long)]
+    guidance: Option<f32>,
+
     /// Also print the captions the story came from
     #[arg(long)]
     show_captions: bool,
@@ -96,6 +101,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         ("generate.k", args.k.map(|v| v.to_string())),
         ("generate.beam", args.beam.map(|v| v.to_string())),
         ("generate.max_words", args.max_words.map(|v| v.to_string())),
+        ("generate.guidance", args.guidance.map(|v| v.to_string())),
     ])?;
     if args.config.print_config {
         print!("{}", config.to_toml());

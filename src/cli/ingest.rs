@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use storytool::corpus::discover::Shelf;
 use storytool::corpus::ingest::SummaryRow;
 use storytool::corpus::{IngestError, IngestReport, IngestRequest, ingest};
 
@@ -15,13 +16,15 @@ use super::{ConfigArgs, command_line, nothing_written};
 /// sentences, build the vocabulary and write memory-mappable token streams with per-book statistics.
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Folder of `.txt` books: flat with a catalogue, or one subfolder per genre
-    #[arg(long, value_name = "DIR")]
-    books: PathBuf,
+    /// Folder of `.txt` books: flat with a catalogue, or one subfolder per genre. Repeat it to make one
+    /// corpus of several folders (books are then named from the folder they share)
+    #[arg(long, value_name = "DIR", required = true)]
+    books: Vec<PathBuf>,
 
-    /// Catalogue CSV with columns `file,title,author,year,genres` (genres `;`-separated)
+    /// Catalogue CSV with columns `file,title,author,year,genres` (genres `;`-separated), its files
+    /// relative to its `--books` folder. With several `--books`, give one `--catalog` for each, in order
     #[arg(long, visible_alias = "catalogue", value_name = "FILE")]
-    catalog: Option<PathBuf>,
+    catalog: Vec<PathBuf>,
 
     /// Corpus folder to create
     #[arg(long, value_name = "DIR")]
@@ -69,14 +72,15 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    if let Some(catalog) = &args.catalog
-        && !catalog.is_file()
-    {
-        anyhow::bail!("catalogue `{}` does not exist or is not a file", catalog.display());
+    for catalog in &args.catalog {
+        if !catalog.is_file() {
+            anyhow::bail!("catalogue `{}` does not exist or is not a file", catalog.display());
+        }
     }
+    let shelves = shelves(args.books, args.catalog)?;
+    let books_named = shelves.iter().map(|shelf| format!("`{}`", shelf.books_dir.display())).collect::<Vec<_>>();
     let request = IngestRequest {
-        books_dir: args.books,
-        catalogue: args.catalog,
+        shelves,
         out: args.out,
         force: args.force,
         config,
@@ -96,9 +100,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     .map_err(|error| match error {
         // Reported as itself so that `main` exits with 130, the convention for Ctrl-C.
         IngestError::Interrupted(interrupted) => nothing_written(interrupted),
-        other => {
-            anyhow::Error::new(other).context(format!("cannot ingest books from `{}`", request.books_dir.display()))
-        }
+        other => anyhow::Error::new(other).context(format!("cannot ingest books from {}", books_named.join(" and "))),
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.manifest)?);
@@ -112,6 +114,26 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each `--books` folder with its `--catalog`, paired in order: none at all, or one for each.
+fn shelves(books: Vec<PathBuf>, catalogs: Vec<PathBuf>) -> anyhow::Result<Vec<Shelf>> {
+    if catalogs.is_empty() {
+        return Ok(books.into_iter().map(|books_dir| Shelf { books_dir, catalogue: None }).collect());
+    }
+    if catalogs.len() != books.len() {
+        anyhow::bail!(
+            "{} --books folders and {} --catalog files: give one catalogue for each books folder, in the same \
+             order, or none (one subfolder per genre)",
+            books.len(),
+            catalogs.len()
+        );
+    }
+    Ok(books
+        .into_iter()
+        .zip(catalogs)
+        .map(|(books_dir, catalog)| Shelf { books_dir, catalogue: Some(catalog) })
+        .collect())
 }
 
 fn print_summary(report: &IngestReport) {

@@ -287,6 +287,11 @@ pub struct LmDecoderConfig {
     pub max_passages: usize,
     /// Held-out passages scored at each validation.
     pub valid_passages: usize,
+    /// The share of training passages whose vector is replaced by the mean passage's (zero once
+    /// centred), so that the genre tokens and keywords must carry the passage's style and subject alone
+    /// for those: without it the vector carries the genre and the genre tokens learn nothing (measured:
+    /// a genre gain of 0.0003 nats), and guidance (`generate.guidance`) has nothing to contrast.
+    pub vector_dropout: f32,
     /// Batch, optimizer, seed and step counts (`[decoder.lm.train]`).
     pub train: TrainSchedule,
 }
@@ -302,6 +307,7 @@ impl Default for LmDecoderConfig {
             max_tokens: 80,
             max_passages: 8000,
             valid_passages: 64,
+            vector_dropout: 0.25,
             train: TrainSchedule {
                 batch_size: 8,
                 learning_rate: 1e-3,
@@ -326,6 +332,7 @@ impl LmDecoderConfig {
             ("decoder.lm.valid_passages", self.valid_passages as u64),
         ])?;
         not_negative(&[("decoder.lm.lora_alpha", self.lora_alpha as f32)])?;
+        share(&[("decoder.lm.vector_dropout", f64::from(self.vector_dropout))])?;
         self.train.validate("decoder.lm", 1)
     }
 
@@ -338,6 +345,7 @@ impl LmDecoderConfig {
             ("decoder.lm.lora_alpha".into(), self.lora_alpha == other.lora_alpha),
             ("decoder.lm.max_tokens".into(), self.max_tokens == other.max_tokens),
             ("decoder.lm.max_passages".into(), self.max_passages == other.max_passages),
+            ("decoder.lm.vector_dropout".into(), self.vector_dropout == other.vector_dropout),
         ];
         checks.extend(self.train.unchanged(&other.train, "decoder.lm"));
         checks
@@ -436,6 +444,13 @@ pub struct GenerateConfig {
     /// likely mass at `temperature` (what suits a pretrained language model; a GRU decoder always searches).
     pub strategy: Strategy,
     pub top_p: f32,
+    /// Classifier-free guidance for language-model decoders (Ho & Salimans 2022; for text, Sanchez et al.
+    /// 2023): each token's log-probability becomes `lp(v, genre) + w (lp(v, genre) - lp(mean, none))`,
+    /// the second written with the mean passage's vector and no genre, in the same batch. It pushes what
+    /// the photo's vector and the genre change in the next word, which a trained prefix alone barely
+    /// does; tokens under 1% of the most likely one's probability stay out. 0 turns it off (and the
+    /// second row with it); trained steering only.
+    pub guidance: f32,
 }
 
 /// How a language-model decoder picks its words.
@@ -466,6 +481,7 @@ impl Default for GenerateConfig {
             temperature: 0.7,
             strategy: Strategy::Sample,
             top_p: 0.9,
+            guidance: 0.0,
         }
     }
 }
@@ -1010,6 +1026,7 @@ impl GenerateConfig {
             ("generate.repetition_penalty", self.repetition_penalty),
             ("generate.temperature", self.temperature),
             ("generate.length_penalty", self.length_penalty),
+            ("generate.guidance", self.guidance),
         ])?;
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(invalid("generate.top_p", format!("{} is not in (0, 1]", self.top_p)));

@@ -62,6 +62,85 @@ pub enum DiscoverError {
     CatalogueRow { path: PathBuf, line: u64, message: String },
 }
 
+/// One folder of books and its catalogue (none: one folder per genre). `ingest` takes several into one
+/// corpus, e.g. `books/` with `books.csv` and `library/books/` with `library/library.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shelf {
+    pub books_dir: PathBuf,
+    pub catalogue: Option<PathBuf>,
+}
+
+/// The books of every shelf, named relative to `root`: the deepest folder the shelves share, so that a
+/// corpus of one shelf names its books as before and every book of several is found at `root/file`.
+#[derive(Debug)]
+pub struct ShelvesFound {
+    pub root: PathBuf,
+    pub discovery: Discovery,
+}
+
+/// Lists the books of `shelves` (see [`discover`]), each named by its path from their common folder.
+pub fn discover_shelves(shelves: &[Shelf]) -> Result<ShelvesFound, DiscoverError> {
+    let mut found = Vec::with_capacity(shelves.len());
+    for shelf in shelves {
+        found.push(discover(&shelf.books_dir, shelf.catalogue.as_deref())?);
+    }
+    let dirs: Vec<&Path> = shelves.iter().map(|shelf| shelf.books_dir.as_path()).collect();
+    let root = common_folder(&dirs)?;
+    let mut discovery = Discovery::default();
+    for (shelf, found) in shelves.iter().zip(found) {
+        let prefix = relative_to(&shelf.books_dir, &root)?;
+        let name = |file: String| if prefix.is_empty() { file } else { format!("{prefix}/{file}") };
+        discovery.books.extend(found.books.into_iter().map(|book| BookSource { file: name(book.file), ..book }));
+        discovery.skipped.extend(found.skipped.into_iter().map(|skip| Skipped { file: name(skip.file), ..skip }));
+    }
+    Ok(ShelvesFound { root, discovery })
+}
+
+/// The deepest folder holding every one of `dirs`: by their components as written when they share some
+/// (so relative paths stay relative and a manifest names no machine's folders), else by their canonical
+/// paths.
+pub fn common_folder(dirs: &[&Path]) -> Result<PathBuf, DiscoverError> {
+    fn parts(dir: &Path) -> Vec<std::path::Component<'_>> {
+        dir.components().filter(|part| !matches!(part, std::path::Component::CurDir)).collect()
+    }
+    let lexical = dirs
+        .iter()
+        .map(|dir| parts(dir))
+        .reduce(|common, next| common.into_iter().zip(next).take_while(|(a, b)| a == b).map(|(a, _)| a).collect());
+    let Some(common) = lexical else { return Ok(PathBuf::from(".")) };
+    // The lexical prefix works when what is left of each folder goes down from it.
+    let goes_down = dirs
+        .iter()
+        .all(|dir| parts(dir)[common.len()..].iter().all(|part| matches!(part, std::path::Component::Normal(_))));
+    if goes_down && (!common.is_empty() || dirs.iter().all(|dir| dir.is_relative())) {
+        let folder: PathBuf = common.iter().collect();
+        return Ok(if folder.as_os_str().is_empty() { PathBuf::from(".") } else { folder });
+    }
+    let canonical = dirs
+        .iter()
+        .map(|dir| {
+            dir.canonicalize().map_err(|error| DiscoverError::Walk { path: dir.to_path_buf(), source: error.into() })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let canonical: Vec<&Path> = canonical.iter().map(PathBuf::as_path).collect();
+    common_folder(&canonical)
+}
+
+/// `dir` from `root` (a folder [`common_folder`] returned for it), `/`-separated; empty for `root` itself.
+fn relative_to(dir: &Path, root: &Path) -> Result<String, DiscoverError> {
+    let strip = |dir: &Path, root: &Path| -> Option<String> {
+        let dir: PathBuf = dir.components().filter(|part| !matches!(part, std::path::Component::CurDir)).collect();
+        let root: PathBuf = root.components().filter(|part| !matches!(part, std::path::Component::CurDir)).collect();
+        dir.strip_prefix(&root).ok().map(relative_name)
+    };
+    if let Some(name) = strip(dir, root) {
+        return Ok(name);
+    }
+    let canonical =
+        dir.canonicalize().map_err(|error| DiscoverError::Walk { path: dir.to_path_buf(), source: error.into() })?;
+    Ok(strip(&canonical, root).unwrap_or_default())
+}
+
 /// Lists the books under `books_dir`, through `catalogue` when given.
 pub fn discover(books_dir: &Path, catalogue: Option<&Path>) -> Result<Discovery, DiscoverError> {
     if !books_dir.is_dir() {
@@ -307,6 +386,53 @@ mod tests {
             ]
         );
         assert_eq!(found.skipped, [Skipped { file: "notes.md".into(), reason: "not a .txt file".into() }]);
+    }
+
+    #[test]
+    fn common_folders_stay_as_written() {
+        let folder = |dirs: &[&str]| {
+            let dirs: Vec<&Path> = dirs.iter().map(Path::new).collect();
+            common_folder(&dirs).unwrap()
+        };
+        assert_eq!(folder(&["../data/books", "../data/library/books"]), Path::new("../data"));
+        assert_eq!(folder(&["books", "./library/books"]), Path::new("."));
+        assert_eq!(folder(&["/srv/a/books"]), Path::new("/srv/a/books"));
+        assert_eq!(folder(&["/srv/a/books", "/srv/b"]), Path::new("/srv"));
+    }
+
+    #[test]
+    fn shelves_name_books_from_the_folder_they_share() {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "books/a.txt", "x");
+        write(root.path(), "library/books/horror/b.txt", "x");
+        write(root.path(), "library/books/notes.md", "x");
+        let catalogue = root.path().join("books.csv");
+        std::fs::write(&catalogue, "file,title,author,year,genres\na.txt,A,,,mystery\n").unwrap();
+        let shelves = [
+            Shelf { books_dir: root.path().join("books"), catalogue: Some(catalogue) },
+            Shelf { books_dir: root.path().join("library/books"), catalogue: None },
+        ];
+        let found = discover_shelves(&shelves).unwrap();
+        assert_eq!(found.root, root.path());
+        let books: Vec<(&str, &[String])> =
+            found.discovery.books.iter().map(|book| (book.file.as_str(), book.tags.as_slice())).collect();
+        assert_eq!(
+            books,
+            [
+                ("books/a.txt", &["mystery".to_string()][..]),
+                ("library/books/horror/b.txt", &["horror".to_string()][..])
+            ]
+        );
+        for book in &found.discovery.books {
+            assert!(found.root.join(&book.file).is_file(), "{} is found from the root", book.file);
+        }
+        assert_eq!(found.discovery.skipped[0].file, "library/books/notes.md");
+        // One shelf: named from its own folder, as always.
+        let one = discover_shelves(&shelves[..1]).unwrap();
+        assert_eq!(
+            (one.root.as_path(), one.discovery.books[0].file.as_str()),
+            (shelves[0].books_dir.as_path(), "a.txt")
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Project Gutenberg packaging: the header before the book, the footer and licence after it.
 //!
 //! Gutenberg files have used several markers over the years: `*** START OF THIS PROJECT GUTENBERG EBOOK X ***`,
-//! `***START OF THE PROJECT GUTENBERG EBOOK X***`, the 1990s `*END*THE SMALL PRINT!` header, and for the end
+//! `***START OF THE PROJECT GUTENBERG EBOOK X***`, the 1990s `*END*THE SMALL PRINT!` header (`*END THE SMALL PRINT!` in 2001), and for the end
 //! `*** END OF ...`, `End of the Project Gutenberg EBook of X` and `End of Project Gutenberg's X`, with the licence
 //! after it. The body is what lies between the last start marker and the first end marker. Files without
 //! markers are kept whole; the paragraph filter ([`is_boilerplate`]) still drops any stray licence paragraph.
@@ -12,7 +12,8 @@ use memchr::memmem;
 use regex::Regex;
 
 static GUTENBERG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)project\s+gutenberg").unwrap());
-static SMALL_PRINT_END: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\*\s*END\s*\*\s*THE SMALL PRINT").unwrap());
+static SMALL_PRINT_END: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\*\s*END\s*\*?\s*THE\s+SMALL\s+PRINT").unwrap());
 static START_LINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bstart\s+of\b").unwrap());
 static END_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bend\s+of\s+(the\s+|this\s+)?project\s+gutenberg").unwrap());
@@ -117,6 +118,10 @@ mod tests {
         let text = format!(
             "**The Project Gutenberg Etext of Night**\nlegal words\n*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\n\n{BODY}\nEnd of The Project Gutenberg Etext of Night\n"
         );
+        assert_eq!(strip_packaging(&text).trim(), BODY.trim());
+        // The 2001 version lost the second asterisk.
+        let text =
+            text.replace("*END*THE SMALL PRINT!", "*END THE SMALL PRINT!").replace("Ver.04.29.93", "Ver.05/20/01");
         assert_eq!(strip_packaging(&text).trim(), BODY.trim());
     }
 

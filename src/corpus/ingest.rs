@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::book::{BookTokens, WordTable, tokenize_book_into};
 use super::decode::{Encoding, NotText, decode};
-use super::discover::{BookSource, DiscoverError, Skipped, discover};
+use super::discover::{BookSource, DiscoverError, Shelf, ShelvesFound, Skipped, discover_shelves};
 use super::interner::Interner;
 use super::manifest::*;
 use super::stats::{StatsError, write_stats};
@@ -30,8 +30,9 @@ use crate::util::{IoContext, PathError, hash};
 /// What to ingest and where to put it.
 #[derive(Debug, Clone)]
 pub struct IngestRequest {
-    pub books_dir: PathBuf,
-    pub catalogue: Option<PathBuf>,
+    /// The book folders, each with its catalogue: one corpus of them all, books named from the folder
+    /// they share.
+    pub shelves: Vec<Shelf>,
     pub out: PathBuf,
     pub force: bool,
     pub config: Config,
@@ -49,8 +50,7 @@ impl IngestRequest {
     /// of their own: the plainest request; the other fields can be set on the result.
     pub fn new(books_dir: PathBuf, out: PathBuf, config: Config) -> IngestRequest {
         IngestRequest {
-            books_dir,
-            catalogue: None,
+            shelves: vec![Shelf { books_dir, catalogue: None }],
             out,
             force: false,
             config,
@@ -124,8 +124,7 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
     let started = Instant::now();
     let given_vocabulary = request.vocabulary.as_deref().map(Vocabulary::load).transpose()?;
     let staging = StagingDir::new(&request.out, request.force)?;
-    let catalogue = request.catalogue.as_deref();
-    let found = discover(&request.books_dir, catalogue)?;
+    let ShelvesFound { root, discovery: found } = discover_shelves(&request.shelves)?;
     let mut skipped = found.skipped;
 
     let sizes: Vec<u64> = found.books.iter().map(|book| book.path.metadata().map_or(0, |meta| meta.len())).collect();
@@ -179,7 +178,7 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
         books.push(book);
     }
     if books.is_empty() {
-        return Err(IngestError::NoBooks { books_dir: request.books_dir.clone(), skipped: skipped.len() });
+        return Err(IngestError::NoBooks { books_dir: root, skipped: skipped.len() });
     }
 
     phase("remove duplicates");
@@ -236,16 +235,25 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
     })?;
     phase("remap and write token streams, vocabulary, index and statistics");
 
-    let catalogue = match catalogue {
-        Some(path) => {
-            let bytes = std::fs::read(path).path_context("read", path)?;
-            Some(InputFile {
-                path: path.display().to_string(),
-                bytes: bytes.len() as u64,
-                blake3: hash::content_hash(&bytes),
-            })
-        }
-        None => None,
+    let mut shelves = Vec::with_capacity(request.shelves.len());
+    for shelf in &request.shelves {
+        let catalogue = match &shelf.catalogue {
+            Some(path) => {
+                let bytes = std::fs::read(path).path_context("read", path)?;
+                Some(InputFile {
+                    path: path.display().to_string(),
+                    bytes: bytes.len() as u64,
+                    blake3: hash::content_hash(&bytes),
+                })
+            }
+            None => None,
+        };
+        shelves.push(ShelfInput { books_dir: shelf.books_dir.display().to_string(), catalogue });
+    }
+    // One folder keeps the manifest as it always was; several are listed.
+    let (catalogue, shelves) = match shelves.len() {
+        1 => (shelves.pop().and_then(|shelf| shelf.catalogue), Vec::new()),
+        _ => (None, shelves),
     };
     let mut files: Vec<InputFile> = books.iter().map(|book| book.input.clone()).collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -254,7 +262,7 @@ pub fn ingest(request: &IngestRequest, progress: &dyn Progress) -> Result<Ingest
         format_version: CORPUS_FORMAT_VERSION,
         created_by: CreatedBy::now(request.command.clone()),
         config: request.config.clone(),
-        inputs: CorpusInputs { books_dir: request.books_dir.display().to_string(), catalogue, files },
+        inputs: CorpusInputs { books_dir: root.display().to_string(), catalogue, shelves, files },
         vocabulary: VocabularyInfo {
             file: TOKENIZER_FILE.into(),
             size: vocabulary.len(),

@@ -81,9 +81,21 @@ pub struct CorpusManifest {
 /// The books folder, the catalogue and every file read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CorpusInputs {
+    /// The folder every book's `file` is relative to: the books folder, or the one several share.
+    pub books_dir: String,
+    /// The catalogue of a corpus of one books folder.
+    pub catalogue: Option<InputFile>,
+    /// The books folders and catalogues of a corpus of several (empty for one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shelves: Vec<ShelfInput>,
+    pub files: Vec<InputFile>,
+}
+
+/// One of several books folders a corpus was made from, as given, with its catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShelfInput {
     pub books_dir: String,
     pub catalogue: Option<InputFile>,
-    pub files: Vec<InputFile>,
 }
 
 /// The vocabulary file and its identity, which later stages check.

@@ -124,6 +124,8 @@ pub struct StoryOptions {
     /// See `generate.strategy` and `generate.top_p` (language-model decoders).
     pub strategy: Strategy,
     pub top_p: f32,
+    /// See `generate.guidance`.
+    pub guidance: f32,
 }
 
 impl StoryOptions {
@@ -147,6 +149,7 @@ impl StoryOptions {
             repetition_penalty: config.repetition_penalty,
             strategy: config.strategy,
             top_p: config.top_p,
+            guidance: config.guidance,
         }
     }
 }

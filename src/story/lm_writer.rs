@@ -144,19 +144,30 @@ impl LmWriter {
     }
 
     /// The input vectors of the story's start: prefix and genre tokens (trained), then the prompt's tokens.
-    fn start_inputs(&self, vector: Option<Vec<f32>>, keywords: &[String], options: &StoryOptions) -> Tensor<3> {
+    /// With `guided`, a second row holds the same prompt after the mean passage's prefix and no genre.
+    fn start_inputs(
+        &self,
+        vector: Option<Vec<f32>>,
+        keywords: &[String],
+        options: &StoryOptions,
+        guided: bool,
+    ) -> Tensor<3> {
         let genre = options.genre.as_str();
         let model = &self.lm.model;
         let (prefix, prompt) = match (&self.trained, vector) {
-            (Some((steering, manifest)), Some(vector)) => {
+            (Some((steering, manifest)), Some(mut vector)) => {
                 let genre = manifest.genres.iter().position(|name| name == genre);
                 let dim = vector.len();
-                let vector = Tensor::<2>::from_data(TensorData::new(vector, [1, dim]), &self.device);
-                let prefix = steering.prefix_with_strength(vector, &[genre], options.genre_strength);
+                let (rows, genres) = if guided { (2, vec![genre, None]) } else { (1, vec![genre]) };
+                // Zero is the mean passage's vector: the decoder's vectors are centred.
+                vector.resize(rows * dim, 0.0);
+                let vectors = Tensor::<2>::from_data(TensorData::new(vector, [rows, dim]), &self.device);
+                let prefix = steering.prefix_with_strength(vectors, &genres, options.genre_strength);
                 (Some(prefix), keyword_prompt(keywords))
             }
             _ => (None, baseline_prompt(genre, keywords)),
         };
+        let rows = prefix.as_ref().map_or(1, |prefix| prefix.dims()[0]);
         // A prompt is a few keywords; it is still cut to fit the context with room for the story.
         let room = self.lm.config.context_length.saturating_sub(512).max(16);
         let mut ids: Vec<i64> = self
@@ -168,7 +179,8 @@ impl LmWriter {
         ids.truncate(room);
         let embedded = (!ids.is_empty()).then(|| {
             let len = ids.len();
-            model.embed(Tensor::<2, Int>::from_data(TensorData::new(ids, [1, len]), &self.device))
+            let ids = ids.repeat(rows);
+            model.embed(Tensor::<2, Int>::from_data(TensorData::new(ids, [rows, len]), &self.device))
         });
         match (prefix, embedded) {
             (Some(prefix), Some(embedded)) => Tensor::cat(vec![prefix, embedded], 1),
@@ -190,15 +202,17 @@ impl LmWriter {
         cancel: &CancelFlag,
     ) -> Result<Written, Interrupted> {
         let keywords = commonest_words(caption_words, options.keywords);
-        let inputs = self.start_inputs(vector, &keywords, options);
+        let guidance =
+            (self.trained.is_some() && vector.is_some() && options.guidance > 0.0).then_some(options.guidance);
+        let inputs = self.start_inputs(vector, &keywords, options, guidance.is_some());
         let mut cache = KvCache::new();
         let hidden = self.lm.model.forward_embeddings(inputs, Some(&mut cache));
         let positions = hidden.dims()[1];
         let first = log_probs(self.lm.model.logits(hidden.narrow(1, positions - 1, 1)));
-        let first = first.into_iter().next().unwrap_or_default();
+        let first = guide(first, guidance).into_iter().next().unwrap_or_default();
         let end = self.lm.end_of_text;
         let (tokens, beam) = match options.strategy {
-            Strategy::Sample => (self.sample(cache, first, options, cancel)?, 1),
+            Strategy::Sample => (self.sample(cache, first, guidance, options, cancel)?, 1),
             Strategy::Beam => {
                 let mut scorer = LmScorer {
                     model: &self.lm.model,
@@ -208,6 +222,8 @@ impl LmWriter {
                     end,
                     repetition: options.repetition_penalty,
                     written: vec![Vec::new()],
+                    guidance,
+                    live: 1,
                     device: self.device.clone(),
                 };
                 let settings = BeamSettings {
@@ -239,6 +255,7 @@ impl LmWriter {
         &self,
         mut cache: KvCache,
         first: Vec<f32>,
+        guidance: Option<f32>,
         options: &StoryOptions,
         cancel: &CancelFlag,
     ) -> Result<Vec<u32>, Interrupted> {
@@ -264,8 +281,11 @@ impl LmWriter {
             if self.facts.content[token as usize] {
                 written.push(token);
             }
-            let input = Tensor::<2, Int>::from_data(TensorData::new(vec![i64::from(token)], [1, 1]), &self.device);
-            row = log_probs(self.lm.model.forward(input, Some(&mut cache))).into_iter().next().unwrap_or_default();
+            let rows = if guidance.is_some() { 2 } else { 1 };
+            let input =
+                Tensor::<2, Int>::from_data(TensorData::new(vec![i64::from(token); rows], [rows, 1]), &self.device);
+            let next = log_probs(self.lm.model.forward(input, Some(&mut cache)));
+            row = guide(next, guidance).into_iter().next().unwrap_or_default();
         }
         Ok(tokens)
     }
@@ -285,6 +305,28 @@ fn log_probs(logits: Tensor<3>) -> Vec<Vec<f32>> {
     let values: Vec<f32> =
         log_softmax(logits.reshape([rows, vocab]), 1).into_data().try_to_vec::<f32>().unwrap_or_default();
     values.chunks(vocab.max(1)).map(<[f32]>::to_vec).collect()
+}
+
+/// Tokens less likely than this share of the steered row's most likely one are never picked under
+/// guidance: the contrast with the unsteered row must not lift words the steered model would not write.
+const GUIDANCE_FLOOR: f32 = 0.01;
+
+/// Rows of log-probabilities as the decoder picks from them: with guidance, the first half are steered
+/// and the second half the same hypotheses unsteered, and each steered row is pushed away from its
+/// unsteered twin by `weight` and normalised again (tokens under [`GUIDANCE_FLOOR`] left out).
+fn guide(mut rows: Vec<Vec<f32>>, guidance: Option<f32>) -> Vec<Vec<f32>> {
+    let Some(weight) = guidance else { return rows };
+    let unsteered = rows.split_off(rows.len() / 2);
+    for (row, plain) in rows.iter_mut().zip(&unsteered) {
+        let best = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let floor = best + GUIDANCE_FLOOR.ln();
+        for (value, &plain) in row.iter_mut().zip(plain) {
+            *value = if *value < floor { f32::NEG_INFINITY } else { *value + weight * (*value - plain) };
+        }
+        let total = row.iter().fold(f32::NEG_INFINITY, |total, &value| log_add(total, value));
+        row.iter_mut().for_each(|value| *value -= total);
+    }
+    rows
 }
 
 /// The `limit` words found in the most captions (each caption counts a word once), ties by spelling.
@@ -346,6 +388,9 @@ struct LmScorer<'a> {
     repetition: f32,
     /// Per live hypothesis: the content-word tokens it has written.
     written: Vec<Vec<u32>>,
+    /// `generate.guidance`: the cache holds the `live` hypotheses steered, then the same unsteered.
+    guidance: Option<f32>,
+    live: usize,
     device: Device,
 }
 
@@ -368,10 +413,18 @@ impl Scorer for LmScorer<'_> {
             (None, Some(first)) => vec![first],
             (last, _) => {
                 let last = last.unwrap_or(&[]);
-                self.cache = self.cache.select_rows(parents);
-                let ids: Vec<i64> = last.iter().map(|&token| i64::from(token)).collect();
-                let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [last.len(), 1]), &self.device);
-                log_probs(self.model.forward(input, Some(&mut self.cache)))
+                let mut ids: Vec<i64> = last.iter().map(|&token| i64::from(token)).collect();
+                if self.guidance.is_some() {
+                    let twins: Vec<usize> = parents.iter().map(|&parent| parent + self.live).collect();
+                    self.cache = self.cache.select_rows(&[parents, &twins].concat());
+                    ids.extend_from_within(..);
+                } else {
+                    self.cache = self.cache.select_rows(parents);
+                }
+                self.live = parents.len();
+                let rows = ids.len();
+                let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [rows, 1]), &self.device);
+                guide(log_probs(self.model.forward(input, Some(&mut self.cache))), self.guidance)
             }
         };
         for (row, written) in rows.iter_mut().zip(&self.written) {
@@ -402,6 +455,24 @@ mod tests {
             vec!["boy".to_string(), "ball".into()],
         ];
         assert_eq!(commonest_words(&captions, 3), vec!["boy", "cat", "ball"]);
+    }
+
+    #[test]
+    fn guidance_pushes_what_the_steering_changes_and_keeps_out_the_implausible() {
+        let steered: Vec<f32> = [0.5f32, 0.3, 0.195, 0.005].iter().map(|p| p.ln()).collect();
+        let plain: Vec<f32> = [0.6f32, 0.1, 0.2, 0.0001].iter().map(|p| p.ln()).collect();
+        let rows = guide(vec![steered.clone(), plain.clone()], Some(1.0));
+        assert_eq!(rows.len(), 1);
+        let guided = &rows[0];
+        // Normalised again.
+        let mass: f32 = guided.iter().map(|value| value.exp()).sum();
+        assert!((mass - 1.0).abs() < 1e-5);
+        // The token the steering made three times as likely gains on the one it made less likely.
+        assert!(guided[1] - guided[0] > steered[1] - steered[0]);
+        // Under 1% of the best steered token: out, however much the steering raised it.
+        assert_eq!(guided[3], f32::NEG_INFINITY);
+        // No guidance: rows as they came.
+        assert_eq!(guide(vec![steered.clone(), plain], None)[0], steered);
     }
 
     #[test]

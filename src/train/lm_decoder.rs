@@ -10,7 +10,8 @@
 //! centred like the GRU decoder's) and tokenized by the language model's tokenizer, closed by
 //! `<|endoftext|>` when it was not cut. A batch row is `[prefix][genre tokens][keyword prompt][passage]`,
 //! its keywords sampled afresh each step from the passage's own content words and its genre from its book's
-//! (dropped for `decoder.genre_dropout` of rows); only the passage's tokens are scored.
+//! (dropped for `decoder.genre_dropout` of rows), its vector replaced by the mean passage's for
+//! `decoder.lm.vector_dropout` of rows; only the passage's tokens are scored.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -107,11 +108,17 @@ impl LmPassages {
         device: &Device,
     ) -> LmBatch {
         let dim = self.vectors[0].len();
-        let flat: Vec<f32> = indices.iter().flat_map(|&index| self.vectors[index].iter().copied()).collect();
-        let vectors = Tensor::from_data(TensorData::new(flat, [indices.len(), dim]), device);
+        let mut flat = Vec::with_capacity(indices.len() * dim);
         let mut genres = Vec::with_capacity(indices.len());
         let mut rows = Vec::with_capacity(indices.len());
         for &index in indices {
+            // Zero is the mean passage's vector once centred: this row must be written from its keywords
+            // and genre alone.
+            if rng.random::<f32>() < config.lm.vector_dropout {
+                flat.extend(std::iter::repeat_n(0.0, dim));
+            } else {
+                flat.extend_from_slice(&self.vectors[index]);
+            }
             let mut words = self.content[index].clone();
             let wanted = rng.random_range(0..=config.keywords).min(words.len());
             words.partial_shuffle(rng, wanted);
@@ -123,6 +130,7 @@ impl LmPassages {
             ids.extend_from_slice(&self.tokens[index]);
             rows.push((ids, prompt.len()));
         }
+        let vectors = Tensor::from_data(TensorData::new(flat, [indices.len(), dim]), device);
         LmBatch { vectors, genres, rows }
     }
 }
