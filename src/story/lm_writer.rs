@@ -459,7 +459,7 @@ mod tests {
 
     #[test]
     fn guidance_pushes_what_the_steering_changes_and_keeps_out_the_implausible() {
-        let steered: Vec<f32> = [0.5f32, 0.3, 0.195, 0.005].iter().map(|p| p.ln()).collect();
+        let steered: Vec<f32> = [0.5f32, 0.3, 0.196, 0.004].iter().map(|p| p.ln()).collect();
         let plain: Vec<f32> = [0.6f32, 0.1, 0.2, 0.0001].iter().map(|p| p.ln()).collect();
         let rows = guide(vec![steered.clone(), plain.clone()], Some(1.0));
         assert_eq!(rows.len(), 1);
