@@ -3,10 +3,12 @@
 # photo, waits for the story and saves a screenshot. Run by .ci/run. Needs Debian's `chromium` and Node with
 # npm (each installed on its own if missing, by scripts/install-browser-tools.sh), puppeteer-core from npm (into
 # the user's cache folder), the demo models and the EfficientNet-Lite0 weights (scripts/fetch-cnn.sh).
-# Usage: scripts/browser-test.sh [SCREENSHOT.png]   (default: runs/browser/screenshot.png)
+# Usage: scripts/browser-test.sh [SCREENSHOT.png] [SERVE ARGUMENTS...]   (default: runs/browser/screenshot.png;
+# e.g. `--decoder checkpoints/demo/decoder-lm` for the language-model decoder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 screenshot="${1:-runs/browser/screenshot.png}"
+shift || true
 mkdir -p "$(dirname "$screenshot")"
 
 scripts/install-browser-tools.sh
@@ -21,7 +23,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/storytool"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)
-"$bin" serve --addr "127.0.0.1:$port" --cnn "$cnn" 2>"$log" &
+"$bin" serve --addr "127.0.0.1:$port" --cnn "$cnn" "$@" 2>"$log" &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 1 100); do
@@ -32,5 +34,5 @@ done
 # Run from beside its node_modules, where the script's `import 'puppeteer-core'` resolves.
 cp tests/browser/upload.mjs "$tools/upload.mjs"
 node "$tools/upload.mjs" \
-    "http://127.0.0.1:$port/" "$PWD/data/samples/coffee.png" thriller "$screenshot" || { cat "$log" >&2; exit 1; }
+    "http://127.0.0.1:$port/" "$PWD/data/samples/coffee.png" thriller sci-fi "$screenshot" || { cat "$log" >&2; exit 1; }
 echo "screenshot: $screenshot"

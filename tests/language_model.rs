@@ -166,7 +166,7 @@ fn the_prompt_only_writer_finishes_stories_by_beam_and_by_sampling() {
         options.strategy = strategy;
         options.min_words = 3;
         options.max_words = 12;
-        let written = writer.write(None, &words, &options, &CancelFlag::new()).unwrap();
+        let written = writer.write(None, &words, &options, &CancelFlag::new(), &mut |_| {}).unwrap();
         eprintln!("{strategy:?}: {:?}", written.story);
         assert!(!written.story.is_empty(), "{strategy:?} wrote nothing");
         assert!(!written.story.contains('<') && !written.story.contains('\n'), "{:?}", written.story);

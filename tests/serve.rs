@@ -294,3 +294,132 @@ fn story_request_bytes(body: Vec<u8>) -> Request<Body> {
         .body(Body::from(body))
         .unwrap()
 }
+
+/// The server-sent events of a body: (event name, JSON data), keep-alive comments left out.
+fn parse_events(text: &str) -> Vec<(String, serde_json::Value)> {
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .filter(|block| !block.trim().is_empty() && !block.starts_with(':'))
+        .map(|block| {
+            let mut name = String::from("message");
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("event:") {
+                    name = value.trim().to_string();
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                }
+            }
+            (name, serde_json::from_str(&data).unwrap_or(serde_json::Value::Null))
+        })
+        .collect()
+}
+
+fn streamed(request: Request<Body>) -> Request<Body> {
+    let mut request = request;
+    request.headers_mut().insert(header::ACCEPT, "text/event-stream".parse().unwrap());
+    request
+}
+
+/// A streamed story: captions, keywords, the text growing, then the same story the JSON answer gives; a
+/// client that leaves mid-story frees its worker long before the story would have ended; and the page
+/// works as a plain form post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_story_shows_its_captions_first_then_grows_and_a_client_that_leaves_frees_its_worker() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let models = tokio::task::block_in_place(|| support::models(dir.path()));
+    let generator = Generator::load(&ModelPaths::from_dir(&models, models.join("cnn.pth")), true, &Device::flex())
+        .expect("fixture models load");
+    let generator = Arc::new(generator);
+    let settings = ServeSettings { workers: 1, queue: 1, timeout: Duration::from_secs(60), ..ServeSettings::default() };
+    let mut generate = GenerateConfig::default();
+    generate.k = 3;
+    let state = ServeState::new(Arc::clone(&generator), generate.clone(), settings.clone(), Default::default());
+    let app = router(state);
+    let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/samples/coffee.png")).unwrap();
+    let fields: &[(&str, Option<&str>, &[u8])] = &[("image", Some("a.png"), &photo), ("genre", None, b"sci-fi")];
+
+    let response = app.clone().oneshot(streamed(story_request(fields))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let events = parse_events(&String::from_utf8_lossy(&body));
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names[..2], ["captions", "keywords"], "{names:?}");
+    assert_eq!(names.last(), Some(&"story"), "{names:?}");
+    assert_eq!(events[0].1["captions"].as_array().unwrap().len(), 3);
+    let texts: Vec<&str> =
+        events.iter().filter(|(name, _)| name == "text").map(|(_, data)| data["text"].as_str().unwrap()).collect();
+    assert!(texts.len() >= 2, "the story grows in steps: {texts:?}");
+    assert!(texts.windows(2).all(|pair| pair[1].len() > pair[0].len()), "{texts:?}");
+    let streamed_story = events.last().unwrap().1["story"].as_str().unwrap().to_string();
+    let first_word = texts[0].split_whitespace().next().unwrap();
+    assert!(streamed_story.starts_with(first_word), "{first_word} / {streamed_story}");
+    let (status, json, _) = answer(&app, story_request(fields)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["story"].as_str().unwrap(), streamed_story, "the same story either way");
+
+    // A refused request is a JSON error before any event.
+    let response = app
+        .clone()
+        .oneshot(streamed(story_request(&[("image", Some("a.png"), &photo), ("genre", None, b"western")])))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // Long stories: the whole one, then one whose client leaves after its first words.
+    let mut long = generate.clone();
+    (long.min_words, long.max_words, long.beam) = (900, 1000, 20);
+    let state = ServeState::new(Arc::clone(&generator), long, settings, Default::default());
+    let pool = state.pool.clone();
+    let app = router(state);
+    let started = std::time::Instant::now();
+    let response = app.clone().oneshot(streamed(story_request(fields))).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 22).await.unwrap();
+    let whole = started.elapsed();
+    assert_eq!(parse_events(&String::from_utf8_lossy(&body)).last().unwrap().0, "story");
+    while pool.pending() != 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = std::time::Instant::now();
+    let response = app.clone().oneshot(streamed(story_request(fields))).await.unwrap();
+    let mut body = response.into_body().into_data_stream();
+    let mut seen = String::new();
+    while !seen.contains("event: text") {
+        seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+    }
+    let first_words = started.elapsed();
+    drop(body);
+    while pool.pending() != 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let freed = started.elapsed();
+    eprintln!("whole story {whole:?}; first words {first_words:?}; worker free {freed:?} after the request");
+    // Counted from the first words, which the stream waits for: the rest of the story is the work saved.
+    let (left, rest) = (freed.saturating_sub(first_words), whole.saturating_sub(first_words));
+    assert!(left * 4 < rest, "the worker went on {left:?} after the client left; the story takes {rest:?} more whole");
+
+    // Without JavaScript: the page lists the genres, and a form post answers with the page and the story.
+    let response = app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    let page =
+        String::from_utf8_lossy(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).into_owned();
+    assert!(page.contains(r#"<option value="adventure">adventure</option>"#), "{page}");
+    assert!(page.contains(r#"action="/story""#));
+    let mut form = story_request(&[("image", Some("a.png"), &photo), ("genre", None, b"adventure")]);
+    *form.uri_mut() = "/story".parse().unwrap();
+    let response = app.clone().oneshot(form).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page =
+        String::from_utf8_lossy(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).into_owned();
+    assert!(page.contains(r#"<option value="adventure" selected>"#), "{page}");
+    let story = page.split(r#"<div id="story" aria-live="polite">"#).nth(1).unwrap().split("</div>").next().unwrap();
+    assert!(story.split_whitespace().count() >= 15, "{story}");
+    let mut form = story_request(&[("genre", None, b"adventure")]);
+    *form.uri_mut() = "/story".parse().unwrap();
+    let response = app.clone().oneshot(form).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let page =
+        String::from_utf8_lossy(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).into_owned();
+    assert!(page.contains("missing the `image` field"), "{page}");
+}

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use storytool::story::generate::{Generator, ModelPaths, StoryInput, StoryOptions};
+use storytool::story::writer::StoryEvent;
+use storytool::util::cancel::CancelFlag;
 use storytool::vision::load_image;
 
 use super::device_args::DeviceArgs;
+use super::live_text::LiveText;
 use super::{ConfigArgs, cnn_weights};
 
 /// Write a short story about a photo in a genre: the photo's nearest captions (VSE caption bank), their
@@ -89,6 +92,10 @@ pub struct GenerateArgs {
     #[arg(long)]
     json: bool,
 
+    /// Show the story as it is written, word by word (on a terminal; elsewhere the finished story only)
+    #[arg(long, conflicts_with = "json")]
+    stream: bool,
+
     #[command(flatten)]
     config: ConfigArgs,
 
@@ -130,6 +137,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         (Some(retriever), true) => Some(retriever.bank.texts(&args.annotations)),
         _ => None,
     };
+    let mut live = if args.stream { LiveText::on_stdout() } else { None };
     let mut stories = Vec::new();
     for genre in &args.genre {
         let mut options = StoryOptions::new(genre, &config.generate);
@@ -137,7 +145,24 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         if let Some(temperature) = args.temperature {
             options.temperature = temperature;
         }
-        let mut story = generator.generate(&input, &options)?;
+        let mut story = match &mut live {
+            Some(live) => {
+                if args.genre.len() > 1 {
+                    println!("[{genre}]");
+                }
+                let mut watch = |event: StoryEvent<'_>| {
+                    if let StoryEvent::Text(text) = event {
+                        live.show(text);
+                    }
+                };
+                let story = generator.generate_watched(&input, &options, &CancelFlag::new(), &mut watch)?;
+                live.show(&story.story);
+                live.finish();
+                println!("\n");
+                story
+            }
+            None => generator.generate(&input, &options)?,
+        };
         if let Some((texts, _)) = &texts {
             for caption in &mut story.captions {
                 caption.text = caption.id.as_ref().and_then(|id| texts.get(id).cloned());
@@ -171,7 +196,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         }
         println!();
     }
-    for story in &stories {
+    for story in stories.iter().filter(|_| live.is_none()) {
         if args.genre.len() > 1 {
             println!("[{}]", story.genre);
         }

@@ -12,6 +12,7 @@ mod expand_vocab;
 mod extract_features;
 mod generate;
 mod ingest;
+mod live_text;
 mod pipeline;
 mod progress_bar;
 mod run_args;

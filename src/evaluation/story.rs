@@ -235,12 +235,12 @@ pub fn evaluate_stories(
             let mut options = StoryOptions::new(genre, &request.generate);
             // A seed per story (used with `generate.temperature` above 0), so noise differs between stories.
             options.seed = request.seed.wrapping_add((photo_index * genre_count + genre_index) as u64);
-            let story = generator.write(captions.clone(), &thoughts, &options, &request.cancel)?;
+            let story = generator.write(captions.clone(), &thoughts, &options, &request.cancel, &mut |_| {})?;
             per_genre.push(story.story);
             progress.advance(1);
             if let Some(baseline) = &baseline {
                 let written = baseline
-                    .write(None, &caption_words, &options, &request.cancel)
+                    .write(None, &caption_words, &options, &request.cancel, &mut |_| {})
                     .map_err(crate::story::generate::GenerateError::from)?;
                 baseline_per_genre.push(written.story);
                 progress.advance(1);

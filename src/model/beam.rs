@@ -19,6 +19,50 @@ pub trait Scorer {
     fn next(&mut self, parents: &[usize], last_words: Option<&[u32]>) -> Vec<Vec<f32>>;
 }
 
+/// A scorer that shows `show` the words every live hypothesis starts with, each time they grow (for a story
+/// shown as it is written): every hypothesis the search will make extends one of these, so what is shown
+/// is taken back only when a hypothesis that finished earlier wins in the end. The best line alone would
+/// jump from course to course at every step.
+pub struct Watched<'a, S> {
+    pub inner: S,
+    histories: Vec<Vec<u32>>,
+    shown: usize,
+    show: &'a mut dyn FnMut(&[u32]),
+}
+
+impl<'a, S: Scorer> Watched<'a, S> {
+    pub fn new(inner: S, show: &'a mut dyn FnMut(&[u32])) -> Watched<'a, S> {
+        Watched { inner, histories: Vec::new(), shown: 0, show }
+    }
+}
+
+impl<S: Scorer> Scorer for Watched<'_, S> {
+    fn next(&mut self, parents: &[usize], last_words: Option<&[u32]>) -> Vec<Vec<f32>> {
+        self.histories = match last_words {
+            None => vec![Vec::new(); parents.len()],
+            Some(last) => parents
+                .iter()
+                .zip(last)
+                .map(|(&parent, &word)| {
+                    let mut history = self.histories.get(parent).cloned().unwrap_or_default();
+                    history.push(word);
+                    history
+                })
+                .collect(),
+        };
+        if let Some((first, others)) = self.histories.split_first() {
+            let shared = others.iter().fold(first.len(), |shared, other| {
+                shared.min(first.iter().zip(other).take_while(|(a, b)| a == b).count())
+            });
+            if shared > self.shown {
+                self.shown = shared;
+                (self.show)(&first[..shared]);
+            }
+        }
+        self.inner.next(parents, last_words)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BeamSettings {
     pub beam: usize,
@@ -223,6 +267,30 @@ mod tests {
         let best = beam_search(&mut scorer, &settings()).unwrap();
         assert_eq!(best.words, vec![2]);
         assert!((best.log_prob - (0.3f32.ln() + 0.9f32.ln())).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_watched_search_shows_what_every_live_hypothesis_starts_with() {
+        // Beam 1: the one live line is shown as it grows, "3", then "3 2", and then it ends.
+        let model = |history: &[u32]| match history {
+            [] => log(&[0.01, 0.01, 0.28, 0.7]),
+            [3] => log(&[0.05, 0.01, 0.9, 0.04]),
+            [.., 2] => log(&[0.9, 0.01, 0.05, 0.04]),
+            _ => log(&[0.25, 0.25, 0.25, 0.25]),
+        };
+        let mut shown: Vec<Vec<u32>> = Vec::new();
+        let mut show = |words: &[u32]| shown.push(words.to_vec());
+        let mut scorer = Watched::new(Table { model, histories: vec![] }, &mut show);
+        let best = beam_search(&mut scorer, &BeamSettings { beam: 1, ..settings() }).unwrap();
+        assert_eq!(best.words, vec![3, 2]);
+        assert_eq!(shown, [vec![3], vec![3, 2]]);
+        // Beam 3: the lines part at once ("3", "2", ...), so nothing is shared until they agree; what is shown
+        // is always the start of the story found.
+        let mut shown: Vec<Vec<u32>> = Vec::new();
+        let mut show = |words: &[u32]| shown.push(words.to_vec());
+        let mut scorer = Watched::new(Table { model, histories: vec![] }, &mut show);
+        let best = beam_search(&mut scorer, &settings()).unwrap();
+        assert!(shown.iter().all(|words| best.words.starts_with(words)), "{shown:?} vs {:?}", best.words);
     }
 
     #[test]

@@ -3,9 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::convert::Infallible;
+
 use axum::extract::{DefaultBodyLimit, Multipart, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +22,11 @@ use tracing::Level;
 
 use super::pool::{Refused, WorkerPool};
 use crate::config::GenerateConfig;
-use crate::story::generate::{Generator, StoryInput, StoryOptions};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::story::generate::{Generator, Story, StoryInput, StoryOptions, UsedCaption};
+use crate::story::writer::StoryEvent;
 use crate::util::cancel::CancelFlag;
 use crate::util::error_chain;
 use crate::vision::{ImageError, decode_image_within};
@@ -112,6 +119,13 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// As a stream's `error` event: the message and the status the JSON answer would have had.
+    fn json(&self) -> serde_json::Value {
+        json!({ "error": self.message, "status": self.status.as_u16() })
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
@@ -133,6 +147,7 @@ pub fn router(state: ServeState) -> Router {
         .route("/page.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], PAGE_SCRIPT) }))
         .route("/page.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], PAGE_STYLE) }))
         .route("/api/story", post(story))
+        .route("/story", post(story_form))
         .route("/api/genres", get(genres))
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi))
@@ -176,12 +191,13 @@ async fn json_errors(request: Request, next: Next) -> Response {
     }
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    // JSON, or the page answering a form post with its error.
+    let is_answer = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|value| value.starts_with("application/json") || value.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_answer {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -199,8 +215,89 @@ async fn json_errors(request: Request, next: Next) -> Response {
     answer
 }
 
-async fn page() -> Html<&'static str> {
-    Html(PAGE)
+async fn page(State(state): State<ServeState>) -> Html<String> {
+    Html(render_page(&state, None, None))
+}
+
+/// What the page shows below the form after a plain form post.
+enum Outcome<'a> {
+    Story(&'a Story),
+    Error(&'a str),
+}
+
+/// The page with the genres in its picker (`selected` chosen) and, after a form post, the story or the
+/// error: so that it works without JavaScript.
+fn render_page(state: &ServeState, selected: Option<&str>, outcome: Option<Outcome<'_>>) -> String {
+    let genres: String = state
+        .generator
+        .genres()
+        .iter()
+        .map(|genre| {
+            let chosen = if Some(genre.as_str()) == selected { " selected" } else { "" };
+            format!("<option value=\"{0}\"{chosen}>{0}</option>", escape_html(genre))
+        })
+        .collect();
+    let (error, captions, keywords, story) = match &outcome {
+        Some(Outcome::Story(story)) => {
+            let captions: String = captions_json(state, &story.captions)
+                .iter()
+                .filter_map(|caption| caption["text"].as_str())
+                .map(|text| format!("<li>{}</li>", escape_html(text)))
+                .collect();
+            (String::new(), captions, escape_html(&story.keywords.join(", ")), escape_html(&story.story))
+        }
+        Some(Outcome::Error(message)) => (escape_html(message), String::new(), String::new(), String::new()),
+        None => Default::default(),
+    };
+    let seen_hidden = if matches!(outcome, Some(Outcome::Story(_))) { "" } else { " hidden" };
+    PAGE.replace("{{genres}}", &genres)
+        .replace("{{error}}", &error)
+        .replace("{{seen_hidden}}", seen_hidden)
+        .replace("{{captions}}", &captions)
+        .replace("{{keywords}}", &keywords)
+        .replace("{{story}}", &story)
+}
+
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// `POST /story`: the form posted without JavaScript; the answer is the page with the story (or the error,
+/// with its status).
+async fn story_form(State(state): State<ServeState>, multipart: Multipart) -> Response {
+    let started = prepare(&state, multipart).await.and_then(|job| {
+        let genre = job.options.genre.clone();
+        start(&state, job).map(|(receiver, guard)| (receiver, guard, genre))
+    });
+    let outcome = match started {
+        Ok((receiver, guard, genre)) => {
+            let _guard = guard;
+            finished(&state, receiver).await.map(|(story, _)| (story, genre))
+        }
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok((story, genre)) => Html(render_page(&state, Some(&genre), Some(Outcome::Story(&story)))).into_response(),
+        Err(error) => {
+            let mut response =
+                (error.status, Html(render_page(&state, None, Some(Outcome::Error(&error.message))))).into_response();
+            if let Some(seconds) = error.retry_after {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
+    }
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -258,7 +355,25 @@ async fn read_form(mut multipart: Multipart) -> Result<StoryForm, ApiError> {
     Ok(form)
 }
 
-async fn story(State(state): State<ServeState>, multipart: Multipart) -> Result<Json<serde_json::Value>, ApiError> {
+/// A story request that passed its checks: what its worker needs.
+struct StoryJob {
+    image: Vec<u8>,
+    options: StoryOptions,
+    /// Held from before the body was read until the job ends.
+    upload: OwnedSemaphorePermit,
+    received: Instant,
+}
+
+/// What a worker sends while it makes a story, in this order; `Done` last.
+enum Made {
+    Captions(Vec<UsedCaption>),
+    Keywords(Vec<String>),
+    Text(String),
+    Done(Result<Story, ApiError>, Duration),
+}
+
+/// Reads and checks a story request (multipart `image`, `genre`, `beam`, `seed`).
+async fn prepare(state: &ServeState, multipart: Multipart) -> Result<StoryJob, ApiError> {
     let received = Instant::now();
     let busy = || ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
@@ -294,77 +409,177 @@ async fn story(State(state): State<ServeState>, multipart: Multipart) -> Result<
     options.beam = beam;
     options.fallback_beam = options.fallback_beam.min(state.settings.max_beam.max(beam));
     options.seed = form.seed.unwrap_or(0);
+    Ok(StoryJob { image, options, upload, received })
+}
 
-    let (sender, receiver) = tokio::sync::oneshot::channel();
+/// Queues `job` on the pool. What it makes arrives on the receiver; dropping the guard (the request's
+/// handler or stream ends: answered, timed out, or its client gone) cancels it: a queued job never starts,
+/// a running one stops at its next check.
+fn start(state: &ServeState, job: StoryJob) -> Result<(UnboundedReceiver<Made>, CancelOnDrop), ApiError> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let generator = Arc::clone(&state.generator);
-    // Set when this handler stops waiting: it timed out, or the client went away and the handler was
-    // dropped. A queued job then never starts, and a running one stops at its next check.
     let cancel = CancelFlag::new();
-    let _cancel_when_done = CancelOnDrop(cancel.clone());
+    let guard = CancelOnDrop(cancel.clone());
     let max_pixels = state.settings.max_pixels;
+    let StoryJob { image, options, upload, .. } = job;
     let submitted = state.pool.submit(move || {
         let _upload = upload;
         if cancel.is_cancelled() {
             return;
         }
         let started = Instant::now();
+        // Nobody left to send to: the client is gone, so is the reason to go on.
+        let send = |made: Made| {
+            if sender.send(made).is_err() {
+                cancel.cancel();
+            }
+        };
+        let mut watch = |event: StoryEvent<'_>| {
+            send(match event {
+                StoryEvent::Captions(captions) => {
+                    Made::Captions(captions.iter().take(SHOWN_CAPTIONS).cloned().collect())
+                }
+                StoryEvent::Keywords(keywords) => Made::Keywords(keywords.to_vec()),
+                StoryEvent::Text(text) => Made::Text(text.to_string()),
+            });
+        };
         let result = match decode_image_within(&image, "the uploaded image", max_pixels) {
-            Ok(picture) => {
-                generator.generate_cancellable(&StoryInput::Image(picture), &options, &cancel).map_err(|error| {
+            Ok(picture) => generator
+                .generate_watched(&StoryInput::Image(picture), &options, &cancel, &mut watch)
+                .map_err(|error| {
                     ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("generation failed: {}", error_chain(&error)),
                     )
-                })
-            }
+                }),
             Err(error @ ImageError::TooLarge { .. }) => {
                 Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, error_chain(&error)))
             }
             Err(error) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error_chain(&error))),
         };
-        let _ = sender.send((result, started.elapsed()));
+        send(Made::Done(result, started.elapsed()));
     });
     match submitted {
-        Ok(()) => {}
-        Err(Refused::Full) => return Err(busy()),
-        Err(Refused::Closed) => {
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down"));
-        }
+        Ok(()) => Ok((receiver, guard)),
+        Err(Refused::Full) => Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the server is busy; try again in a few seconds".into(),
+            retry_after: Some(2),
+        }),
+        Err(Refused::Closed) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down")),
     }
-    let waited = tokio::time::timeout(state.settings.timeout, receiver).await;
-    let (result, work) = match waited {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
-        Err(_) => {
-            return Err(ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: format!("the story took longer than {} s", state.settings.timeout.as_secs()),
-                retry_after: Some(5),
-            });
+}
+
+/// Captions a story answer shows.
+const SHOWN_CAPTIONS: usize = 5;
+
+fn timed_out(state: &ServeState) -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: format!("the story took longer than {} s", state.settings.timeout.as_secs()),
+        retry_after: Some(5),
+    }
+}
+
+/// Waits for the finished story (what is made on the way is not shown), within the request's time.
+async fn finished(state: &ServeState, mut receiver: UnboundedReceiver<Made>) -> Result<(Story, Duration), ApiError> {
+    let done = async {
+        while let Some(made) = receiver.recv().await {
+            if let Made::Done(result, work) = made {
+                return Some(result.map(|story| (story, work)));
+            }
         }
+        None
     };
-    let story = result?;
-    let texts = &state.caption_texts;
-    let captions: Vec<serde_json::Value> = story
-        .captions
+    match tokio::time::timeout(state.settings.timeout, done).await {
+        Ok(Some(result)) => result,
+        Ok(None) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
+        Err(_) => Err(timed_out(state)),
+    }
+}
+
+/// `POST /api/story`: the story as JSON, or with `Accept: text/event-stream` as server-sent events while
+/// it is made: `captions`, `keywords`, `text` (the story so far, each time it changes), then `story` (the
+/// JSON answer) or `error` (`{"error", "status"}`). Requests refused before work starts get JSON errors.
+async fn story(State(state): State<ServeState>, headers: HeaderMap, multipart: Multipart) -> Response {
+    let streamed = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"));
+    let started = prepare(&state, multipart).await.and_then(|job| {
+        let received = job.received;
+        start(&state, job).map(|(receiver, guard)| (receiver, guard, received))
+    });
+    let (receiver, guard, received) = match started {
+        Ok(started) => started,
+        Err(error) => return error.into_response(),
+    };
+    if streamed {
+        return stream_story(state, receiver, guard, received).into_response();
+    }
+    let _guard = guard;
+    match finished(&state, receiver).await {
+        Ok((story, work)) => Json(story_json(&state, &story, received, work)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The story's events as they come, until the story or an error; the request's time limit holds for the
+/// whole stream. The guard lives in the stream: a client that leaves drops it, which stops the work.
+fn stream_story(
+    state: ServeState,
+    receiver: UnboundedReceiver<Made>,
+    guard: CancelOnDrop,
+    received: Instant,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let deadline = tokio::time::Instant::now() + state.settings.timeout;
+    let events = futures_util::stream::unfold(Some((receiver, guard, state)), move |context| async move {
+        let (mut receiver, guard, state) = context?;
+        let (name, data, more) = match tokio::time::timeout_at(deadline, receiver.recv()).await {
+            Ok(Some(Made::Captions(captions))) => {
+                ("captions", json!({ "captions": captions_json(&state, &captions) }), true)
+            }
+            Ok(Some(Made::Keywords(keywords))) => ("keywords", json!({ "keywords": keywords }), true),
+            Ok(Some(Made::Text(text))) => ("text", json!({ "text": text }), true),
+            Ok(Some(Made::Done(Ok(story), work))) => ("story", story_json(&state, &story, received, work), false),
+            Ok(Some(Made::Done(Err(error), _))) => ("error", error.json(), false),
+            Ok(None) => ("error", ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").json(), false),
+            Err(_) => ("error", timed_out(&state).json(), false),
+        };
+        let event = Event::default().event(name).data(data.to_string());
+        Some((Ok(event), more.then_some((receiver, guard, state))))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// The first captions as the answers show them: text looked up by bank id for retrieved ones.
+fn captions_json(state: &ServeState, captions: &[UsedCaption]) -> Vec<serde_json::Value> {
+    captions
         .iter()
-        .take(5)
+        .take(SHOWN_CAPTIONS)
         .map(|caption| {
-            // Written captions carry their text; retrieved ones are looked up by bank id.
-            let text = caption.text.clone().or_else(|| caption.id.as_ref().and_then(|id| texts.get(id).cloned()));
+            let text = caption
+                .text
+                .clone()
+                .or_else(|| caption.id.as_ref().and_then(|id| state.caption_texts.get(id).cloned()));
             json!({ "id": caption.id, "score": caption.score, "text": text })
         })
-        .collect();
-    Ok(Json(json!({
+        .collect()
+}
+
+/// The JSON answer of a finished story.
+fn story_json(state: &ServeState, story: &Story, received: Instant, work: Duration) -> serde_json::Value {
+    json!({
         "story": story.story,
         "genre": story.genre,
-        "captions": captions,
+        "captions": captions_json(state, &story.captions),
+        "keywords": story.keywords,
         "timings": {
-            "queue_ms": (received.elapsed() - work).as_secs_f64() * 1e3,
+            "queue_ms": (received.elapsed().saturating_sub(work)).as_secs_f64() * 1e3,
             "generate_ms": story.timings.total_ms,
             "total_ms": received.elapsed().as_secs_f64() * 1e3,
         },
-    })))
+    })
 }
 
 /// Cancels its flag when dropped: the end of a request handler, however it ends.

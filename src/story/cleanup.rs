@@ -29,6 +29,31 @@ fn capitalise(word: &str) -> String {
 
 /// Joins decoded tokens into a story.
 pub fn clean_up(tokens: &[&str]) -> String {
+    let (out, mut inside_quote) = joined(tokens);
+    // A quote opened at the very end has nothing to quote; one opened earlier is closed.
+    let mut out = out;
+    if inside_quote && out.ends_with('"') {
+        out.pop();
+        inside_quote = false;
+    }
+    let mut out = out.trim_end_matches([',', ';', ':', ' ']).to_string();
+    if !(out.is_empty() || out.ends_with(['.', '!', '?', '"'])) {
+        out.push('.');
+    }
+    if inside_quote {
+        out.push('"');
+    }
+    out
+}
+
+/// The first tokens of a story as [`clean_up`] joins them, before it ends the story (no closing full stop
+/// or quote): what is shown while the story is written.
+pub fn clean_up_so_far(tokens: &[&str]) -> String {
+    joined(tokens).0
+}
+
+/// The tokens joined with spaces, capitals and quotes where they belong, and whether a quote is open.
+fn joined(tokens: &[&str]) -> (String, bool) {
     // Adjacent repeats go first ("the the", ". ."), as neural-storyteller did.
     let mut kept: Vec<&str> = Vec::with_capacity(tokens.len());
     for &token in tokens {
@@ -80,19 +105,7 @@ pub fn clean_up(tokens: &[&str]) -> String {
         }
         previous = token;
     }
-    // A quote opened at the very end has nothing to quote; one opened earlier is closed.
-    if inside_quote && out.ends_with('"') {
-        out.pop();
-        inside_quote = false;
-    }
-    let mut out = out.trim_end_matches([',', ';', ':', ' ']).to_string();
-    if !(out.is_empty() || out.ends_with(['.', '!', '?', '"'])) {
-        out.push('.');
-    }
-    if inside_quote {
-        out.push('"');
-    }
-    out
+    (out, inside_quote)
 }
 
 #[cfg(test)]

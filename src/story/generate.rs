@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::bias::{BiasError, StyleBias};
 use super::decoder::DecoderError;
 use super::lm_decoder::default_lm_path;
-use super::writer::StoryWriter;
+use super::writer::{StoryEvent, StoryWriter, Watch};
 use crate::captioner::photo::{PhotoCaptioner, PhotoCaptionerError};
 use crate::config::{GenerateConfig, Strategy};
 use crate::encoder::{EncoderError, SentenceEncoder};
@@ -346,6 +346,18 @@ impl Generator {
         options: &StoryOptions,
         cancel: &CancelFlag,
     ) -> Result<Story, GenerateError> {
+        self.generate_watched(input, options, cancel, &mut |_| {})
+    }
+
+    /// [`generate_cancellable`](Self::generate_cancellable), showing `watch` the captions as soon as they
+    /// are found and the story as it is written (`generate --stream`, `serve`'s streamed answers).
+    pub fn generate_watched(
+        &self,
+        input: &StoryInput,
+        options: &StoryOptions,
+        cancel: &CancelFlag,
+        watch: &mut Watch<'_>,
+    ) -> Result<Story, GenerateError> {
         cancel.check()?;
         let started = Instant::now();
         if !self.bias.genres.contains_key(&options.genre) {
@@ -354,7 +366,8 @@ impl Generator {
         let (captions, thoughts) = self.captions(input, options.k, &HashSet::new())?;
         cancel.check()?;
         let captions_ms = started.elapsed().as_secs_f64() * 1e3;
-        let mut story = self.write(captions, &thoughts, options, cancel)?;
+        watch(StoryEvent::Captions(&captions));
+        let mut story = self.write(captions, &thoughts, options, cancel, watch)?;
         story.timings.captions_ms = captions_ms;
         story.timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(story)
@@ -421,6 +434,7 @@ impl Generator {
         thoughts: &[Vec<f32>],
         options: &StoryOptions,
         cancel: &CancelFlag,
+        watch: &mut Watch<'_>,
     ) -> Result<Story, GenerateError> {
         let Some(genre_bias) = self.bias.genres.get(&options.genre) else {
             return Err(GenerateError::UnknownGenre { genre: options.genre.clone(), known: self.genres().join(", ") });
@@ -428,7 +442,7 @@ impl Generator {
         let decoding = Instant::now();
         let shifted = self.style_shift(thoughts, genre_bias, options);
         let words: Vec<Vec<String>> = captions.iter().map(|caption| caption.words.clone()).collect();
-        let written = self.decoder.write(shifted, &words, options, cancel)?;
+        let written = self.decoder.write(shifted, &words, options, cancel, watch)?;
         let decode_ms = decoding.elapsed().as_secs_f64() * 1e3;
         Ok(Story {
             words: written.story.split_whitespace().count(),

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::cleanup::clean_up;
+use super::cleanup::{clean_up, clean_up_so_far};
 use super::decoder::{ContextCentre, DecoderError, DecoderManifest, load_decoder};
 use super::generate::StoryOptions;
-use super::writer::Written;
-use crate::model::beam::{BeamSettings, Scorer, beam_search};
+use super::writer::{StoryEvent, Watch, Written};
+use crate::model::beam::{BeamSettings, Scorer, Watched, beam_search};
 use crate::model::story_decoder::{ConditionInputs, StoryDecoder};
 use crate::text::content::{content_ids, keywords};
 use crate::text::vocab::{EOS_ID, UNK_ID, Vocabulary};
@@ -55,6 +55,7 @@ impl GruWriter {
         caption_words: &[Vec<String>],
         options: &StoryOptions,
         cancel: &CancelFlag,
+        watch: &mut Watch<'_>,
     ) -> Result<Written, Interrupted> {
         let vector = Tensor::<2>::from_data(TensorData::new(vector, [1, self.context_dim()]), &self.device);
         // Chosen for a decoder that reads them, and for the keyword pull, which works with any decoder.
@@ -92,23 +93,25 @@ impl GruWriter {
             repetition: options.repetition_penalty,
             content: &self.content,
         };
-        let mut found = beam_search(
-            &mut DecoderScorer::new(&self.decoder, context.clone(), steering.clone(), pull.clone()),
-            &settings,
-        );
+        let keyword_words: Vec<String> =
+            keywords.iter().filter_map(|&id| self.vocabulary.word(id)).map(String::from).collect();
+        watch(StoryEvent::Keywords(&keyword_words));
+        let mut show = |words: &[u32]| {
+            let tokens: Vec<&str> = words.iter().filter_map(|&id| self.vocabulary.word(id)).collect();
+            watch(StoryEvent::Text(&clean_up_so_far(&tokens)));
+        };
+        let scorer = DecoderScorer::new(&self.decoder, context.clone(), steering.clone(), pull.clone());
+        let mut found = beam_search(&mut Watched::new(scorer, &mut show), &settings);
         if found.is_none() && options.fallback_beam > options.beam {
             settings.beam = options.fallback_beam;
-            found = beam_search(&mut DecoderScorer::new(&self.decoder, context, steering, pull), &settings);
+            let scorer = DecoderScorer::new(&self.decoder, context, steering, pull);
+            found = beam_search(&mut Watched::new(scorer, &mut show), &settings);
         }
         cancel.check()?;
         let words = found.map(|finished| finished.words).unwrap_or_default();
         let mut tokens: Vec<&str> = words.iter().filter_map(|&id| self.vocabulary.word(id)).collect();
         cut_to_last_sentence(&mut tokens, options.min_words);
-        Ok(Written {
-            story: clean_up(&tokens),
-            beam: settings.beam,
-            keywords: keywords.iter().filter_map(|&id| self.vocabulary.word(id)).map(String::from).collect(),
-        })
+        Ok(Written { story: clean_up(&tokens), beam: settings.beam, keywords: keyword_words })
     }
 
     /// The bag-of-words steering of a story whose decoder condition is `condition` (`[1, dim]`): `weight`

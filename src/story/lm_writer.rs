@@ -21,10 +21,10 @@ use rand_chacha::ChaCha8Rng;
 use super::decoder::{ContextCentre, DecoderError};
 use super::generate::StoryOptions;
 use super::lm_decoder::{LmDecoderManifest, keyword_prompt, load_lm_decoder};
-use super::writer::Written;
+use super::writer::{StoryEvent, Watch, Written};
 use crate::config::Strategy;
 use crate::language_model::PretrainedLm;
-use crate::model::beam::{BeamSettings, Scorer, beam_search};
+use crate::model::beam::{BeamSettings, Scorer, Watched, beam_search};
 use crate::model::llama::{KvCache, LanguageModel};
 use crate::model::lm_steering::LmSteering;
 use crate::model::sampling::{SamplingSettings, sample};
@@ -200,8 +200,14 @@ impl LmWriter {
         caption_words: &[Vec<String>],
         options: &StoryOptions,
         cancel: &CancelFlag,
+        watch: &mut Watch<'_>,
     ) -> Result<Written, Interrupted> {
         let keywords = commonest_words(caption_words, options.keywords);
+        watch(StoryEvent::Keywords(&keywords));
+        let mut show = |tokens: &[u32]| {
+            let text = self.lm.tokenizer.decode(tokens, false).unwrap_or_default();
+            watch(StoryEvent::Text(&story_so_far(&text)));
+        };
         let guidance =
             (self.trained.is_some() && vector.is_some() && options.guidance > 0.0).then_some(options.guidance);
         let inputs = self.start_inputs(vector, &keywords, options, guidance.is_some());
@@ -212,9 +218,9 @@ impl LmWriter {
         let first = guide(first, guidance).into_iter().next().unwrap_or_default();
         let end = self.lm.end_of_text;
         let (tokens, beam) = match options.strategy {
-            Strategy::Sample => (self.sample(cache, first, guidance, options, cancel)?, 1),
+            Strategy::Sample => (self.sample(cache, first, guidance, options, cancel, &mut show)?, 1),
             Strategy::Beam => {
-                let mut scorer = LmScorer {
+                let scorer = LmScorer {
                     model: &self.lm.model,
                     cache,
                     first: Some(first),
@@ -241,7 +247,7 @@ impl LmWriter {
                     no_immediate_repeat: false,
                     cancel: Some(cancel.clone()),
                 };
-                let found = beam_search(&mut scorer, &settings);
+                let found = beam_search(&mut Watched::new(scorer, &mut show), &settings);
                 cancel.check()?;
                 (found.map(|finished| finished.words).unwrap_or_default(), options.beam)
             }
@@ -258,6 +264,7 @@ impl LmWriter {
         guidance: Option<f32>,
         options: &StoryOptions,
         cancel: &CancelFlag,
+        show: &mut dyn FnMut(&[u32]),
     ) -> Result<Vec<u32>, Interrupted> {
         let settings = SamplingSettings { temperature: options.temperature, top_p: options.top_p };
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
@@ -275,6 +282,7 @@ impl LmWriter {
                 break;
             }
             tokens.push(token);
+            show(&tokens);
             if !self.facts.non_word[token as usize] {
                 words += 1;
             }
@@ -346,6 +354,20 @@ pub fn commonest_words(captions: &[Vec<String>], limit: usize) -> Vec<String> {
     words.into_iter().take(limit).map(|(word, _)| word.to_string()).collect()
 }
 
+/// Text decoded so far as the story shows it while it is written: whitespace collapsed, the first letter
+/// capitalised (what [`finish_story`] does, but for the cut, so the finished story starts with it).
+pub fn story_so_far(text: &str) -> String {
+    capitalised(text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn capitalised(story: String) -> String {
+    let mut chars = story.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => story,
+    }
+}
+
 /// The decoded text as a story: whitespace collapsed, cut after its last full sentence when that keeps
 /// `min_words`, the first letter capitalised.
 pub fn finish_story(text: &str, min_words: usize) -> String {
@@ -371,11 +393,7 @@ pub fn finish_story(text: &str, min_words: usize) -> String {
             story.truncate(cut);
         }
     }
-    let mut chars = story.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => story,
-    }
+    capitalised(story)
 }
 
 /// The language model behind beam search: hypotheses' keys and values follow their parents.

@@ -9,11 +9,25 @@ use std::path::Path;
 use burn::tensor::Device;
 
 use super::decoder::{ContextCentre, DecoderError, HeldOutBooks};
-use super::generate::StoryOptions;
+use super::generate::{StoryOptions, UsedCaption};
 use super::gru_writer::GruWriter;
 use super::lm_decoder::read_lm_manifest;
 use super::lm_writer::LmWriter;
 use crate::util::cancel::{CancelFlag, Interrupted};
+
+/// What a story shows while it is being made, in this order: the captions it comes from (the
+/// generator's), the keywords its writer chose, then its text so far, each time that changes. Sampling only
+/// adds to the text; a beam search shows its best hypothesis, which may change course; either way the
+/// finished story may end before the last text shown (cut after its last full sentence).
+#[derive(Debug, Clone, Copy)]
+pub enum StoryEvent<'a> {
+    Captions(&'a [UsedCaption]),
+    Keywords(&'a [String]),
+    Text(&'a str),
+}
+
+/// Where a story's events go (`|_| {}` when nobody watches).
+pub type Watch<'a> = dyn FnMut(StoryEvent<'_>) + 'a;
 
 /// A story as a writer returns it.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,17 +92,19 @@ impl StoryWriter {
         }
     }
 
-    /// A story from the decoder's input vector (style-shifted and centred) and the captions' content words.
+    /// A story from the decoder's input vector (style-shifted and centred) and the captions' content words,
+    /// shown to `watch` as it is written.
     pub fn write(
         &self,
         vector: Vec<f32>,
         caption_words: &[Vec<String>],
         options: &StoryOptions,
         cancel: &CancelFlag,
+        watch: &mut Watch<'_>,
     ) -> Result<Written, Interrupted> {
         match self {
-            StoryWriter::Gru(gru) => gru.write(vector, caption_words, options, cancel),
-            StoryWriter::Lm(lm) => lm.write(Some(vector), caption_words, options, cancel),
+            StoryWriter::Gru(gru) => gru.write(vector, caption_words, options, cancel, watch),
+            StoryWriter::Lm(lm) => lm.write(Some(vector), caption_words, options, cancel, watch),
         }
     }
 }

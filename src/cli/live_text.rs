@@ -1,0 +1,78 @@
+//! A story on a terminal as it is written (`generate --stream`). New text is written after what is shown;
+//! when the text changes course (a beam search's best line changes, or the finished story is cut after
+//! its last full sentence), the cursor goes back to where the two part, the screen is cleared from there,
+//! and the rest is written. Where a character lands is counted from the terminal's width, so the story
+//! starts at the beginning of a line and nothing else is written while it grows.
+
+use console::Term;
+
+pub struct LiveText {
+    term: Term,
+    width: usize,
+    shown: Vec<char>,
+}
+
+impl LiveText {
+    /// `None` when standard output is not a terminal (nothing can be taken back there).
+    pub fn on_stdout() -> Option<LiveText> {
+        let term = Term::stdout();
+        if !term.is_term() {
+            return None;
+        }
+        let width = usize::from(term.size().1).max(1);
+        Some(LiveText { term, width, shown: Vec::new() })
+    }
+
+    /// Makes the screen show `text` in place of what it shows.
+    pub fn show(&mut self, text: &str) {
+        let text: Vec<char> = text.chars().collect();
+        let common = self.shown.iter().zip(&text).take_while(|(a, b)| a == b).count();
+        if common < self.shown.len() {
+            let (from_row, _) = cursor_at(self.shown.len(), self.width);
+            // The text shown goes on past `common`, so its character lands there even at a line's start.
+            let (to_row, to_column) = (common / self.width, common % self.width);
+            // Written as they are: a count of 0 means 1 to a terminal, and console's clear returns to
+            // the line's start first.
+            let mut back = String::new();
+            if from_row > to_row {
+                back.push_str(&format!("\x1b[{}A", from_row - to_row));
+            }
+            back.push('\r');
+            if to_column > 0 {
+                back.push_str(&format!("\x1b[{to_column}C"));
+            }
+            back.push_str("\x1b[J");
+            let _ = self.term.write_str(&back);
+        }
+        let rest: String = text[common..].iter().collect();
+        let _ = self.term.write_str(&rest);
+        let _ = self.term.flush();
+        self.shown = text;
+    }
+}
+
+impl LiveText {
+    /// Ready for the next story: what is on the screen stays.
+    pub fn finish(&mut self) {
+        self.shown.clear();
+    }
+}
+
+/// Row and column of the cursor after `written` characters from the start of a line of `width`: after a
+/// full line the cursor waits on its last column (the terminal wraps with the next character).
+fn cursor_at(written: usize, width: usize) -> (usize, usize) {
+    if written > 0 && written % width == 0 { (written / width - 1, width) } else { (written / width, written % width) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cursor_at;
+
+    #[test]
+    fn the_cursor_waits_at_the_end_of_a_full_line() {
+        assert_eq!(cursor_at(0, 10), (0, 0));
+        assert_eq!(cursor_at(7, 10), (0, 7));
+        assert_eq!(cursor_at(10, 10), (0, 10));
+        assert_eq!(cursor_at(11, 10), (1, 1));
+    }
+}
