@@ -4,25 +4,29 @@
 //! and the rest is written. Where a character lands is counted from the terminal's width, so the story
 //! starts at the beginning of a line and nothing else is written while it grows.
 
+use std::io::Write;
+
 use console::Term;
 
-pub struct LiveText {
-    term: Term,
+pub struct LiveText<W: Write> {
+    out: W,
     width: usize,
     shown: Vec<char>,
 }
 
-impl LiveText {
+impl LiveText<Term> {
     /// `None` when standard output is not a terminal (nothing can be taken back there).
-    pub fn on_stdout() -> Option<LiveText> {
+    pub fn on_stdout() -> Option<LiveText<Term>> {
         let term = Term::stdout();
         if !term.is_term() {
             return None;
         }
         let width = usize::from(term.size().1).max(1);
-        Some(LiveText { term, width, shown: Vec::new() })
+        Some(LiveText { out: term, width, shown: Vec::new() })
     }
+}
 
+impl<W: Write> LiveText<W> {
     /// Makes the screen show `text` in place of what it shows.
     pub fn show(&mut self, text: &str) {
         let text: Vec<char> = text.chars().collect();
@@ -42,16 +46,14 @@ impl LiveText {
                 back.push_str(&format!("\x1b[{to_column}C"));
             }
             back.push_str("\x1b[J");
-            let _ = self.term.write_str(&back);
+            let _ = self.out.write_all(back.as_bytes());
         }
         let rest: String = text[common..].iter().collect();
-        let _ = self.term.write_str(&rest);
-        let _ = self.term.flush();
+        let _ = self.out.write_all(rest.as_bytes());
+        let _ = self.out.flush();
         self.shown = text;
     }
-}
 
-impl LiveText {
     /// Ready for the next story: what is on the screen stays.
     pub fn finish(&mut self) {
         self.shown.clear();
@@ -66,7 +68,20 @@ fn cursor_at(written: usize, width: usize) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::cursor_at;
+    use super::{LiveText, cursor_at};
+
+    #[test]
+    fn text_is_added_and_taken_back_across_lines() {
+        let mut live = LiveText { out: Vec::new(), width: 10, shown: Vec::new() };
+        live.show("It was");
+        live.show("It was dark and");
+        // Cut back to "It was dark." from row 1 (col 5) to row 1, col 1: same row, no move up.
+        live.show("It was dark.");
+        // Back to "It " from row 1 to row 0, col 3.
+        live.show("It rained.");
+        let written = String::from_utf8(live.out).unwrap();
+        assert_eq!(written, "It was dark and\r\x1b[1C\x1b[J.\x1b[1A\r\x1b[3C\x1b[Jrained.");
+    }
 
     #[test]
     fn the_cursor_waits_at_the_end_of_a_full_line() {

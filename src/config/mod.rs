@@ -292,6 +292,9 @@ pub struct LmDecoderConfig {
     /// for those: without it the vector carries the genre and the genre tokens learn nothing (measured:
     /// a genre gain of 0.0003 nats), and guidance (`generate.guidance`) has nothing to contrast.
     pub vector_dropout: f32,
+    /// The genre's name as prompt text too (`Genre: sci-fi.` before the keywords), which the pretrained
+    /// model already reads, beside the learned genre tokens; dropped with them (`decoder.genre_dropout`).
+    pub genre_text: bool,
     /// Batch, optimizer, seed and step counts (`[decoder.lm.train]`).
     pub train: TrainSchedule,
 }
@@ -307,7 +310,8 @@ impl Default for LmDecoderConfig {
             max_tokens: 80,
             max_passages: 8000,
             valid_passages: 64,
-            vector_dropout: 0.25,
+            vector_dropout: 0.0,
+            genre_text: false,
             train: TrainSchedule {
                 batch_size: 8,
                 learning_rate: 1e-3,
@@ -346,6 +350,7 @@ impl LmDecoderConfig {
             ("decoder.lm.max_tokens".into(), self.max_tokens == other.max_tokens),
             ("decoder.lm.max_passages".into(), self.max_passages == other.max_passages),
             ("decoder.lm.vector_dropout".into(), self.vector_dropout == other.vector_dropout),
+            ("decoder.lm.genre_text".into(), self.genre_text == other.genre_text),
         ];
         checks.extend(self.train.unchanged(&other.train, "decoder.lm"));
         checks

@@ -120,7 +120,11 @@ pub fn evaluate_lm_decoder(request: &LmDecoderEvalRequest) -> Result<LmDecoderEv
                 .map(|&row| {
                     let passage = &passages[row];
                     let words: &[String] = if keywords { &passage.keywords } else { &[] };
-                    let prompt = prompt_ids(&lm.tokenizer, words);
+                    let named = passage
+                        .genre
+                        .filter(|_| genre && decoder.manifest.config.lm.genre_text)
+                        .and_then(|index| decoder.manifest.genres.get(index));
+                    let prompt = prompt_ids(&lm.tokenizer, named.map(String::as_str), words);
                     let mut ids = prompt.clone();
                     ids.extend_from_slice(&passage.tokens);
                     let vector = &passages[vector_of(row)].vector;

@@ -87,9 +87,20 @@ impl LmDecoderManifest {
     }
 }
 
-/// The prompt text before a passage: its keywords, or nothing. Training and generation share it.
-pub fn keyword_prompt(keywords: &[String]) -> String {
-    if keywords.is_empty() { String::new() } else { format!("Keywords: {}.\n\n", keywords.join(", ")) }
+/// The prompt text before a passage: its genre (for decoders trained with `decoder.lm.genre_text`) and
+/// its keywords, or nothing. Training, evaluation and generation share it.
+pub fn keyword_prompt(genre: Option<&str>, keywords: &[String]) -> String {
+    let mut prompt = String::new();
+    if let Some(genre) = genre {
+        prompt.push_str(&format!("Genre: {genre}.\n"));
+    }
+    if !keywords.is_empty() {
+        prompt.push_str(&format!("Keywords: {}.\n", keywords.join(", ")));
+    }
+    if !prompt.is_empty() {
+        prompt.push('\n');
+    }
+    prompt
 }
 
 /// A passage in the language model's tokens as the decoder learns it: closed by `<|endoftext|>`, or cut to
@@ -158,5 +169,19 @@ pub fn default_lm_path() -> Option<PathBuf> {
     match std::env::var_os("STORYTOOL_LM_WEIGHTS") {
         Some(path) => Some(PathBuf::from(path)),
         None => cached_file("SmolLM2-135M-Instruct.Q4_1.gguf"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keyword_prompt;
+
+    #[test]
+    fn the_prompt_names_the_genre_and_the_keywords_when_there_are_any() {
+        let keywords = vec!["cat".to_string(), "pool".into()];
+        assert_eq!(keyword_prompt(None, &keywords), "Keywords: cat, pool.\n\n");
+        assert_eq!(keyword_prompt(Some("horror"), &keywords), "Genre: horror.\nKeywords: cat, pool.\n\n");
+        assert_eq!(keyword_prompt(Some("horror"), &[]), "Genre: horror.\n\n");
+        assert_eq!(keyword_prompt(None, &[]), "");
     }
 }

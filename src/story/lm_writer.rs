@@ -163,7 +163,8 @@ impl LmWriter {
                 vector.resize(rows * dim, 0.0);
                 let vectors = Tensor::<2>::from_data(TensorData::new(vector, [rows, dim]), &self.device);
                 let prefix = steering.prefix_with_strength(vectors, &genres, options.genre_strength);
-                (Some(prefix), keyword_prompt(keywords))
+                let named = genre.filter(|_| manifest.config.lm.genre_text).map(|_| options.genre.as_str());
+                (Some(prefix), keyword_prompt(named, keywords))
             }
             _ => (None, baseline_prompt(genre, keywords)),
         };

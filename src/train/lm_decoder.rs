@@ -103,6 +103,7 @@ impl LmPassages {
         &self,
         indices: &[usize],
         config: &DecoderConfig,
+        genre_names: &[String],
         tokenizer: &Tokenizer,
         rng: &mut impl Rng,
         device: &Device,
@@ -123,9 +124,11 @@ impl LmPassages {
             let wanted = rng.random_range(0..=config.keywords).min(words.len());
             words.partial_shuffle(rng, wanted);
             words.truncate(wanted);
-            let prompt = prompt_ids(tokenizer, &words);
             let dropped = rng.random::<f32>() < config.genre_dropout;
-            genres.push(if dropped { None } else { self.genres[index].choose(rng).copied() });
+            let genre = if dropped { None } else { self.genres[index].choose(rng).copied() };
+            genres.push(genre);
+            let named = genre.filter(|_| config.lm.genre_text).and_then(|genre| genre_names.get(genre));
+            let prompt = prompt_ids(tokenizer, named.map(String::as_str), &words);
             let mut ids = prompt.clone();
             ids.extend_from_slice(&self.tokens[index]);
             rows.push((ids, prompt.len()));
@@ -135,9 +138,9 @@ impl LmPassages {
     }
 }
 
-/// The keyword prompt's tokens.
-pub fn prompt_ids(tokenizer: &Tokenizer, keywords: &[String]) -> Vec<u32> {
-    let prompt = keyword_prompt(keywords);
+/// The prompt's tokens (genre name and keywords).
+pub fn prompt_ids(tokenizer: &Tokenizer, genre: Option<&str>, keywords: &[String]) -> Vec<u32> {
+    let prompt = keyword_prompt(genre, keywords);
     if prompt.is_empty() {
         return Vec::new();
     }
@@ -468,8 +471,14 @@ impl TrainingTask for LmDecoderTask<'_> {
     fn loss(&self, model: &LmSteering, index: usize, step: u64) -> (Tensor<1>, usize) {
         let seed = self.config.lm.train.seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let batch =
-            self.data.train.batch(&self.plan[index], self.config, &self.data.lm.tokenizer, &mut rng, &self.device);
+        let batch = self.data.train.batch(
+            &self.plan[index],
+            self.config,
+            &self.data.genres,
+            &self.data.lm.tokenizer,
+            &mut rng,
+            &self.device,
+        );
         let (nll, count) = passage_nll(&self.data.lm.model, model, &batch);
         (nll / count.max(1) as f32, count)
     }
@@ -501,7 +510,14 @@ impl LmDecoderTask<'_> {
         let indices: Vec<usize> = (0..self.data.valid.tokens.len()).collect();
         let (mut total, mut count) = (0.0f64, 0usize);
         for chunk in indices.chunks(self.config.lm.train.batch_size) {
-            let batch = self.data.valid.batch(chunk, self.config, &self.data.lm.tokenizer, &mut rng, &device);
+            let batch = self.data.valid.batch(
+                chunk,
+                self.config,
+                &self.data.genres,
+                &self.data.lm.tokenizer,
+                &mut rng,
+                &device,
+            );
             let (nll, tokens) = passage_nll(&lm, &steering, &batch);
             total += f64::from(nll.into_scalar::<f32>());
             count += tokens;

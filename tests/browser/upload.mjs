@@ -85,6 +85,9 @@ try {
   const again = await writeStory(page, '#again');
   if (again.story === second.story) throw new Error('"Another story" gave the same story');
   await page.screenshot({ path: screenshot, fullPage: true });
+  // And as a phone shows it.
+  await page.setViewport({ width: 390, height: 844 }); // isMobile would reload the page
+  await page.screenshot({ path: screenshot.replace(/\.png$/, '-phone.png'), fullPage: true });
   if (errors.length) throw new Error(`the page threw: ${errors.join('; ')}`);
   console.log(JSON.stringify({
     genre, otherGenre, words, story: first.story, otherStory: second.story, anotherStory: again.story,
