@@ -278,6 +278,46 @@ fn from_photos_to_written_captions_and_stories() {
     assert!(!used.is_empty() && used.iter().all(|c| c["text"].as_str().unwrap().contains("night")), "{story}");
     assert!(story[0]["story"].as_str().unwrap().split_whitespace().count() >= 15, "{story}");
 
+    // The web app streams the written caption's attention picture after the captions, before the story.
+    let mut paths = storytool::story::generate::ModelPaths::from_dir(&models, cnn.clone());
+    paths.captioner = Some(captioner.clone());
+    let generator = storytool::story::generate::Generator::load(&paths, true, &Device::flex()).unwrap();
+    let state = storytool::serve::ServeState::new(
+        std::sync::Arc::new(generator),
+        storytool::config::GenerateConfig::default(),
+        storytool::serve::ServeSettings::default(),
+        Default::default(),
+    );
+    let photo = std::fs::read(root.join("images/2.png")).unwrap();
+    let boundary = "captioner-test";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"genre\"\r\n\r\nadventure\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"2.png\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let request = axum::http::Request::post("/api/story")
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header("accept", "text/event-stream")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let events = runtime.block_on(async {
+        use tower::ServiceExt;
+        let response = storytool::serve::router(state).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        String::from_utf8(axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap().to_vec()).unwrap()
+    });
+    let names: Vec<&str> = events.lines().filter_map(|line| line.strip_prefix("event: ")).collect();
+    assert_eq!(names[..3], ["captions", "attention", "keywords"], "{names:?}");
+    assert_eq!(names.last(), Some(&"story"));
+    let attention = events.lines().skip_while(|line| *line != "event: attention").nth(1).unwrap();
+    let data: serde_json::Value = serde_json::from_str(attention.strip_prefix("data: ").unwrap()).unwrap();
+    use base64::Engine;
+    let png = base64::engine::general_purpose::STANDARD.decode(data["png"].as_str().unwrap()).unwrap();
+    let picture = image::load_from_memory(&png).unwrap();
+    assert_eq!(picture.width() % 224, 0, "tiles of 224 px");
+
     // Features without spatial maps are refused with the fix.
     let output = storytool()
         .args(["train-captioner", "--features"])

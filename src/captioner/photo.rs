@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use image::DynamicImage;
+use image::{DynamicImage, RgbImage};
 
+use super::attention_map::render_attention;
 use super::decode::{CaptionRules, attention_of, beam_captions, caption_beam_settings};
 use super::trained::{CaptionerLoadError, TrainedCaptioner};
 use crate::corpus::manifest::InputFile;
@@ -93,5 +94,31 @@ impl PhotoCaptioner {
     /// annotation vectors it was written from.
     pub fn attention(&self, annotations: Tensor<3>, caption: &WrittenCaption) -> Vec<Vec<f32>> {
         attention_of(&self.captioner.model, annotations, &caption.words)
+    }
+
+    /// Where each word of `caption` looked: the photo as the captioner saw it, then a tile per word and
+    /// one for the end (`caption --attention`, the web page).
+    pub fn attention_picture(
+        &self,
+        image: &DynamicImage,
+        annotations: Tensor<3>,
+        caption: &WrittenCaption,
+    ) -> RgbImage {
+        let maps = self.attention(annotations, caption);
+        let mut labels: Vec<String> = caption.text.split_whitespace().map(String::from).collect();
+        labels.push("<end>".into());
+        let crop = preprocess::resize_and_crop(image, self.captioner.manifest.image_size);
+        render_attention(&crop, self.captioner.manifest.grid, &labels.into_iter().zip(maps).collect::<Vec<_>>())
+    }
+
+    /// [`attention_picture`](Self::attention_picture) of a caption given as text (words the captioner
+    /// does not know are left out): `None` when no word is left.
+    pub fn attention_picture_of_text(&self, image: &DynamicImage, text: &str) -> Option<RgbImage> {
+        let words = self.captioner.vocabulary.encode(text);
+        if words.is_empty() {
+            return None;
+        }
+        let caption = WrittenCaption { text: self.captioner.vocabulary.decode(&words), words, log_prob: 0.0 };
+        Some(self.attention_picture(image, self.annotations(image), &caption))
     }
 }

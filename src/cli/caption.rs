@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use image::DynamicImage;
-use storytool::captioner::attention_map::render_attention;
 use storytool::captioner::photo::PhotoCaptioner;
 use storytool::retrieval::photo::PhotoRetriever;
 use storytool::util::atomic::write_file;
 use storytool::vision::load_image;
-use storytool::vision::preprocess::resize_and_crop;
 
 use super::cnn_weights;
 use super::device_args::DeviceArgs;
@@ -125,15 +123,7 @@ fn write_captions(args: &CaptionArgs, dir: &std::path::Path, image: &DynamicImag
         );
     };
     if let Some(path) = &args.attention {
-        let maps = captioner.attention(annotations, best);
-        let mut labels: Vec<String> = best.text.split_whitespace().map(String::from).collect();
-        labels.push("<end>".into());
-        let crop = resize_and_crop(image, captioner.captioner.manifest.image_size);
-        let picture = render_attention(
-            &crop,
-            captioner.captioner.manifest.grid,
-            &labels.into_iter().zip(maps).collect::<Vec<_>>(),
-        );
+        let picture = captioner.attention_picture(image, annotations, best);
         let mut png = std::io::Cursor::new(Vec::new());
         picture.write_to(&mut png, image::ImageFormat::Png).context("cannot encode the attention picture")?;
         write_file(path, png.get_ref())?;

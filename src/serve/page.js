@@ -46,9 +46,18 @@ function showCaptions(captions) {
   }
   seen.hidden = false;
 }
+// The written caption's attention picture (a base64 PNG), shown through a blob: URL, which the CSP allows.
+function showAttention(png) {
+  const bytes = Uint8Array.from(atob(png), c => c.charCodeAt(0));
+  const picture = document.getElementById('attention');
+  if (picture.src) URL.revokeObjectURL(picture.src);
+  picture.src = URL.createObjectURL(new Blob([bytes], { type: 'image/png' }));
+  picture.hidden = false;
+}
 async function write(seed) {
   if (!input.files.length) { show('error', 'Choose a photo first.'); return; }
   show('error', ''); story.textContent = ''; seen.hidden = true; show('keywords', '');
+  document.getElementById('attention').hidden = true;
   const body = new FormData();
   body.append('image', input.files[0]);
   body.append('genre', document.getElementById('genre').value);
@@ -77,6 +86,7 @@ async function write(seed) {
         if (!block.trim() || block.startsWith(':')) continue;
         const { name, data } = parseEvent(block);
         if (name === 'captions') { timings.captions_ms = since(); showCaptions(data.captions); }
+        else if (name === 'attention') showAttention(data.png);
         else if (name === 'keywords') show('keywords', data.keywords.join(', '));
         else if (name === 'text') {
           if (timings.first_text_ms === null) timings.first_text_ms = since();

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use std::convert::Infallible;
 
+use base64::Engine;
+
 use axum::extract::{DefaultBodyLimit, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -367,6 +369,8 @@ struct StoryJob {
 /// What a worker sends while it makes a story, in this order; `Done` last.
 enum Made {
     Captions(Vec<UsedCaption>),
+    /// Where each word of the written caption looked (a PNG), when the captions are written.
+    Attention(Vec<u8>),
     Keywords(Vec<String>),
     Text(String),
     Done(Result<Story, ApiError>, Duration),
@@ -434,24 +438,26 @@ fn start(state: &ServeState, job: StoryJob) -> Result<(UnboundedReceiver<Made>, 
                 cancel.cancel();
             }
         };
-        let mut watch = |event: StoryEvent<'_>| {
-            send(match event {
-                StoryEvent::Captions(captions) => {
-                    Made::Captions(captions.iter().take(SHOWN_CAPTIONS).cloned().collect())
-                }
-                StoryEvent::Keywords(keywords) => Made::Keywords(keywords.to_vec()),
-                StoryEvent::Text(text) => Made::Text(text.to_string()),
-            });
-        };
         let result = match decode_image_within(&image, "the uploaded image", max_pixels) {
-            Ok(picture) => generator
-                .generate_watched(&StoryInput::Image(picture), &options, &cancel, &mut watch)
-                .map_err(|error| {
+            Ok(picture) => {
+                let input = StoryInput::Image(picture);
+                let mut watch = |event: StoryEvent<'_>| match event {
+                    StoryEvent::Captions(captions) => {
+                        send(Made::Captions(captions.iter().take(SHOWN_CAPTIONS).cloned().collect()));
+                        if let Some(png) = attention_png(&generator, &input, captions) {
+                            send(Made::Attention(png));
+                        }
+                    }
+                    StoryEvent::Keywords(keywords) => send(Made::Keywords(keywords.to_vec())),
+                    StoryEvent::Text(text) => send(Made::Text(text.to_string())),
+                };
+                generator.generate_watched(&input, &options, &cancel, &mut watch).map_err(|error| {
                     ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("generation failed: {}", error_chain(&error)),
                     )
-                }),
+                })
+            }
             Err(error @ ImageError::TooLarge { .. }) => {
                 Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, error_chain(&error)))
             }
@@ -468,6 +474,16 @@ fn start(state: &ServeState, job: StoryJob) -> Result<(UnboundedReceiver<Made>, 
         }),
         Err(Refused::Closed) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down")),
     }
+}
+
+/// The attention picture of the best written caption, as PNG bytes; `None` for retrieved captions.
+fn attention_png(generator: &Generator, input: &StoryInput, captions: &[UsedCaption]) -> Option<Vec<u8>> {
+    let (StoryInput::Image(image), Some(captioner)) = (input, generator.photos.captioner()) else { return None };
+    let best = captions.first().filter(|caption| caption.id.is_none())?.text.as_deref()?;
+    let picture = captioner.attention_picture_of_text(image, best)?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    picture.write_to(&mut png, image::ImageFormat::Png).ok()?;
+    Some(png.into_inner())
 }
 
 /// Captions a story answer shows.
@@ -538,6 +554,9 @@ fn stream_story(
         let (name, data, more) = match tokio::time::timeout_at(deadline, receiver.recv()).await {
             Ok(Some(Made::Captions(captions))) => {
                 ("captions", json!({ "captions": captions_json(&state, &captions) }), true)
+            }
+            Ok(Some(Made::Attention(png))) => {
+                ("attention", json!({ "png": base64::engine::general_purpose::STANDARD.encode(png) }), true)
             }
             Ok(Some(Made::Keywords(keywords))) => ("keywords", json!({ "keywords": keywords }), true),
             Ok(Some(Made::Text(text))) => ("text", json!({ "text": text }), true),
