@@ -43,23 +43,26 @@ fn catalogue_tags(data: &std::path::Path) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
+/// `storytool ingest` of books folders with their catalogues into `out`: what it printed, once it succeeded.
+fn ingest(shelves: &[(PathBuf, PathBuf)], out: &std::path::Path) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_storytool"));
+    command.arg("ingest");
+    for (books, catalogue) in shelves {
+        command.arg("--books").arg(books).arg("--catalog").arg(catalogue);
+    }
+    let output = command.arg("--out").arg(out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
 #[test]
 #[ignore = "needs ../shared/data; run by .ci/run with --ignored"]
 fn all_158_books_are_ingested_with_their_catalogue_genres() {
     let data = shared_data();
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("corpus");
-    let output = Command::new(env!("CARGO_BIN_EXE_storytool"))
-        .args(["ingest", "--books"])
-        .arg(data.join("books"))
-        .arg("--catalog")
-        .arg(data.join("books.csv"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = ingest(&[(data.join("books"), data.join("books.csv"))], &out);
     assert!(stdout.starts_with("Ingested 158 books"), "{stdout}");
 
     let corpus = Corpus::open(&out).unwrap();
@@ -111,21 +114,8 @@ fn books_and_library_are_ingested_as_one_corpus_of_536_novels() {
     );
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("corpus");
-    let output = Command::new(env!("CARGO_BIN_EXE_storytool"))
-        .args(["ingest", "--books"])
-        .arg(data.join("books"))
-        .arg("--catalog")
-        .arg(data.join("books.csv"))
-        .arg("--books")
-        .arg(library.join("books"))
-        .arg("--catalog")
-        .arg(library.join("library.csv"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let shelves = [(data.join("books"), data.join("books.csv")), (library.join("books"), library.join("library.csv"))];
+    let stdout = ingest(&shelves, &out);
     assert!(stdout.starts_with("Ingested 536 books"), "{stdout}");
     let corpus = Corpus::open(&out).unwrap();
     assert!(corpus.manifest.skipped.is_empty(), "{:?}", corpus.manifest.skipped);
