@@ -16,6 +16,13 @@ use tower::ServiceExt;
 
 const BOUNDARY: &str = "storytool-test-boundary";
 
+/// The fixture models (trained for a few steps under `root`), loaded for photos.
+fn fixture_generator(root: &std::path::Path) -> Generator {
+    let models = tokio::task::block_in_place(|| support::models(root));
+    Generator::load(&ModelPaths::from_dir(&models, models.join("cnn.pth")), true, &Device::flex())
+        .expect("fixture models load")
+}
+
 /// A multipart body of (name, optional file name, bytes).
 fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
     let mut body = Vec::new();
@@ -79,9 +86,7 @@ fn crc32(data: &[u8]) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_writes_stories_and_refuses_bad_requests_in_json() {
     let dir = tempfile::tempdir().unwrap();
-    let models = tokio::task::block_in_place(|| support::models(dir.path()));
-    let generator = Generator::load(&ModelPaths::from_dir(&models, models.join("cnn.pth")), true, &Device::flex())
-        .expect("fixture models load");
+    let generator = fixture_generator(dir.path());
     let settings = ServeSettings { workers: 1, queue: 1, timeout: Duration::from_secs(20), ..ServeSettings::default() };
     let mut generate = GenerateConfig::default();
     generate.k = 3;
@@ -206,9 +211,7 @@ async fn the_api_writes_stories_and_refuses_bad_requests_in_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_is_json_with_security_headers_and_multipart_never_crashes() {
     let dir = tempfile::tempdir().unwrap();
-    let models = tokio::task::block_in_place(|| support::models(dir.path()));
-    let generator = Generator::load(&ModelPaths::from_dir(&models, models.join("cnn.pth")), true, &Device::flex())
-        .expect("fixture models load");
+    let generator = fixture_generator(dir.path());
     let settings = ServeSettings { workers: 1, queue: 64, max_body_bytes: 1 << 16, ..ServeSettings::default() };
     let app = router(ServeState::new(Arc::new(generator), GenerateConfig::default(), settings, Default::default()));
 
@@ -328,9 +331,7 @@ fn streamed(request: Request<Body>) -> Request<Body> {
 async fn a_streamed_story_shows_its_captions_first_then_grows_and_a_client_that_leaves_frees_its_worker() {
     use futures_util::StreamExt;
     let dir = tempfile::tempdir().unwrap();
-    let models = tokio::task::block_in_place(|| support::models(dir.path()));
-    let generator = Generator::load(&ModelPaths::from_dir(&models, models.join("cnn.pth")), true, &Device::flex())
-        .expect("fixture models load");
+    let generator = fixture_generator(dir.path());
     let generator = Arc::new(generator);
     let settings = ServeSettings { workers: 1, queue: 1, timeout: Duration::from_secs(60), ..ServeSettings::default() };
     let mut generate = GenerateConfig::default();

@@ -63,7 +63,11 @@ impl<W: Write> LiveText<W> {
 /// Row and column of the cursor after `written` characters from the start of a line of `width`: after a
 /// full line the cursor waits on its last column (the terminal wraps with the next character).
 fn cursor_at(written: usize, width: usize) -> (usize, usize) {
-    if written > 0 && written % width == 0 { (written / width - 1, width) } else { (written / width, written % width) }
+    if written > 0 && written.is_multiple_of(width) {
+        (written / width - 1, width)
+    } else {
+        (written / width, written % width)
+    }
 }
 
 #[cfg(test)]

@@ -100,9 +100,6 @@ pub fn discover_shelves(shelves: &[Shelf]) -> Result<ShelvesFound, DiscoverError
 /// (so relative paths stay relative and a manifest names no machine's folders), else by their canonical
 /// paths.
 pub fn common_folder(dirs: &[&Path]) -> Result<PathBuf, DiscoverError> {
-    fn parts(dir: &Path) -> Vec<std::path::Component<'_>> {
-        dir.components().filter(|part| !matches!(part, std::path::Component::CurDir)).collect()
-    }
     let lexical = dirs
         .iter()
         .map(|dir| parts(dir))
@@ -116,29 +113,31 @@ pub fn common_folder(dirs: &[&Path]) -> Result<PathBuf, DiscoverError> {
         let folder: PathBuf = common.iter().collect();
         return Ok(if folder.as_os_str().is_empty() { PathBuf::from(".") } else { folder });
     }
-    let canonical = dirs
-        .iter()
-        .map(|dir| {
-            dir.canonicalize().map_err(|error| DiscoverError::Walk { path: dir.to_path_buf(), source: error.into() })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let canonical = dirs.iter().map(|dir| canonical(dir)).collect::<Result<Vec<_>, _>>()?;
     let canonical: Vec<&Path> = canonical.iter().map(PathBuf::as_path).collect();
     common_folder(&canonical)
 }
 
 /// `dir` from `root` (a folder [`common_folder`] returned for it), `/`-separated; empty for `root` itself.
 fn relative_to(dir: &Path, root: &Path) -> Result<String, DiscoverError> {
-    let strip = |dir: &Path, root: &Path| -> Option<String> {
-        let dir: PathBuf = dir.components().filter(|part| !matches!(part, std::path::Component::CurDir)).collect();
-        let root: PathBuf = root.components().filter(|part| !matches!(part, std::path::Component::CurDir)).collect();
+    let strip = |dir: &Path| -> Option<String> {
+        let dir: PathBuf = parts(dir).into_iter().collect();
+        let root: PathBuf = parts(root).into_iter().collect();
         dir.strip_prefix(&root).ok().map(relative_name)
     };
-    if let Some(name) = strip(dir, root) {
-        return Ok(name);
+    match strip(dir) {
+        Some(name) => Ok(name),
+        None => Ok(strip(&canonical(dir)?).unwrap_or_default()),
     }
-    let canonical =
-        dir.canonicalize().map_err(|error| DiscoverError::Walk { path: dir.to_path_buf(), source: error.into() })?;
-    Ok(strip(&canonical, root).unwrap_or_default())
+}
+
+/// A path's components without `.`: how two spellings of a folder are compared.
+fn parts(dir: &Path) -> Vec<std::path::Component<'_>> {
+    dir.components().filter(|part| !matches!(part, std::path::Component::CurDir)).collect()
+}
+
+fn canonical(dir: &Path) -> Result<PathBuf, DiscoverError> {
+    dir.canonicalize().map_err(|error| DiscoverError::Walk { path: dir.to_path_buf(), source: error.into() })
 }
 
 /// Lists the books under `books_dir`, through `catalogue` when given.

@@ -1,11 +1,8 @@
 //! The router, its handlers and errors.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use std::convert::Infallible;
-
-use base64::Engine;
 
 use axum::extract::{DefaultBodyLimit, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -14,7 +11,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine;
 use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -24,9 +24,6 @@ use tracing::Level;
 
 use super::pool::{Refused, WorkerPool};
 use crate::config::GenerateConfig;
-use tokio::sync::OwnedSemaphorePermit;
-use tokio::sync::mpsc::UnboundedReceiver;
-
 use crate::story::generate::{Generator, Story, StoryInput, StoryOptions, UsedCaption};
 use crate::story::writer::StoryEvent;
 use crate::util::cancel::CancelFlag;
@@ -119,9 +116,16 @@ impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into(), retry_after: None }
     }
-}
 
-impl ApiError {
+    /// The answer when the worker pool or the upload permits are all taken.
+    fn busy() -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the server is busy; try again in a few seconds".into(),
+            retry_after: Some(2),
+        }
+    }
+
     /// As a stream's `error` event: the message and the status the JSON answer would have had.
     fn json(&self) -> serde_json::Value {
         json!({ "error": self.message, "status": self.status.as_u16() })
@@ -252,12 +256,43 @@ fn render_page(state: &ServeState, selected: Option<&str>, outcome: Option<Outco
         None => Default::default(),
     };
     let seen_hidden = if matches!(outcome, Some(Outcome::Story(_))) { "" } else { " hidden" };
-    PAGE.replace("{{genres}}", &genres)
-        .replace("{{error}}", &error)
-        .replace("{{seen_hidden}}", seen_hidden)
-        .replace("{{captions}}", &captions)
-        .replace("{{keywords}}", &keywords)
-        .replace("{{story}}", &story)
+    fill(
+        PAGE,
+        &[
+            ("genres", &genres),
+            ("error", &error),
+            ("seen_hidden", seen_hidden),
+            ("captions", &captions),
+            ("keywords", &keywords),
+            ("story", &story),
+        ],
+    )
+}
+
+/// `template` with each `{{name}}` replaced by its value, in one pass: a value that holds `{{...}}` (a
+/// story, a caption) is written as it is, never filled in turn.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut page = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        page.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after
+            .find("}}")
+            .and_then(|end| values.iter().find(|(name, _)| *name == &after[..end]).map(|v| (end, v.1)))
+        {
+            Some((end, value)) => {
+                page.push_str(value);
+                rest = &after[end + 2..];
+            }
+            None => {
+                page.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    page.push_str(rest);
+    page
 }
 
 fn escape_html(text: &str) -> String {
@@ -379,13 +414,8 @@ enum Made {
 /// Reads and checks a story request (multipart `image`, `genre`, `beam`, `seed`).
 async fn prepare(state: &ServeState, multipart: Multipart) -> Result<StoryJob, ApiError> {
     let received = Instant::now();
-    let busy = || ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        message: "the server is busy; try again in a few seconds".into(),
-        retry_after: Some(2),
-    };
     // Taken before the body is read, given back when the job ends (it travels with the job).
-    let upload = Arc::clone(&state.uploads).try_acquire_owned().map_err(|_| busy())?;
+    let upload = Arc::clone(&state.uploads).try_acquire_owned().map_err(|_| ApiError::busy())?;
     let form = read_form(multipart).await?;
     let image = form.image.filter(|bytes| !bytes.is_empty()).ok_or_else(|| {
         ApiError::new(StatusCode::BAD_REQUEST, "missing the `image` field (a JPEG, PNG or WebP photo)")
@@ -467,11 +497,7 @@ fn start(state: &ServeState, job: StoryJob) -> Result<(UnboundedReceiver<Made>, 
     });
     match submitted {
         Ok(()) => Ok((receiver, guard)),
-        Err(Refused::Full) => Err(ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "the server is busy; try again in a few seconds".into(),
-            retry_after: Some(2),
-        }),
+        Err(Refused::Full) => Err(ApiError::busy()),
         Err(Refused::Closed) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down")),
     }
 }
@@ -607,5 +633,19 @@ struct CancelOnDrop(CancelFlag);
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill;
+
+    #[test]
+    fn the_page_is_filled_in_one_pass() {
+        let page = fill(
+            "<p>{{error}}</p><div>{{story}}</div>{{unknown}}",
+            &[("error", "no {{story}} here"), ("story", "It rained.")],
+        );
+        assert_eq!(page, "<p>no {{story}} here</p><div>It rained.</div>{{unknown}}");
     }
 }
