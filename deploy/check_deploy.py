@@ -148,7 +148,7 @@ def check_container(where: str, pod: dict, container: dict, image: dict) -> None
         if (isinstance(port, str) and port not in ports) or (isinstance(port, int) and port not in numbers):
             problem(f"{where}: {probe_name} port {port!r} is not a port of the container")
     env = {item["name"]: item.get("value") for item in container.get("env", [])}
-    for key in ("STORYTOOL_CNN_WEIGHTS",):
+    for key in ("STORYTOOL_CNN_WEIGHTS", "STORYTOOL_LM_WEIGHTS"):
         if env.get(key) != image["env"].get(key):
             problem(f"{where}: {key}={env.get(key)!r} but the image sets {image['env'].get(key)!r}")
     security = container.get("securityContext", {})

@@ -3,12 +3,16 @@
 //! `scripts/bench/lm_decode.py` runs it beside llama.cpp (llama-cpp-python) on the same GGUF.
 //!
 //!     cargo run --release --example lm_decode -- MODEL.gguf [TOKENS] [PROMPT]
+//!
+//! It writes with the model as `generate` does (packed bfloat16 matrices on the CPU); with
+//! `STORYTOOL_PACKED_LM=0`, with burn's f32 module.
 
 use std::time::Instant;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use storytool::language_model::PretrainedLm;
 use storytool::model::llama::KvCache;
+use storytool::model::packed::DecodingLm;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -17,7 +21,9 @@ fn main() -> anyhow::Result<()> {
     let prompt = args.next().unwrap_or_else(|| "The old lighthouse keeper climbed the stairs".to_string());
     let device = Device::flex();
     let started = Instant::now();
-    let lm = PretrainedLm::load(std::path::Path::new(&path), &device)?;
+    // Packed bfloat16 matrices, as `generate` writes with; `STORYTOOL_PACKED_LM=0` keeps burn's f32 module.
+    let lm = PretrainedLm::load(std::path::Path::new(&path), &device)?
+        .map_model(|model| DecodingLm::for_device(model, &device));
     let load_seconds = started.elapsed().as_secs_f64();
     let prompt_ids: Vec<i64> = lm
         .tokenizer

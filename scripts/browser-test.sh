@@ -2,9 +2,10 @@
 # The real-browser test of `storytool serve`: headless Chromium opens the upload page, uploads a sample
 # photo, waits for the story and saves a screenshot. Run by .ci/run. Needs Debian's `chromium` and Node with
 # npm (each installed on its own if missing, by scripts/install-browser-tools.sh), puppeteer-core from npm (into
-# the user's cache folder), the demo models and the EfficientNet-Lite0 weights (scripts/fetch-cnn.sh).
+# the user's cache folder), the demo models, the EfficientNet-Lite0 weights (scripts/fetch-cnn.sh) and
+# SmolLM2-135M, the demo story decoder's base model (scripts/fetch-lm.sh).
 # Usage: scripts/browser-test.sh [SCREENSHOT.png] [SERVE ARGUMENTS...]   (default: runs/browser/screenshot.png;
-# e.g. `--decoder checkpoints/demo/decoder-lm` for the language-model decoder)
+# e.g. `--decoder checkpoints/demo/decoder-gru` for the GRU decoder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 screenshot="${1:-runs/browser/screenshot.png}"
@@ -18,12 +19,13 @@ if [ ! -d "$tools/node_modules/puppeteer-core" ]; then
     npm install --silent --prefix "$tools" puppeteer-core@25.16.0 >/dev/null
 fi
 cnn=$(scripts/fetch-cnn.sh)
+lm=$(scripts/fetch-lm.sh)
 cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/storytool"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)
-"$bin" serve --addr "127.0.0.1:$port" --cnn "$cnn" "$@" 2>"$log" &
+"$bin" serve --addr "127.0.0.1:$port" --cnn "$cnn" --lm "$lm" "$@" 2>"$log" &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 1 100); do

@@ -258,6 +258,26 @@ fn imported_smollm2_matches_the_numpy_oracle_on_a_passage() {
     let row = &logits[(prompt.len() - 1) * vocab..];
     let best = (0..vocab).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
     assert_eq!(lm.tokenizer.decode(&[best as u32], false).unwrap(), " Paris");
+
+    // Packed in bfloat16, as stories are written on the CPU: within a percent of the oracle's perplexity.
+    let packed = storytool::model::packed::PackedLm::pack(lm.model);
+    let input: Vec<i64> = tokens.iter().map(|&id| i64::from(id)).collect();
+    let input = Tensor::<2, Int>::from_data(TensorData::new(input, [1, tokens.len()]), &device);
+    let hidden = packed.forward_embeddings(packed.embed(input), None);
+    let logits = packed.logits(hidden).into_data().try_to_vec::<f32>().unwrap();
+    let mut nll = 0.0f64;
+    for position in 0..tokens.len() - 1 {
+        let row = &logits[position * vocab..(position + 1) * vocab];
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+        nll += max + sum.ln() - row[tokens[position + 1] as usize] as f64;
+    }
+    let packed_perplexity = (nll / (tokens.len() - 1) as f64).exp();
+    let want = oracle["perplexity"].as_f64().unwrap();
+    assert!(
+        (packed_perplexity / want - 1.0).abs() < 0.01,
+        "packed perplexity {packed_perplexity} vs the oracle's {want}"
+    );
 }
 
 #[test]
@@ -366,6 +386,8 @@ fn demo_models_write_a_different_story_for_each_photo_and_genre() {
                 .arg(root.join("data/samples").join(photo))
                 .arg("--cnn")
                 .arg(&weights)
+                .arg("--lm")
+                .arg(lm_weights())
                 .output()
                 .unwrap();
             assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -388,24 +410,29 @@ fn demo_models_write_a_different_story_for_each_photo_and_genre() {
     }
 }
 
-/// Floors a little under what the demo models measured (checkpoints/README.md): conditioning gain 0.49
-/// nats/token, relevance 44% in the top 10% (chance 10%, shuffled 9%), genre accuracy 69% and 87% paired
-/// (chance 33%), distinct-2 0.37, the commonest opening 0.2%.
-const DEMO_MIN_GAIN: f64 = 0.3;
+/// Floors a little under what the demo models measured (checkpoints/README.md). The story decoder (the
+/// language model's steering, 30 test photos x 3 genres): relevance 49% in the top 10% (chance 10%),
+/// genre accuracy 72% and 88% paired (chance 33%), distinct-2 0.57, the commonest opening 1.1%, fluency
+/// 0.88 of real prose's cross-entropy and 1.13 of its word-order gain; the vector's gain 0.073 nats per
+/// token [0.044, 0.101] on 100 held-out passages. The GRU decoder (`decoder-gru`): conditioning gain 0.49.
 const DEMO_MIN_RELEVANCE: f64 = 0.35;
 const DEMO_MIN_GENRE: f64 = 0.6;
-const DEMO_MIN_PAIRED: f64 = 0.8;
-const DEMO_MIN_DISTINCT_2: f64 = 0.3;
+const DEMO_MIN_PAIRED: f64 = 0.75;
+const DEMO_MIN_DISTINCT_2: f64 = 0.45;
 const DEMO_MAX_TOP_OPENING: f64 = 0.02;
+const DEMO_MAX_FLUENCY_RATIO: f64 = 1.2;
+const DEMO_MIN_WORD_ORDER_RATIO: f64 = 0.8;
+const DEMO_GRU_MIN_GAIN: f64 = 0.3;
 
 /// `evaluate decoder` and `evaluate story` on the demo models with the shared data (the books the demo
-/// decoder held out, the test-split photos): the figures of `checkpoints/README.md` within rounding, each
+/// decoders held out, the test-split photos): the figures of `checkpoints/README.md` within rounding, each
 /// beside its chance level.
 #[test]
-#[ignore = "needs the EfficientNet-Lite0 weights and ../shared/data; run by .ci/run with --ignored"]
+#[ignore = "needs the EfficientNet-Lite0 weights, the SmolLM2 GGUF and ../shared/data; run by .ci/run with --ignored"]
 fn demo_stories_follow_their_photo_and_genre_better_than_chance_and_the_decoder_reads_its_input() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let books = shared_data().join("books");
+    let lm = lm_weights();
     let evaluate = |args: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_storytool"))
             .current_dir(&root)
@@ -413,20 +440,26 @@ fn demo_stories_follow_their_photo_and_genre_better_than_chance_and_the_decoder_
             .args(args)
             .arg("--books")
             .arg(&books)
+            .arg("--lm")
+            .arg(&lm)
             .arg("--json")
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
     };
-    // The decoder's content-word recall from its own vector vs another's is too small to compare (0.2% vs
-    // 0.1%); the gain in NLL is what shows that it reads its input.
-    let decoder = evaluate(&["decoder"]);
     let figure = |value: &serde_json::Value, key: &str| value[key].as_f64().unwrap_or_else(|| panic!("{key}: {value}"));
-    assert!(figure(&decoder, "conditioning_gain_nats") >= DEMO_MIN_GAIN, "{decoder}");
+    // The language-model decoder reads the vector: its gain's 95% interval lies above 0.
+    let decoder = evaluate(&["decoder", "--passages", "100"]);
+    assert!(decoder["vector_gain"]["low"].as_f64().unwrap() > 0.0, "{decoder}");
+    // The GRU decoder's content-word recall from its own vector vs another's is too small to compare (0.2%
+    // vs 0.1%); the gain in NLL is what shows that it reads its input.
+    let gru = evaluate(&["decoder", "--decoder", "checkpoints/demo/decoder-gru"]);
+    assert!(figure(&gru, "conditioning_gain_nats") >= DEMO_GRU_MIN_GAIN, "{gru}");
 
     let weights = cnn_weights();
-    // The GRU demo decoder on every test photo; the prompt-only baseline is measured in the notes, not here.
+    // 30 test photos (the default when a language model writes); the prompt-only baseline is measured in
+    // the notes, not here.
     let story = evaluate(&["story", "--no-baseline", "--cnn", weights.to_str().unwrap()]);
     for key in [
         "relevance_top10",
@@ -442,6 +475,9 @@ fn demo_stories_follow_their_photo_and_genre_better_than_chance_and_the_decoder_
     assert!(figure(&story, "genre_accuracy") >= DEMO_MIN_GENRE, "{story}");
     assert!(figure(&story, "distinct_2") >= DEMO_MIN_DISTINCT_2, "{story}");
     assert!(figure(&story, "top_opening_share") <= DEMO_MAX_TOP_OPENING, "{story}");
+    // It reads like the books under a judge that shares nothing with it, word order included.
+    assert!(figure(&story, "fluency_ratio") <= DEMO_MAX_FLUENCY_RATIO, "{story}");
+    assert!(figure(&story, "word_order_ratio") >= DEMO_MIN_WORD_ORDER_RATIO, "{story}");
     // The story follows the photo: well above chance and above the same stories matched to shuffled photos.
     let relevance = figure(&story, "relevance_top10");
     assert!(relevance >= DEMO_MIN_RELEVANCE, "{story}");

@@ -19,12 +19,13 @@ args = parser.parse_args()
 subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=root, check=True)
 binary = Path(os.environ.get("CARGO_TARGET_DIR", root / "target")) / "release" / "storytool"
 cnn = subprocess.run([root / "scripts/fetch-cnn.sh"], capture_output=True, text=True, check=True).stdout.strip()
+lm = subprocess.run([root / "scripts/fetch-lm.sh"], capture_output=True, text=True, check=True).stdout.strip()
 photos = sorted((root / "data/samples").glob("*.[pj][np]g"))
 genres = ["adventure", "sci-fi", "thriller"]
 latencies, walls, rss = [], [], []
 for _ in range(args.repeats):
     for photo in photos:
-        command = ["/usr/bin/time", "-f", "%M", str(binary), "generate", "--json", "--image", str(photo), "--cnn", cnn,
+        command = ["/usr/bin/time", "-f", "%M", str(binary), "generate", "--json", "--image", str(photo), "--cnn", cnn, "--lm", lm,
                    "--beam", str(args.beam)]
         for genre in genres:
             command += ["--genre", genre]

@@ -9,7 +9,7 @@ no failures. With `--stream` the requests ask for server-sent events and the tab
 to the first words of the story (the first `text` event); a stream that ends without its `story` event, or
 with an `error` event other than a documented 503, is a failure. The server's peak resident memory (VmHWM)
 is printed at the end. Arguments after `--` go to `storytool serve` (e.g. `-- --decoder
-checkpoints/demo/decoder-lm`).
+checkpoints/demo/decoder-gru`).
 
     python3 scripts/bench/load_test.py [--workers 2] [--queue 4] [--requests 24] [--levels 1,2,4,16] [--stream] [-- SERVE ARGS]
 """
@@ -29,10 +29,11 @@ args = parser.parse_args()
 subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=root, check=True)
 binary = Path(os.environ.get("CARGO_TARGET_DIR", root / "target")) / "release" / "storytool"
 cnn = subprocess.run([root / "scripts/fetch-cnn.sh"], capture_output=True, text=True, check=True).stdout.strip()
+lm = subprocess.run([root / "scripts/fetch-lm.sh"], capture_output=True, text=True, check=True).stdout.strip()
 with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
-server = subprocess.Popen([binary, "serve", "--addr", f"127.0.0.1:{port}", "--cnn", cnn, "--workers", str(args.workers),
+server = subprocess.Popen([binary, "serve", "--addr", f"127.0.0.1:{port}", "--cnn", cnn, "--lm", lm, "--workers", str(args.workers),
                            "--queue", str(args.queue), *args.serve_args], cwd=root, stderr=subprocess.DEVNULL)
 base = f"http://127.0.0.1:{port}"
 try:

@@ -47,10 +47,11 @@ uploads = {
     "photo": (root / "data/samples/coffee.png").read_bytes(),
 }
 cnn = subprocess.run([root / "scripts/fetch-cnn.sh"], capture_output=True, text=True, check=True).stdout.strip()
+lm = subprocess.run([root / "scripts/fetch-lm.sh"], capture_output=True, text=True, check=True).stdout.strip()
 with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
-server = subprocess.Popen([args.binary, "serve", "--addr", f"127.0.0.1:{port}", "--cnn", cnn, "--workers", str(args.workers),
+server = subprocess.Popen([args.binary, "serve", "--addr", f"127.0.0.1:{port}", "--cnn", cnn, "--lm", lm, "--workers", str(args.workers),
                            "--queue", str(args.queue), "--max-megapixels", str(args.max_megapixels)], cwd=root,
                           stderr=subprocess.DEVNULL)
 base = f"http://127.0.0.1:{port}"

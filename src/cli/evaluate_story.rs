@@ -1,7 +1,7 @@
 //! `storytool evaluate decoder` and `evaluate story`: whether the story decoder uses its input, and whether
 //! stories follow their photo and genre, each figure beside chance or a shuffled baseline.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -44,7 +44,7 @@ pub struct EvaluateDecoderArgs {
     json: bool,
 
     /// A story decoder folder to use instead of the model folder's `decoder/` (e.g.
-    /// `checkpoints/demo/decoder-lm`, the language-model decoder)
+    /// `checkpoints/demo/decoder-gru`, the GRU decoder)
     #[arg(long, value_name = "DIR")]
     decoder: Option<PathBuf>,
 
@@ -97,7 +97,7 @@ pub struct EvaluateStoryArgs {
     seed: u64,
 
     /// A story decoder folder to use instead of the model folder's `decoder/` (e.g.
-    /// `checkpoints/demo/decoder-lm`, the language-model decoder)
+    /// `checkpoints/demo/decoder-gru`, the GRU decoder)
     #[arg(long, value_name = "DIR")]
     decoder: Option<PathBuf>,
 
@@ -113,6 +113,11 @@ pub struct EvaluateStoryArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
+
+    /// Also write every story to FILE, a JSON object per line (`photo`, `genre`, `story`, and `writer`:
+    /// `decoder` or `baseline`), to read them
+    #[arg(long, value_name = "FILE")]
+    stories: Option<PathBuf>,
 
     #[command(flatten)]
     config: ConfigArgs,
@@ -251,12 +256,31 @@ pub fn evaluate_story_cli(args: EvaluateStoryArgs) -> anyhow::Result<()> {
     let bar = Bar::steps();
     let evaluation = evaluate_stories(&request, &bar)
         .with_context(|| format!("cannot evaluate the stories of `{}`", args.models.display()))?;
+    if let Some(path) = &args.stories {
+        write_stories(path, &evaluation)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&evaluation)?);
     } else {
         print_story(&evaluation);
     }
     Ok(())
+}
+
+/// Every story of the evaluation as JSON lines (through a temporary file, renamed when whole).
+fn write_stories(path: &Path, evaluation: &StoryEvaluation) -> anyhow::Result<()> {
+    let mut lines = String::new();
+    let written = [("decoder", &evaluation.every_story), ("baseline", &evaluation.every_baseline_story)];
+    for (writer, stories) in written {
+        for story in stories {
+            let line =
+                serde_json::json!({"photo": story.photo, "genre": story.genre, "story": story.story, "writer": writer});
+            lines.push_str(&line.to_string());
+            lines.push('\n');
+        }
+    }
+    storytool::util::atomic::write_file(path, lines.as_bytes())
+        .with_context(|| format!("cannot write the stories to `{}`", path.display()))
 }
 
 fn print_story(evaluation: &StoryEvaluation) {

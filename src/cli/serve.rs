@@ -32,7 +32,7 @@ pub struct ServeArgs {
     addr: String,
 
     /// A story decoder folder to use instead of the model folder's `decoder/` (e.g.
-    /// `checkpoints/demo/decoder-lm`, the language-model decoder)
+    /// `checkpoints/demo/decoder-gru`, the GRU decoder)
     #[arg(long, value_name = "DIR")]
     decoder: Option<PathBuf>,
 

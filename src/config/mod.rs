@@ -435,8 +435,8 @@ pub struct GenerateConfig {
     /// Keywords for decoders trained with `decoder.keywords`: the decoder is given this many of the
     /// captions' commonest content words (counted once per caption over the `k` captions). 0: none.
     pub keywords: usize,
-    /// Weighted decoding toward the keywords (any decoder): each keyword's log-probability gains this many
-    /// nats until the story has used it. 0 turns it off.
+    /// Weighted decoding toward the keywords (GRU decoders; see `lm_keyword_bonus`): each keyword's
+    /// log-probability gains this many nats until the story has used it. 0 turns it off.
     pub keyword_bonus: f32,
     /// Each content word's log-probability loses this many nats for every time the story has already used
     /// it (Keskar et al. 2019 divide logits instead). 0 turns it off.
@@ -456,6 +456,17 @@ pub struct GenerateConfig {
     /// does; tokens under 1% of the most likely one's probability stay out. 0 turns it off (and the
     /// second row with it); trained steering only.
     pub guidance: f32,
+    /// Weighted decoding toward the genre's words, for language-model decoders whose folder has a
+    /// `genre_words.json` (counted on their training books): each of the genre's words not yet in the
+    /// story gains this times its log-ratio (how many times more often the genre's books use it than the
+    /// others', logged), until the story has used it. 0 turns it off.
+    pub genre_words: f32,
+    /// ... and none is pulled once the story has this many of them (nor right after one).
+    pub genre_word_limit: usize,
+    /// Weighted decoding toward the keywords for language-model decoders, which read them in their prompt
+    /// too (`keyword_bonus` is the GRU's): each keyword's log-probability gains this many nats until the
+    /// story has used it. 0 turns it off.
+    pub lm_keyword_bonus: f32,
 }
 
 /// How a language-model decoder picks its words.
@@ -487,6 +498,9 @@ impl Default for GenerateConfig {
             strategy: Strategy::Sample,
             top_p: 0.9,
             guidance: 0.0,
+            genre_words: 4.0,
+            genre_word_limit: 5,
+            lm_keyword_bonus: 1.5,
         }
     }
 }
@@ -1032,6 +1046,8 @@ impl GenerateConfig {
             ("generate.temperature", self.temperature),
             ("generate.length_penalty", self.length_penalty),
             ("generate.guidance", self.guidance),
+            ("generate.genre_words", self.genre_words),
+            ("generate.lm_keyword_bonus", self.lm_keyword_bonus),
         ])?;
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(invalid("generate.top_p", format!("{} is not in (0, 1]", self.top_p)));

@@ -94,6 +94,11 @@ pub struct StoryEvaluation {
     pub seconds: f32,
     pub samples: Vec<StorySample>,
     pub baseline_samples: Vec<StorySample>,
+    /// Every story, and every baseline story (what `--stories` writes; not in the JSON report).
+    #[serde(skip)]
+    pub every_story: Vec<StorySample>,
+    #[serde(skip)]
+    pub every_baseline_story: Vec<StorySample>,
 }
 
 /// The figures of one set of stories (one per test photo and genre).
@@ -254,11 +259,11 @@ pub fn evaluate_stories(
     let scoring = Scoring::new(&photos, &classifier, &judges, request.seed);
     let scores = scoring.score(&stories, genre_count);
     let baseline_scores = baseline.as_ref().map(|_| scoring.score(&baseline_stories, genre_count));
-    let samples = |stories: &[Vec<String>]| -> Vec<StorySample> {
+    let samples = |stories: &[Vec<String>], photo_count: usize| -> Vec<StorySample> {
         photos
             .iter()
             .zip(stories)
-            .take(2)
+            .take(photo_count)
             .flat_map(|(photo, per_genre)| {
                 per_genre.iter().zip(&request.genres).map(|(story, genre)| StorySample {
                     photo: photo.key.clone(),
@@ -282,8 +287,10 @@ pub fn evaluate_stories(
         scores,
         baseline: baseline_scores,
         seconds: started.elapsed().as_secs_f32(),
-        samples: samples(&stories),
-        baseline_samples: if baseline.is_some() { samples(&baseline_stories) } else { Vec::new() },
+        samples: samples(&stories, 2),
+        baseline_samples: if baseline.is_some() { samples(&baseline_stories, 2) } else { Vec::new() },
+        every_story: samples(&stories, photos.len()),
+        every_baseline_story: if baseline.is_some() { samples(&baseline_stories, photos.len()) } else { Vec::new() },
     })
 }
 

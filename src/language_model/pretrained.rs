@@ -25,9 +25,10 @@ pub enum LanguageModelError {
     Unsupported { path: PathBuf, what: String },
 }
 
-/// A pretrained model, ready to compute on its device.
-pub struct PretrainedLm {
-    pub model: LanguageModel,
+/// A pretrained model, ready to compute on its device: burn's module (`M = LanguageModel`), or the same
+/// model in the form it writes with ([`crate::model::packed::DecodingLm`]).
+pub struct PretrainedLm<M = LanguageModel> {
+    pub model: M,
     pub config: LlamaConfig,
     pub tokenizer: Tokenizer,
     /// BLAKE3 of the GGUF file.
@@ -39,9 +40,24 @@ pub struct PretrainedLm {
     pub control_tokens: Vec<u32>,
 }
 
-impl std::fmt::Debug for PretrainedLm {
+impl<M> std::fmt::Debug for PretrainedLm<M> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.debug_struct("PretrainedLm").field("path", &self.path).field("config", &self.config).finish()
+    }
+}
+
+impl<M> PretrainedLm<M> {
+    /// The same model in another form (its tokenizer and facts kept).
+    pub fn map_model<N>(self, convert: impl FnOnce(M) -> N) -> PretrainedLm<N> {
+        PretrainedLm {
+            model: convert(self.model),
+            config: self.config,
+            tokenizer: self.tokenizer,
+            hash: self.hash,
+            path: self.path,
+            end_of_text: self.end_of_text,
+            control_tokens: self.control_tokens,
+        }
     }
 }
 

@@ -194,27 +194,10 @@ impl LanguageModel {
     pub fn forward_adapted(
         &self,
         inputs: Tensor<3>,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         lora: Option<(&[BlockLora], f64)>,
     ) -> Tensor<3> {
-        let start = cache.as_ref().map_or(0, |cache| cache.len());
-        let [_, positions, _] = inputs.dims();
-        let (cos, sin) = self.rotation(start, positions, &inputs.device());
-        let mut hidden = inputs;
-        for (index, block) in self.blocks.iter().enumerate() {
-            let past = cache.as_ref().and_then(|cache| cache.layers.get(index).cloned());
-            let adapter = lora.and_then(|(blocks, scale)| blocks.get(index).map(|block| (block, scale)));
-            let (output, keys, values) = self.block_forward(block, hidden, &cos, &sin, past, adapter);
-            hidden = output;
-            if let Some(cache) = cache.as_deref_mut() {
-                if index < cache.layers.len() {
-                    cache.layers[index] = (keys, values);
-                } else {
-                    cache.layers.push((keys, values));
-                }
-            }
-        }
-        self.norm.forward(hidden)
+        self.norm.forward(run_blocks(&self.blocks, self.shape(), inputs, cache, lora))
     }
 
     /// `[batch, positions, width]` hidden states into `[batch, positions, vocab]` logits (the tied layer).
@@ -230,69 +213,161 @@ impl LanguageModel {
         self.logits(self.forward_embeddings(self.embed(tokens), cache))
     }
 
-    /// Cosines and sines `[positions, head_dim / 2]` of the rotation of positions `start..start + positions`.
-    fn rotation(&self, start: usize, positions: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
-        let pairs = self.head_dim() / 2;
-        let mut cos = Vec::with_capacity(positions * pairs);
-        let mut sin = Vec::with_capacity(positions * pairs);
-        for position in start..start + positions {
-            for pair in 0..pairs {
-                let frequency = self.rope_base.powf(-2.0 * pair as f64 / self.head_dim() as f64);
-                let angle = position as f64 * frequency;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
-            }
+    /// The sizes of its attention.
+    pub fn shape(&self) -> AttentionShape {
+        AttentionShape {
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim(),
+            rope_base: self.rope_base,
         }
-        (
-            Tensor::from_data(TensorData::new(cos, [positions, pairs]), device),
-            Tensor::from_data(TensorData::new(sin, [positions, pairs]), device),
-        )
+    }
+}
+
+/// One of a block's seven weight matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    Query,
+    Key,
+    Value,
+    Output,
+    Gate,
+    Up,
+    Down,
+}
+
+/// What a block computes with: burn's modules ([`Block`]: any device, trainable) or its weights packed for
+/// decoding on the CPU ([`super::packed::PackedBlock`]). The block's arithmetic is written once, over this.
+pub trait BlockParts {
+    fn attention_norm(&self) -> &RmsNorm;
+    fn ffn_norm(&self) -> &RmsNorm;
+    /// `[batch, positions, input]` through one of the matrices.
+    fn project(&self, projection: Projection, x: Tensor<3>) -> Tensor<3>;
+}
+
+impl BlockParts for Block {
+    fn attention_norm(&self) -> &RmsNorm {
+        &self.attention_norm
     }
 
-    /// One block over `[batch, positions, width]`, given the block's cached keys and values; returns the
-    /// output and the keys and values of every position so far.
-    fn block_forward(
-        &self,
-        block: &Block,
-        x: Tensor<3>,
-        cos: &Tensor<2>,
-        sin: &Tensor<2>,
-        past: Option<(Tensor<4>, Tensor<4>)>,
-        lora: Option<(&BlockLora, f64)>,
-    ) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
-        let [batch, positions, width] = x.dims();
-        let head_dim = self.head_dim();
-        let normed = block.attention_norm.forward(x.clone());
-        let heads =
-            |projected: Tensor<3>, count: usize| projected.reshape([batch, positions, count, head_dim]).swap_dims(1, 2);
-        let mut query = block.query.forward(normed.clone());
-        let mut value = block.value.forward(normed.clone());
-        if let Some((lora, scale)) = lora {
-            query = query + lora.query.forward(normed.clone(), scale);
-            value = value + lora.value.forward(normed.clone(), scale);
-        }
-        let query = rotate(heads(query, self.heads), cos, sin);
-        let mut keys = rotate(heads(block.key.forward(normed), self.kv_heads), cos, sin);
-        let mut values = heads(value, self.kv_heads);
-        if let Some((past_keys, past_values)) = past {
-            keys = Tensor::cat(vec![past_keys, keys], 2);
-            values = Tensor::cat(vec![past_values, values], 2);
-        }
-        let group = self.heads / self.kv_heads;
-        let mixed = attention(
-            query,
-            repeat_heads(keys.clone(), group),
-            repeat_heads(values.clone(), group),
-            None,
-            None,
-            AttentionModuleOptions { scale: None, softcap: None, is_causal: true },
-        );
-        let mixed = mixed.swap_dims(1, 2).reshape([batch, positions, width]);
-        let x = x + block.output.forward(mixed);
-        let normed = block.ffn_norm.forward(x.clone());
-        let inner = silu(block.gate.forward(normed.clone())) * block.up.forward(normed);
-        (x + block.down.forward(inner), keys, values)
+    fn ffn_norm(&self) -> &RmsNorm {
+        &self.ffn_norm
     }
+
+    fn project(&self, projection: Projection, x: Tensor<3>) -> Tensor<3> {
+        let linear = match projection {
+            Projection::Query => &self.query,
+            Projection::Key => &self.key,
+            Projection::Value => &self.value,
+            Projection::Output => &self.output,
+            Projection::Gate => &self.gate,
+            Projection::Up => &self.up,
+            Projection::Down => &self.down,
+        };
+        linear.forward(x)
+    }
+}
+
+/// The sizes attention needs: query and key/value heads, head size, RoPE base.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionShape {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub rope_base: f64,
+}
+
+/// `[batch, positions, width]` inputs after the positions in `cache` (if any; the cache then holds these
+/// positions too) through every block, before the final norm.
+pub(crate) fn run_blocks<B: BlockParts>(
+    blocks: &[B],
+    shape: AttentionShape,
+    inputs: Tensor<3>,
+    mut cache: Option<&mut KvCache>,
+    lora: Option<(&[BlockLora], f64)>,
+) -> Tensor<3> {
+    let start = cache.as_ref().map_or(0, |cache| cache.len());
+    let [_, positions, _] = inputs.dims();
+    let (cos, sin) = rotation(shape, start, positions, &inputs.device());
+    let mut hidden = inputs;
+    for (index, block) in blocks.iter().enumerate() {
+        let past = cache.as_ref().and_then(|cache| cache.layers.get(index).cloned());
+        let adapter = lora.and_then(|(blocks, scale)| blocks.get(index).map(|block| (block, scale)));
+        let (output, keys, values) = block_forward(block, shape, hidden, &cos, &sin, past, adapter);
+        hidden = output;
+        if let Some(cache) = cache.as_deref_mut() {
+            if index < cache.layers.len() {
+                cache.layers[index] = (keys, values);
+            } else {
+                cache.layers.push((keys, values));
+            }
+        }
+    }
+    hidden
+}
+
+/// Cosines and sines `[positions, head_dim / 2]` of the rotation of positions `start..start + positions`.
+fn rotation(shape: AttentionShape, start: usize, positions: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let pairs = shape.head_dim / 2;
+    let mut cos = Vec::with_capacity(positions * pairs);
+    let mut sin = Vec::with_capacity(positions * pairs);
+    for position in start..start + positions {
+        for pair in 0..pairs {
+            let frequency = shape.rope_base.powf(-2.0 * pair as f64 / shape.head_dim as f64);
+            let angle = position as f64 * frequency;
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    (
+        Tensor::from_data(TensorData::new(cos, [positions, pairs]), device),
+        Tensor::from_data(TensorData::new(sin, [positions, pairs]), device),
+    )
+}
+
+/// One block over `[batch, positions, width]`, given the block's cached keys and values; returns the
+/// output and the keys and values of every position so far.
+fn block_forward<B: BlockParts>(
+    block: &B,
+    shape: AttentionShape,
+    x: Tensor<3>,
+    cos: &Tensor<2>,
+    sin: &Tensor<2>,
+    past: Option<(Tensor<4>, Tensor<4>)>,
+    lora: Option<(&BlockLora, f64)>,
+) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
+    let [batch, positions, width] = x.dims();
+    let head_dim = shape.head_dim;
+    let normed = block.attention_norm().forward(x.clone());
+    let heads =
+        |projected: Tensor<3>, count: usize| projected.reshape([batch, positions, count, head_dim]).swap_dims(1, 2);
+    let mut query = block.project(Projection::Query, normed.clone());
+    let mut value = block.project(Projection::Value, normed.clone());
+    if let Some((lora, scale)) = lora {
+        query = query + lora.query.forward(normed.clone(), scale);
+        value = value + lora.value.forward(normed.clone(), scale);
+    }
+    let query = rotate(heads(query, shape.heads), cos, sin);
+    let mut keys = rotate(heads(block.project(Projection::Key, normed), shape.kv_heads), cos, sin);
+    let mut values = heads(value, shape.kv_heads);
+    if let Some((past_keys, past_values)) = past {
+        keys = Tensor::cat(vec![past_keys, keys], 2);
+        values = Tensor::cat(vec![past_values, values], 2);
+    }
+    let group = shape.heads / shape.kv_heads;
+    let mixed = attention(
+        query,
+        repeat_heads(keys.clone(), group),
+        repeat_heads(values.clone(), group),
+        None,
+        None,
+        AttentionModuleOptions { scale: None, softcap: None, is_causal: true },
+    );
+    let mixed = mixed.swap_dims(1, 2).reshape([batch, positions, width]);
+    let x = x + block.project(Projection::Output, mixed);
+    let normed = block.ffn_norm().forward(x.clone());
+    let inner = silu(block.project(Projection::Gate, normed.clone())) * block.project(Projection::Up, normed);
+    (x + block.project(Projection::Down, inner), keys, values)
 }
 
 /// Rotates adjacent pairs of `[batch, heads, positions, head_dim]` by the angles whose cosines and sines

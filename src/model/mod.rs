@@ -13,6 +13,7 @@ pub mod gru_kernel;
 pub mod llama;
 pub mod lm_steering;
 pub mod output_loss;
+pub mod packed;
 pub mod sampling;
 pub mod skip_thought;
 pub mod story_decoder;

@@ -126,6 +126,11 @@ pub struct StoryOptions {
     pub top_p: f32,
     /// See `generate.guidance`.
     pub guidance: f32,
+    /// See `generate.genre_words` and `generate.genre_word_limit`.
+    pub genre_words: f32,
+    pub genre_word_limit: usize,
+    /// See `generate.lm_keyword_bonus`.
+    pub lm_keyword_bonus: f32,
 }
 
 impl StoryOptions {
@@ -150,6 +155,9 @@ impl StoryOptions {
             strategy: config.strategy,
             top_p: config.top_p,
             guidance: config.guidance,
+            genre_words: config.genre_words,
+            genre_word_limit: config.genre_word_limit,
+            lm_keyword_bonus: config.lm_keyword_bonus,
         }
     }
 }

@@ -20,15 +20,17 @@ use rand_chacha::ChaCha8Rng;
 
 use super::decoder::{ContextCentre, DecoderError};
 use super::generate::StoryOptions;
+use super::genre_words::GenreWords;
 use super::lm_decoder::{LmDecoderManifest, keyword_prompt, load_lm_decoder};
 use super::writer::{StoryEvent, Watch, Written};
 use crate::config::Strategy;
 use crate::language_model::PretrainedLm;
-use crate::model::beam::{BeamSettings, Scorer, Watched, beam_search};
-use crate::model::llama::{KvCache, LanguageModel};
+use crate::model::beam::{BeamSettings, Scorer, Watched, beam_search, repeating_words};
+use crate::model::llama::KvCache;
 use crate::model::lm_steering::LmSteering;
+use crate::model::packed::DecodingLm;
 use crate::model::sampling::{SamplingSettings, sample};
-use crate::text::content::is_content_word;
+use crate::text::content::{is_content_word, is_slur};
 use crate::util::cancel::{CancelFlag, Interrupted};
 
 /// Characters of markup and chat formats that never belong in a story.
@@ -45,16 +47,20 @@ pub struct TokenFacts {
     non_word: Vec<bool>,
     /// Starts a content word: what the repetition penalty counts.
     content: Vec<bool>,
+    /// The tokens that are a whole content word (lower-cased), with or without a capital: what a word
+    /// pull ([`GenreWords`]) can raise.
+    word_tokens: HashMap<String, Vec<u32>>,
 }
 
 impl TokenFacts {
-    pub fn of(lm: &PretrainedLm) -> TokenFacts {
+    pub fn of<M>(lm: &PretrainedLm<M>) -> TokenFacts {
         let size = lm.config.vocab_size;
         let mut facts = TokenFacts {
             ends: vec![false; size],
             banned: vec![false; size],
             non_word: vec![true; size],
             content: vec![false; size],
+            word_tokens: HashMap::new(),
         };
         for id in 0..size {
             let text = lm.tokenizer.decode(&[id as u32], false).unwrap_or_default();
@@ -69,14 +75,34 @@ impl TokenFacts {
             let word = text.strip_prefix(' ').unwrap_or(&text);
             let starts_word = text.starts_with(' ') && word.chars().next().is_some_and(char::is_alphanumeric);
             facts.non_word[id] = !starts_word;
-            facts.content[id] = starts_word && is_content_word(&word.to_lowercase());
+            let lower = word.to_lowercase();
+            if starts_word && is_slur(&lower) {
+                facts.banned[id] = true;
+                continue;
+            }
+            facts.content[id] = starts_word && is_content_word(&lower);
+            if facts.content[id] {
+                facts.word_tokens.entry(lower).or_default().push(id as u32);
+            }
         }
         facts
     }
 
+    /// The tokens of each of `words` that has whole-word tokens, with its weight times `strength`.
+    fn word_pulls(&self, words: &[(String, f32)], strength: f32) -> Vec<Pull> {
+        words
+            .iter()
+            .filter_map(|(word, weight)| {
+                let tokens = self.word_tokens.get(word)?.clone();
+                Some(Pull { tokens, nats: weight * strength })
+            })
+            .collect()
+    }
+
     /// Adjusts one row of log-probabilities: the end token takes the mass of every ending token, the
-    /// others and markup are forbidden, and content words written before lose `repetition` per use.
-    fn adjust(&self, row: &mut [f32], end: u32, written: &[u32], repetition: f32) {
+    /// others and markup are forbidden, content words written before lose `repetition` per use, and each
+    /// pulled token not yet written gains its pull (see [`Pulls`]; `last` is the token just written).
+    fn adjust(&self, row: &mut [f32], end: u32, written: &[u32], last: Option<u32>, repetition: f32, pulls: &Pulls) {
         let mut end_mass = f32::NEG_INFINITY;
         for (id, value) in row.iter_mut().enumerate() {
             if self.ends[id] {
@@ -87,11 +113,46 @@ impl TokenFacts {
             }
         }
         row[end as usize] = end_mass;
+        let genre = pulls.pulling_genre(written, last).then_some(pulls.genre.as_slice()).unwrap_or_default();
+        for pull in genre.iter().chain(&pulls.keywords) {
+            if !pull.tokens.iter().any(|id| written.contains(id)) {
+                pull.tokens.iter().for_each(|&id| row[id as usize] += pull.nats);
+            }
+        }
         if repetition > 0.0 {
             for &id in written {
                 row[id as usize] -= repetition;
             }
         }
+    }
+}
+
+/// Words a story is pulled toward, each until the story has written it: the genre's words, none once the
+/// story has `limit` of them (a few of a genre's words make its voice, more make a list of them) nor right
+/// after one (no chains of them), and the keywords.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pulls {
+    pub genre: Vec<Pull>,
+    pub limit: usize,
+    pub keywords: Vec<Pull>,
+}
+
+/// One word's tokens (with and without a capital) and the nats each gains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pull {
+    pub tokens: Vec<u32>,
+    pub nats: f32,
+}
+
+impl Pulls {
+    fn is_genre(&self, id: u32) -> bool {
+        self.genre.iter().any(|pull| pull.tokens.contains(&id))
+    }
+
+    fn pulling_genre(&self, written: &[u32], last: Option<u32>) -> bool {
+        !self.genre.is_empty()
+            && !last.is_some_and(|last| self.is_genre(last))
+            && written.iter().filter(|&&id| self.is_genre(id)).count() < self.limit
     }
 }
 
@@ -105,9 +166,11 @@ fn log_add(a: f32, b: f32) -> f32 {
 
 /// A pretrained model that writes stories: steered by a trained decoder, or prompted (the baseline).
 pub struct LmWriter {
-    pub lm: PretrainedLm,
+    pub lm: PretrainedLm<DecodingLm>,
     /// The trained steering and its manifest; `None` for the prompt-only baseline.
     pub trained: Option<(LmSteering, LmDecoderManifest)>,
+    /// The words of each genre counted on the decoder's training books, if its folder has them.
+    genre_words: Option<GenreWords>,
     facts: TokenFacts,
     device: Device,
 }
@@ -121,14 +184,23 @@ impl std::fmt::Debug for LmWriter {
 impl LmWriter {
     pub fn load(dir: &Path, lm_path: &Path, device: &Device) -> Result<LmWriter, DecoderError> {
         let loaded = load_lm_decoder(dir, lm_path, device)?;
+        let genre_words = GenreWords::read(dir)
+            .map_err(|error| DecoderError::Invalid { path: dir.to_path_buf(), source: error.into() })?;
         let facts = TokenFacts::of(&loaded.lm);
-        Ok(LmWriter { lm: loaded.lm, trained: Some((loaded.steering, loaded.manifest)), facts, device: device.clone() })
+        Ok(LmWriter {
+            lm: loaded.lm.map_model(|model| DecodingLm::for_device(model, device)),
+            trained: Some((loaded.steering, loaded.manifest)),
+            genre_words,
+            facts,
+            device: device.clone(),
+        })
     }
 
     /// The bare pretrained model, prompted with the genre and keywords as text.
     pub fn baseline(lm: PretrainedLm, device: &Device) -> LmWriter {
         let facts = TokenFacts::of(&lm);
-        LmWriter { lm, trained: None, facts, device: device.clone() }
+        let lm = lm.map_model(|model| DecodingLm::for_device(model, device));
+        LmWriter { lm, trained: None, genre_words: None, facts, device: device.clone() }
     }
 
     pub fn vocabulary_hash(&self) -> &str {
@@ -212,6 +284,7 @@ impl LmWriter {
         let guidance =
             (self.trained.is_some() && vector.is_some() && options.guidance > 0.0).then_some(options.guidance);
         let inputs = self.start_inputs(vector, &keywords, options, guidance.is_some());
+        let pulls = self.pulls(&keywords, options);
         let mut cache = KvCache::new();
         let hidden = self.lm.model.forward_embeddings(inputs, Some(&mut cache));
         let positions = hidden.dims()[1];
@@ -219,7 +292,7 @@ impl LmWriter {
         let first = guide(first, guidance).into_iter().next().unwrap_or_default();
         let end = self.lm.end_of_text;
         let (tokens, beam) = match options.strategy {
-            Strategy::Sample => (self.sample(cache, first, guidance, options, cancel, &mut show)?, 1),
+            Strategy::Sample => (self.sample(cache, first, guidance, &pulls, options, cancel, &mut show)?, 1),
             Strategy::Beam => {
                 let scorer = LmScorer {
                     model: &self.lm.model,
@@ -228,6 +301,7 @@ impl LmWriter {
                     facts: &self.facts,
                     end,
                     repetition: options.repetition_penalty,
+                    pulls: &pulls,
                     written: vec![Vec::new()],
                     guidance,
                     live: 1,
@@ -257,12 +331,29 @@ impl LmWriter {
         Ok(Written { story: finish_story(&text, options.min_words), beam, keywords })
     }
 
+    /// The pulls of the story's genre's words at `generate.genre_words`, up to `generate.genre_word_limit`
+    /// of them (none without a list or weight), and of its keywords at `generate.lm_keyword_bonus`.
+    fn pulls(&self, keywords: &[String], options: &StoryOptions) -> Pulls {
+        let genre = match self.genre_words.as_ref().and_then(|words| words.of_genre(&options.genre)) {
+            Some(words) if options.genre_words > 0.0 => self.facts.word_pulls(words, options.genre_words),
+            _ => Vec::new(),
+        };
+        let keywords: Vec<(String, f32)> = keywords.iter().map(|word| (word.clone(), 1.0)).collect();
+        let keywords = if options.lm_keyword_bonus > 0.0 {
+            self.facts.word_pulls(&keywords, options.lm_keyword_bonus)
+        } else {
+            Vec::new()
+        };
+        Pulls { genre, limit: options.genre_word_limit, keywords }
+    }
+
     /// Nucleus sampling, a token at a time, until the end or `max_words`.
     fn sample(
         &self,
         mut cache: KvCache,
         first: Vec<f32>,
         guidance: Option<f32>,
+        pulls: &Pulls,
         options: &StoryOptions,
         cancel: &CancelFlag,
         show: &mut dyn FnMut(&[u32]),
@@ -274,9 +365,13 @@ impl LmWriter {
         let mut row = first;
         while words < options.max_words && tokens.len() < options.max_words * 3 {
             cancel.check()?;
-            self.facts.adjust(&mut row, end, &written, options.repetition_penalty);
+            self.facts.adjust(&mut row, end, &written, tokens.last().copied(), options.repetition_penalty, pulls);
             if words < options.min_words {
                 row[end as usize] = f32::NEG_INFINITY;
+            }
+            // As beam search does: no n-gram of `no_repeat_ngram` words (twice as many tokens) twice.
+            for token in repeating_words(&tokens, options.no_repeat_ngram * 2) {
+                row[token as usize] = f32::NEG_INFINITY;
             }
             let Some(token) = sample(&row, settings, &mut rng) else { break };
             if token == end {
@@ -399,12 +494,14 @@ pub fn finish_story(text: &str, min_words: usize) -> String {
 
 /// The language model behind beam search: hypotheses' keys and values follow their parents.
 struct LmScorer<'a> {
-    model: &'a LanguageModel,
+    model: &'a DecodingLm,
     cache: KvCache,
     first: Option<Vec<f32>>,
     facts: &'a TokenFacts,
     end: u32,
     repetition: f32,
+    /// The genre's words' pulls (see [`TokenFacts::adjust`]).
+    pulls: &'a Pulls,
     /// Per live hypothesis: the content-word tokens it has written.
     written: Vec<Vec<u32>>,
     /// `generate.guidance`: the cache holds the `live` hypotheses steered, then the same unsteered.
@@ -446,8 +543,9 @@ impl Scorer for LmScorer<'_> {
                 guide(log_probs(self.model.forward(input, Some(&mut self.cache))), self.guidance)
             }
         };
-        for (row, written) in rows.iter_mut().zip(&self.written) {
-            self.facts.adjust(row, self.end, written, self.repetition);
+        for (index, (row, written)) in rows.iter_mut().zip(&self.written).enumerate() {
+            let last = last_words.and_then(|words| words.get(index)).copied();
+            self.facts.adjust(row, self.end, written, last, self.repetition, self.pulls);
         }
         rows
     }
@@ -501,12 +599,64 @@ mod tests {
             banned: vec![false, false, true, false],
             non_word: vec![true; 4],
             content: vec![false, false, false, true],
+            word_tokens: HashMap::from([("ship".to_string(), vec![3])]),
         };
         let mut row = vec![0.25f32.ln(), 0.25f32.ln(), 0.25f32.ln(), 0.25f32.ln()];
-        facts.adjust(&mut row, 0, &[3, 3], 1.0);
+        facts.adjust(&mut row, 0, &[3, 3], None, 1.0, &Pulls::default());
         assert!((row[0] - 0.5f32.ln()).abs() < 1e-6);
         assert_eq!(row[1], f32::NEG_INFINITY);
         assert_eq!(row[2], f32::NEG_INFINITY);
         assert!((row[3] - (0.25f32.ln() - 2.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_genre_word_is_pulled_until_the_story_has_it() {
+        let facts = TokenFacts {
+            ends: vec![true, false, false, false],
+            banned: vec![false; 4],
+            non_word: vec![true; 4],
+            content: vec![false, false, false, true],
+            word_tokens: HashMap::from([("ship".to_string(), vec![3]), ("sea".to_string(), vec![2])]),
+        };
+        let genre = facts.word_pulls(&[("ship".to_string(), 2.0), ("rocket".to_string(), 3.0)], 1.5);
+        assert_eq!(genre, vec![Pull { tokens: vec![3], nats: 3.0 }]);
+        let pulls = Pulls { genre, limit: 1, keywords: Vec::new() };
+        let flat = vec![0.25f32.ln(); 4];
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[], None, 0.0, &pulls);
+        assert!((row[3] - (flat[3] + 3.0)).abs() < 1e-6);
+        assert_eq!(row[2], flat[2]);
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[3], None, 0.0, &pulls);
+        assert_eq!(row[3], flat[3]);
+        // Once the story has `limit` of the genre's words, none is pulled; nor right after one.
+        let genre = facts.word_pulls(&[("ship".to_string(), 2.0), ("sea".to_string(), 1.0)], 1.0);
+        let both = Pulls { genre, limit: 1, keywords: Vec::new() };
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[], None, 0.0, &both);
+        assert!((row[2] - (flat[2] + 1.0)).abs() < 1e-6);
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[3], None, 0.0, &both);
+        assert_eq!(row, flat);
+        let both = Pulls { limit: 5, ..both };
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[], Some(3), 0.0, &both);
+        assert_eq!(row, flat);
+        // Keywords are pulled whatever the genre's words did, each until written.
+        // A word with and without a capital is one word: written either way, neither is pulled again.
+        let capitals = Pulls { genre: vec![Pull { tokens: vec![3, 1], nats: 1.0 }], limit: 5, keywords: Vec::new() };
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[], None, 0.0, &capitals);
+        assert!((row[1] - (flat[1] + 1.0)).abs() < 1e-6 && (row[3] - (flat[3] + 1.0)).abs() < 1e-6);
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[1], None, 0.0, &capitals);
+        assert_eq!(row, flat);
+        let keywords = Pulls { keywords: vec![Pull { tokens: vec![2], nats: 1.5 }], ..both };
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[3], Some(3), 0.0, &keywords);
+        assert!((row[2] - (flat[2] + 1.5)).abs() < 1e-6);
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[2], None, 0.0, &keywords);
+        assert_eq!(row[2], flat[2]);
     }
 }

@@ -5,6 +5,7 @@ pub mod bias;
 pub mod cleanup;
 pub mod decoder;
 pub mod generate;
+pub mod genre_words;
 pub mod gru_writer;
 pub mod lm_decoder;
 pub mod lm_writer;

@@ -197,6 +197,56 @@ pub fn is_content_word(word: &str) -> bool {
     word.chars().count() >= 2 && word.chars().all(char::is_alphabetic) && !STOPWORDS.contains(&word)
 }
 
+/// Slurs that old novels print and a story never should: a language-model decoder never writes them as
+/// whole-word tokens, and no word list pulls toward them. Lower-case.
+const SLURS: &[&str] = &[
+    "nigger",
+    "niggers",
+    "nigga",
+    "niggas",
+    "darkey",
+    "darkeys",
+    "darky",
+    "darkies",
+    "coolie",
+    "coolies",
+    "chink",
+    "chinks",
+    "chinaman",
+    "injun",
+    "injuns",
+    "redskin",
+    "redskins",
+    "squaw",
+    "squaws",
+    "kike",
+    "kikes",
+    "wop",
+    "wops",
+    "dago",
+    "dagoes",
+    "dagos",
+    "spic",
+    "spics",
+    "gook",
+    "gooks",
+    "jap",
+    "japs",
+    "sheeny",
+    "hottentot",
+    "hottentots",
+    "halfbreed",
+    "mulatto",
+    "mulattoes",
+    "faggot",
+    "faggots",
+];
+
+/// Whether a lower-case word is one of the slurs a story never writes.
+pub fn is_slur(word: &str) -> bool {
+    SLURS.contains(&word)
+}
+
 /// Lower-case words of `text` that carry content.
 pub fn content_words(text: &str) -> Vec<String> {
     let mut words = Vec::new();

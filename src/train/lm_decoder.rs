@@ -41,6 +41,7 @@ use crate::model::llama::LanguageModel;
 use crate::model::lm_steering::{LmSteering, LmSteeringConfig};
 use crate::progress::Progress;
 use crate::story::decoder::{ContextCentre, HeldOutBooks};
+use crate::story::genre_words::{BookWords, GenreWords};
 use crate::story::lm_decoder::{
     BaseModel, LM_DECODER_FORMAT, LmDecoderManifest, STEERING_FILE, SteeringShape, keyword_prompt, passage_tokens,
 };
@@ -180,15 +181,20 @@ pub fn passage_nll(lm: &LanguageModel, steering: &LmSteering, batch: &LmBatch) -
     (nll, count)
 }
 
+/// Passages read from books (text, sentences, the book's genres), and each read book's content words.
+type ReadPassages = (Vec<(String, Vec<String>, Vec<usize>)>, Vec<BookWords>);
+
 /// Reads passages of `sentences_per` sentences from the books, at most `limit` taken evenly across them
-/// (by the sentence counts the corpus recorded), with their text as written.
+/// (by the sentence counts the corpus recorded), with their text as written; with `count_words`, each
+/// book read has its content words counted too (what [`GenreWords`] are made of).
 fn read_passages(
     corpus: &Corpus,
     books: &[(&BookRecord, Vec<usize>)],
     sentences_per: usize,
     limit: usize,
+    count_words: bool,
     progress: &dyn Progress,
-) -> Result<Vec<(String, Vec<String>, Vec<usize>)>, TrainError> {
+) -> Result<ReadPassages, TrainError> {
     let windows: Vec<(usize, usize)> = books
         .iter()
         .enumerate()
@@ -199,6 +205,7 @@ fn read_passages(
     let chosen = evenly(&windows, limit);
     let books_dir = PathBuf::from(&corpus.manifest.inputs.books_dir);
     let mut passages = Vec::with_capacity(chosen.len());
+    let mut words = Vec::new();
     let mut at = 0;
     for (book, (record, genres)) in books.iter().enumerate() {
         let wanted: Vec<usize> =
@@ -219,6 +226,9 @@ fn read_passages(
         }
         let (text, _) = decode(bytes)
             .map_err(|error| TrainError::Input(format!("cannot decode the book `{}`: {error:?}", path.display())))?;
+        if count_words {
+            words.push(BookWords::count(&text, genres.clone()));
+        }
         let mut sentences_of_book = Vec::new();
         for paragraph in book::clean_paragraphs(&text).iter() {
             sentences::for_each_sentence(paragraph, |sentence| sentences_of_book.push(sentence.to_string()));
@@ -230,7 +240,7 @@ fn read_passages(
             }
         }
     }
-    Ok(passages)
+    Ok((passages, words))
 }
 
 /// Encodes and tokenizes read passages.
@@ -287,6 +297,7 @@ pub struct LmDecoderData {
     train: LmPassages,
     valid: LmPassages,
     centre: Option<ContextCentre>,
+    genre_words: GenreWords,
     prepare_seconds: f32,
 }
 
@@ -324,7 +335,10 @@ impl Trainer for LmDecoderTrainRequest {
             if config.genre_input { self.config.genres.keys().cloned().collect() } else { Vec::new() };
         let train_books = books_with_genres(&corpus, "train", &genres, &self.config);
         let valid_books = books_with_genres(&corpus, "valid", &genres, &self.config);
-        let read = read_passages(&corpus, &train_books, config.passage_sentences, config.lm.max_passages, progress)?;
+        let (read, book_words) =
+            read_passages(&corpus, &train_books, config.passage_sentences, config.lm.max_passages, true, progress)?;
+        let genre_words = GenreWords::of_books(&book_words, &genres);
+        drop(book_words);
         if read.is_empty() {
             return Err(TrainError::NoExamples(format!(
                 "no training book has {} consecutive sentences",
@@ -332,7 +346,8 @@ impl Trainer for LmDecoderTrainRequest {
             )));
         }
         let mut train = prepare(read, &encoder, &lm, config.lm.max_tokens, progress);
-        let read = read_passages(&corpus, &valid_books, config.passage_sentences, config.lm.valid_passages, progress)?;
+        let (read, _) =
+            read_passages(&corpus, &valid_books, config.passage_sentences, config.lm.valid_passages, false, progress)?;
         let mut valid = prepare(read, &encoder, &lm, config.lm.max_tokens, progress);
         let centre = config.centre_context.then(|| ContextCentre::of(&train.vectors));
         if let Some(centre) = &centre {
@@ -347,6 +362,7 @@ impl Trainer for LmDecoderTrainRequest {
             train,
             valid,
             centre,
+            genre_words,
             prepare_seconds: started.elapsed().as_secs_f32(),
         })
     }
@@ -437,6 +453,7 @@ impl Trainer for LmDecoderTrainRequest {
             keywords: self.config.decoder.keywords > 0,
             genres: data.genres.clone(),
         };
+        data.genre_words.write(out)?;
         write_json(&out.join(MANIFEST_FILE), &manifest)?;
         Ok(DecoderTrainReport {
             steps: end.steps,
