@@ -236,15 +236,19 @@ fn imported_smollm2_matches_the_numpy_oracle_on_a_passage() {
         lm.model.forward(input, None).into_data().try_to_vec::<f32>().unwrap()
     };
     let vocab = lm.config.vocab_size;
+    // Perplexity of the passage's next tokens under `[positions, vocab]` logits.
+    let perplexity_of = |logits: &[f32]| -> f64 {
+        let mut nll = 0.0f64;
+        for position in 0..tokens.len() - 1 {
+            let row = &logits[position * vocab..(position + 1) * vocab];
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+            nll += max + sum.ln() - row[tokens[position + 1] as usize] as f64;
+        }
+        (nll / (tokens.len() - 1) as f64).exp()
+    };
     let logits = forward(&tokens);
-    let mut nll = 0.0f64;
-    for position in 0..tokens.len() - 1 {
-        let row = &logits[position * vocab..(position + 1) * vocab];
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
-        nll += max + sum.ln() - row[tokens[position + 1] as usize] as f64;
-    }
-    let perplexity = (nll / (tokens.len() - 1) as f64).exp();
+    let perplexity = perplexity_of(&logits);
     let want = oracle["perplexity"].as_f64().unwrap();
     assert!((perplexity / want - 1.0).abs() < 1e-3, "perplexity {perplexity} vs the oracle's {want}");
     let last = &logits[(tokens.len() - 1) * vocab..];
@@ -264,15 +268,7 @@ fn imported_smollm2_matches_the_numpy_oracle_on_a_passage() {
     let input: Vec<i64> = tokens.iter().map(|&id| i64::from(id)).collect();
     let input = Tensor::<2, Int>::from_data(TensorData::new(input, [1, tokens.len()]), &device);
     let hidden = packed.forward_embeddings(packed.embed(input), None);
-    let logits = packed.logits(hidden).into_data().try_to_vec::<f32>().unwrap();
-    let mut nll = 0.0f64;
-    for position in 0..tokens.len() - 1 {
-        let row = &logits[position * vocab..(position + 1) * vocab];
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
-        nll += max + sum.ln() - row[tokens[position + 1] as usize] as f64;
-    }
-    let packed_perplexity = (nll / (tokens.len() - 1) as f64).exp();
+    let packed_perplexity = perplexity_of(&packed.logits(hidden).into_data().try_to_vec::<f32>().unwrap());
     let want = oracle["perplexity"].as_f64().unwrap();
     assert!(
         (packed_perplexity / want - 1.0).abs() < 0.01,
