@@ -7,8 +7,9 @@
 //! story is searched for with the shared strategies (beam search through [`Scorer`], or nucleus sampling),
 //! with the rules a story needs on a model that writes any text: no control tokens, markup or digits'
 //! stand-ins of chat formats (`<`, `*`, `#`, `|`, ...), the end allowed only after `min_words`, a line break
-//! or end-of-text taken as the end, each content word used again costing `repetition_penalty`, and the text
-//! cut after its last full sentence.
+//! or end-of-text taken as the end, each content word used again costing `repetition_penalty`, no n-gram
+//! of `no_repeat_ngram` words written twice, a few of the genre's words and the keywords pulled toward
+//! ([`Pulls`]), and the text cut after its last full sentence.
 
 use std::collections::HashMap;
 use std::path::Path;
