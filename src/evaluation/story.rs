@@ -259,11 +259,12 @@ pub fn evaluate_stories(
     let scoring = Scoring::new(&photos, &classifier, &judges, request.seed);
     let scores = scoring.score(&stories, genre_count);
     let baseline_scores = baseline.as_ref().map(|_| scoring.score(&baseline_stories, genre_count));
-    let samples = |stories: &[Vec<String>], photo_count: usize| -> Vec<StorySample> {
+    // Every story as a sample (none for a baseline that was not written); the report shows the first two
+    // photos' of each.
+    let as_samples = |stories: &[Vec<String>]| -> Vec<StorySample> {
         photos
             .iter()
             .zip(stories)
-            .take(photo_count)
             .flat_map(|(photo, per_genre)| {
                 per_genre.iter().zip(&request.genres).map(|(story, genre)| StorySample {
                     photo: photo.key.clone(),
@@ -273,6 +274,9 @@ pub fn evaluate_stories(
             })
             .collect()
     };
+    let every_story = as_samples(&stories);
+    let every_baseline_story = as_samples(&baseline_stories);
+    let shown = |every: &[StorySample]| every.iter().take(2 * genre_count).cloned().collect();
     Ok(StoryEvaluation {
         photos: photos.len(),
         genres: request.genres.clone(),
@@ -287,10 +291,10 @@ pub fn evaluate_stories(
         scores,
         baseline: baseline_scores,
         seconds: started.elapsed().as_secs_f32(),
-        samples: samples(&stories, 2),
-        baseline_samples: if baseline.is_some() { samples(&baseline_stories, 2) } else { Vec::new() },
-        every_story: samples(&stories, photos.len()),
-        every_baseline_story: if baseline.is_some() { samples(&baseline_stories, photos.len()) } else { Vec::new() },
+        samples: shown(&every_story),
+        baseline_samples: shown(&every_baseline_story),
+        every_story,
+        every_baseline_story,
     })
 }
 
