@@ -10,9 +10,8 @@
 use std::time::Instant;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use storytool::language_model::PretrainedLm;
+use storytool::language_model::decoding::load_decoding;
 use storytool::model::llama::KvCache;
-use storytool::model::packed::DecodingLm;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -22,8 +21,7 @@ fn main() -> anyhow::Result<()> {
     let device = Device::flex();
     let started = Instant::now();
     // Packed bfloat16 matrices, as `generate` writes with; `STORYTOOL_PACKED_LM=0` keeps burn's f32 module.
-    let lm = PretrainedLm::load(std::path::Path::new(&path), &device)?
-        .map_model(|model| DecodingLm::for_device(model, &device));
+    let lm = load_decoding(std::path::Path::new(&path), &device)?;
     let load_seconds = started.elapsed().as_secs_f64();
     let prompt_ids: Vec<i64> = lm
         .tokenizer

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::Value;
 use storytool::language_model::PretrainedLm;
+use storytool::language_model::decoding::{load_decoding, read_packed};
 use storytool::model::llama::KvCache;
-use storytool::model::packed::{DecodingLm, PackedLm};
+use storytool::model::packed::DecodingLm;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm").join(name)
@@ -78,9 +79,11 @@ fn tiny_model_logits_and_perplexity_match_the_numpy_oracle() {
 fn tiny_model_packed_for_writing_stays_within_a_percent_of_the_numpy_oracle() {
     let oracle = oracle();
     let device = Device::flex();
-    let lm = PretrainedLm::load(&fixture("tiny-llama.gguf"), &device).unwrap();
+    // Packed as `generate` reads it: block by block from the file.
+    let lm = load_decoding(&fixture("tiny-llama.gguf"), &device).unwrap();
     let vocab = lm.config.vocab_size;
-    let packed = DecodingLm::Packed(PackedLm::pack(lm.model));
+    let packed = lm.model;
+    assert!(matches!(packed, DecodingLm::Packed(_)));
     let tokens = ids(&oracle["tokens"]);
     let input: Vec<i64> = tokens.iter().map(|&id| i64::from(id)).collect();
     let input = Tensor::<2, Int>::from_data(TensorData::new(input, [1, tokens.len()]), &device);
@@ -94,6 +97,48 @@ fn tiny_model_packed_for_writing_stays_within_a_percent_of_the_numpy_oracle() {
     let perplexity = (nll.iter().sum::<f64>() / nll.len() as f64).exp();
     let want = oracle["perplexity"].as_f64().unwrap();
     assert!((perplexity / want - 1.0).abs() < 1e-2, "packed perplexity {perplexity} vs the oracle's {want}");
+}
+
+#[test]
+fn a_lora_update_merged_while_reading_computes_what_the_adapted_model_computes() {
+    use burn::module::Param;
+    use storytool::language_model::OpenedLm;
+    use storytool::language_model::pretrained::module_of;
+    use storytool::model::lm_steering::LmSteeringConfig;
+
+    let device = Device::flex();
+    let path = fixture("tiny-llama.gguf");
+    let lm = PretrainedLm::load(&path, &device).unwrap();
+    let config = &lm.config;
+    let kv_width = config.kv_heads * config.head_dim();
+    let mut steering = LmSteeringConfig::new(8, config.width, config.blocks, kv_width).with_lora_rank(2).init(&device);
+    // The update starts at zero; a random one, so that merging it shows.
+    for (index, lora) in steering.lora.iter_mut().enumerate() {
+        for (offset, pair) in [&mut lora.query, &mut lora.value].into_iter().enumerate() {
+            let [rank, output] = pair.up.weight.dims();
+            let values: Vec<f32> =
+                (0..rank * output).map(|i| (((i * 7 + index * 13 + offset * 5) % 11) as f32 - 5.0) / 20.0).collect();
+            pair.up.weight = Param::from_tensor(Tensor::from_data(TensorData::new(values, [rank, output]), &device));
+        }
+    }
+    let tokens: Vec<i64> = ids(&oracle()["tokens"]).into_iter().map(i64::from).collect();
+    let input = || Tensor::<2, Int>::from_data(TensorData::new(tokens.clone(), [1, tokens.len()]), &device);
+    let values = |logits: Tensor<3>| logits.into_data().try_to_vec::<f32>().unwrap();
+    let adapted = lm.model.forward_adapted(lm.model.embed(input()), None, Some((&steering.lora, steering.lora_scale)));
+    let want: Vec<f64> = values(lm.model.logits(adapted)).into_iter().map(f64::from).collect();
+    let unchanged: Vec<f32> = values(lm.model.forward(input(), None));
+    assert!(relative_error(&unchanged, &want) > 1e-2, "the update changes too little to test");
+
+    let opened = OpenedLm::open(&path).unwrap();
+    let merged =
+        module_of(&opened.file, &opened.config, &device, |index, block| steering.merge_lora(index, block)).unwrap();
+    let error = relative_error(&values(merged.forward(input(), None)), &want);
+    assert!(error < 1e-5, "merged module: {error:.2e}");
+    let packed =
+        read_packed(&opened.file, &opened.config, &device, |index, block| steering.merge_lora(index, block)).unwrap();
+    let hidden = packed.forward_embeddings(packed.embed(input()), None);
+    let error = relative_error(&values(packed.logits(hidden)), &want);
+    assert!(error < 2e-2, "merged and packed: {error:.2e}");
 }
 
 #[test]
@@ -181,7 +226,7 @@ fn the_prompt_only_writer_finishes_stories_by_beam_and_by_sampling() {
     use storytool::util::cancel::CancelFlag;
 
     let device = Device::flex();
-    let lm = PretrainedLm::load(&fixture("tiny-llama.gguf"), &device).unwrap();
+    let lm = load_decoding(&fixture("tiny-llama.gguf"), &device).unwrap();
     let writer = LmWriter::baseline(lm, &device);
     let words = vec![vec!["cat".to_string(), "mat".into()]];
     for strategy in [Strategy::Beam, Strategy::Sample] {

@@ -461,8 +461,11 @@ pub struct GenerateConfig {
     /// story gains this times its log-ratio (how many times more often the genre's books use it than the
     /// others', logged), until the story has used it. 0 turns it off.
     pub genre_words: f32,
-    /// ... and none is pulled once the story has this many of them (nor right after one).
+    /// ... and none is pulled once the story has this many of them.
     pub genre_word_limit: usize,
+    /// Neither the genre's words nor the keywords are pulled until this many tokens follow the last of them
+    /// the story wrote (1: none right after one), so they do not come in chains or lists.
+    pub pull_spacing: usize,
     /// Weighted decoding toward the keywords for language-model decoders, which read them in their prompt
     /// too (`keyword_bonus` is the GRU's): each keyword's log-probability gains this many nats until the
     /// story has used it. 0 turns it off.
@@ -500,6 +503,7 @@ impl Default for GenerateConfig {
             guidance: 0.0,
             genre_words: 4.0,
             genre_word_limit: 5,
+            pull_spacing: 1,
             lm_keyword_bonus: 1.5,
         }
     }

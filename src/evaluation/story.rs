@@ -32,7 +32,7 @@ use super::genre::{GenreClassifier, Labelled, argmax, leave_one_book_out};
 use super::text::{TfIdf, all_words, content_words, cosine, distinct_n, jaccard, rank_of, top_opening_share};
 use crate::captions::{CaptionDataset, DatasetKind, Split, split_of};
 use crate::config::GenerateConfig;
-use crate::language_model::PretrainedLm;
+use crate::language_model::decoding::load_decoding;
 use crate::progress::Progress;
 use crate::story::generate::{Generator, ModelPaths, StoryInput, StoryOptions};
 use crate::story::lm_writer::LmWriter;
@@ -305,7 +305,7 @@ fn baseline_writer(request: &StoryEvalRequest) -> Result<LmWriter, EvaluationErr
             "the prompt-only baseline needs the pretrained language model\n\nhint: run `scripts/fetch-lm.sh`, or pass `--lm FILE` (or `--no-baseline`)".into(),
         ));
     };
-    let lm = PretrainedLm::load(path, &request.device)
+    let lm = load_decoding(path, &request.device)
         .map_err(|error| EvaluationError::NothingToEvaluate(crate::util::error_chain(&error)))?;
     Ok(LmWriter::baseline(lm, &request.device))
 }

@@ -12,7 +12,7 @@ use tokenizers::Tokenizer;
 use crate::gguf::dequantize::dequantize;
 use crate::gguf::tokenizer::tokenizer_from_gguf;
 use crate::gguf::{GgufError, GgufFile};
-use crate::model::llama::{BlockWeights, LanguageModel, LlamaConfig};
+use crate::model::llama::{BlockWeights, FileBlock, LanguageModel, LlamaConfig, Projection};
 use crate::util::hash::content_hash;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,11 +62,30 @@ impl<M> PretrainedLm<M> {
 }
 
 impl PretrainedLm {
+    /// burn's module of the model at `path`, on `device`.
     pub fn load(path: &Path, device: &Device) -> Result<PretrainedLm, LanguageModelError> {
+        let opened = OpenedLm::open(path)?;
+        let model = module_of(&opened.file, &opened.config, device, |_, _| {})?;
+        Ok(opened.with_model(model))
+    }
+}
+
+/// A GGUF opened, its sizes, tokenizer and hash read but not its weights: a caller can refuse the file
+/// first (a decoder trained on another base model) and build the model in the form it needs.
+pub struct OpenedLm {
+    pub file: GgufFile,
+    pub config: LlamaConfig,
+    pub hash: String,
+    tokenizer: Tokenizer,
+    end_of_text: u32,
+    control_tokens: Vec<u32>,
+}
+
+impl OpenedLm {
+    pub fn open(path: &Path) -> Result<OpenedLm, LanguageModelError> {
         let file = GgufFile::open(path)?;
         let config = config_of(&file)?;
         let tokenizer = tokenizer_from_gguf(&file)?;
-        let model = load_model(&file, &config, device)?;
         // Prose ends with `<|endoftext|>`; the chat end (`eos` of an instruct model) is the fallback.
         let end_of_text =
             match (tokenizer.token_to_id("<|endoftext|>"), file.metadata.get("tokenizer.ggml.eos_token_id")) {
@@ -82,15 +101,21 @@ impl PretrainedLm {
                 types.iter().enumerate().filter(|(_, kind)| kind.as_u64() == Some(3)).map(|(id, _)| id as u32).collect()
             })
             .unwrap_or_default();
-        Ok(PretrainedLm {
+        let hash = content_hash(file.bytes());
+        Ok(OpenedLm { file, config, hash, tokenizer, end_of_text, control_tokens })
+    }
+
+    /// The pretrained model with `model` built from this file (which is closed).
+    pub fn with_model<M>(self, model: M) -> PretrainedLm<M> {
+        PretrainedLm {
             model,
-            config,
-            tokenizer,
-            hash: content_hash(file.bytes()),
-            path: path.to_path_buf(),
-            end_of_text,
-            control_tokens,
-        })
+            config: self.config,
+            tokenizer: self.tokenizer,
+            hash: self.hash,
+            path: self.file.path().to_path_buf(),
+            end_of_text: self.end_of_text,
+            control_tokens: self.control_tokens,
+        }
     }
 }
 
@@ -140,9 +165,23 @@ pub fn config_of(file: &GgufFile) -> Result<LlamaConfig, LanguageModelError> {
     Ok(config)
 }
 
-/// Every tensor of the model, checked by name and shape, as burn tensors on `device`.
-fn load_model(file: &GgufFile, config: &LlamaConfig, device: &Device) -> Result<LanguageModel, LanguageModelError> {
-    let kv_width = config.kv_heads * config.head_dim();
+/// The weights of a model as its file holds them (f32, each matrix an output per row), its blocks
+/// converted as they are read.
+pub struct FileWeights<B> {
+    /// `[vocab, width]`: the input table and the tied output layer.
+    pub embedding: Vec<f32>,
+    pub blocks: Vec<B>,
+    pub norm: Vec<f32>,
+}
+
+/// Every tensor of the model, checked by name and shape and dequantised to f32, each block handed to
+/// `convert` as soon as it is read, so that a caller who converts them (packing) never holds the whole
+/// model in f32.
+pub fn read_weights<B>(
+    file: &GgufFile,
+    config: &LlamaConfig,
+    mut convert: impl FnMut(usize, FileBlock) -> B,
+) -> Result<FileWeights<B>, LanguageModelError> {
     let mut used = Vec::new();
     let mut take = |name: String, dims: Vec<usize>| -> Result<Vec<f32>, GgufError> {
         let info = file.tensor(&name)?;
@@ -157,33 +196,25 @@ fn load_model(file: &GgufFile, config: &LlamaConfig, device: &Device) -> Result<
         used.push(name);
         dequantize(file, info)
     };
-    let vector = |values: Vec<f32>| {
-        let len = values.len();
-        Tensor::<1>::from_data(TensorData::new(values, [len]), device)
-    };
-    // A GGUF matrix `[input, output]` (fastest first) is `output` rows of `input` values: transposed for burn.
-    let matrix = |values: Vec<f32>, input: usize, output: usize| {
-        Tensor::<2>::from_data(TensorData::new(transpose(&values, output, input), [input, output]), device)
-    };
-    let (width, ff) = (config.width, config.ff_dim);
+    let width = config.width;
     let embedding = take("token_embd.weight".into(), vec![width, config.vocab_size])?;
-    let embedding = Tensor::<2>::from_data(TensorData::new(embedding, [config.vocab_size, width]), device);
     let mut blocks = Vec::with_capacity(config.blocks);
     for index in 0..config.blocks {
         let mut part = |name: &str, dims: Vec<usize>| take(format!("blk.{index}.{name}.weight"), dims);
-        blocks.push(BlockWeights {
-            attention_norm: vector(part("attn_norm", vec![width])?),
-            query: matrix(part("attn_q", vec![width, width])?, width, width),
-            key: matrix(part("attn_k", vec![width, kv_width])?, width, kv_width),
-            value: matrix(part("attn_v", vec![width, kv_width])?, width, kv_width),
-            output: matrix(part("attn_output", vec![width, width])?, width, width),
-            ffn_norm: vector(part("ffn_norm", vec![width])?),
-            gate: matrix(part("ffn_gate", vec![width, ff])?, width, ff),
-            up: matrix(part("ffn_up", vec![width, ff])?, width, ff),
-            down: matrix(part("ffn_down", vec![ff, width])?, ff, width),
-        });
+        let mut matrices: [Vec<f32>; 7] = Default::default();
+        for (projection, values) in Projection::ALL.into_iter().zip(&mut matrices) {
+            // A GGUF matrix's dims are `[input, output]`, fastest first: `output` rows of `input` values.
+            let (input, output) = projection.dims(config);
+            *values = part(file_name(projection), vec![input, output])?;
+        }
+        let block = FileBlock {
+            attention_norm: part("attn_norm", vec![width])?,
+            ffn_norm: part("ffn_norm", vec![width])?,
+            matrices,
+        };
+        blocks.push(convert(index, block));
     }
-    let norm = vector(take("output_norm.weight".into(), vec![width])?);
+    let norm = take("output_norm.weight".into(), vec![width])?;
     let unused: Vec<&str> =
         file.tensors.iter().map(|tensor| tensor.name.as_str()).filter(|name| !used.iter().any(|u| u == name)).collect();
     if !unused.is_empty() {
@@ -196,7 +227,58 @@ fn load_model(file: &GgufFile, config: &LlamaConfig, device: &Device) -> Result<
             ),
         });
     }
-    Ok(LanguageModel::from_weights(config, embedding, blocks, norm))
+    Ok(FileWeights { embedding, blocks, norm })
+}
+
+/// llama.cpp's name of a block's matrix.
+fn file_name(projection: Projection) -> &'static str {
+    match projection {
+        Projection::Query => "attn_q",
+        Projection::Key => "attn_k",
+        Projection::Value => "attn_v",
+        Projection::Output => "attn_output",
+        Projection::Gate => "ffn_gate",
+        Projection::Up => "ffn_up",
+        Projection::Down => "ffn_down",
+    }
+}
+
+/// burn's module of the model in `file` on `device`, each block first changed by `adjust` (a LoRA update
+/// merged into it).
+pub fn module_of(
+    file: &GgufFile,
+    config: &LlamaConfig,
+    device: &Device,
+    mut adjust: impl FnMut(usize, &mut FileBlock),
+) -> Result<LanguageModel, LanguageModelError> {
+    let vector = |values: Vec<f32>| {
+        let len = values.len();
+        Tensor::<1>::from_data(TensorData::new(values, [len]), device)
+    };
+    let weights = read_weights(file, config, |index, mut block| {
+        adjust(index, &mut block);
+        let [query, key, value, output, gate, up, down] = block.matrices;
+        let matrix = |values: Vec<f32>, projection: Projection| {
+            // Transposed to burn's `[input, output]`.
+            let (input, output) = projection.dims(config);
+            let values = transpose(&values, output, input);
+            Tensor::<2>::from_data(TensorData::new(values, [input, output]), device)
+        };
+        BlockWeights {
+            query: matrix(query, Projection::Query),
+            key: matrix(key, Projection::Key),
+            value: matrix(value, Projection::Value),
+            output: matrix(output, Projection::Output),
+            gate: matrix(gate, Projection::Gate),
+            up: matrix(up, Projection::Up),
+            down: matrix(down, Projection::Down),
+            attention_norm: vector(block.attention_norm),
+            ffn_norm: vector(block.ffn_norm),
+        }
+    })?;
+    let embedding =
+        Tensor::<2>::from_data(TensorData::new(weights.embedding, [config.vocab_size, config.width]), device);
+    Ok(LanguageModel::from_weights(config, embedding, weights.blocks, vector(weights.norm)))
 }
 
 /// `rows x columns` row-major into `columns x rows`.

@@ -66,6 +66,16 @@ impl LlamaConfig {
         Ok(())
     }
 
+    /// The sizes of its attention.
+    pub fn shape(&self) -> AttentionShape {
+        AttentionShape {
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim(),
+            rope_base: self.rope_base,
+        }
+    }
+
     /// A model with random weights, for tests and for shapes.
     pub fn init(&self, device: &Device) -> LanguageModel {
         let kv_width = self.kv_heads * self.head_dim();
@@ -236,6 +246,29 @@ pub enum Projection {
     Down,
 }
 
+impl Projection {
+    pub const ALL: [Projection; 7] = [
+        Projection::Query,
+        Projection::Key,
+        Projection::Value,
+        Projection::Output,
+        Projection::Gate,
+        Projection::Up,
+        Projection::Down,
+    ];
+
+    /// Its `(input, output)` sizes in a model of `config`'s sizes.
+    pub fn dims(self, config: &LlamaConfig) -> (usize, usize) {
+        let (width, kv_width, ff) = (config.width, config.kv_heads * config.head_dim(), config.ff_dim);
+        match self {
+            Projection::Query | Projection::Output => (width, width),
+            Projection::Key | Projection::Value => (width, kv_width),
+            Projection::Gate | Projection::Up => (width, ff),
+            Projection::Down => (ff, width),
+        }
+    }
+}
+
 /// What a block computes with: burn's modules ([`Block`]: any device, trainable) or its weights packed for
 /// decoding on the CPU ([`super::packed::PackedBlock`]). The block's arithmetic is written once, over this.
 pub trait BlockParts {
@@ -396,6 +429,22 @@ fn repeat_heads(x: Tensor<4>, group: usize) -> Tensor<4> {
         .reshape([batch, kv_heads * group, positions, head_dim])
 }
 
+/// One block's weights as a GGUF file holds them, in f32: each matrix `[output, input]` row-major (an
+/// output's weights are a row: the layout the packed model multiplies with), in the order of [`Projection`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileBlock {
+    pub attention_norm: Vec<f32>,
+    pub ffn_norm: Vec<f32>,
+    pub matrices: [Vec<f32>; 7],
+}
+
+/// An RMS norm with the gains `gamma`.
+pub fn rms_norm(gamma: Tensor<1>, epsilon: f64) -> RmsNorm {
+    let mut norm = RmsNormConfig::new(gamma.dims()[0]).with_epsilon(epsilon).init(&gamma.device());
+    norm.gamma = Param::from_tensor(gamma);
+    norm
+}
+
 /// Weights of one block, each linear one `[input, output]`, as a loader hands them over.
 pub struct BlockWeights {
     pub attention_norm: Tensor<1>,
@@ -418,11 +467,7 @@ impl LanguageModel {
         norm: Tensor<1>,
     ) -> LanguageModel {
         let linear = |weight: Tensor<2>| Linear { weight: Param::from_tensor(weight), bias: None };
-        let rms = |gamma: Tensor<1>| {
-            let mut norm = RmsNormConfig::new(gamma.dims()[0]).with_epsilon(config.rms_epsilon).init(&gamma.device());
-            norm.gamma = Param::from_tensor(gamma);
-            norm
-        };
+        let rms = |gamma: Tensor<1>| rms_norm(gamma, config.rms_epsilon);
         LanguageModel {
             embedding: Embedding { weight: Param::from_tensor(embedding) },
             blocks: blocks

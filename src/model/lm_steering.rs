@@ -8,17 +8,17 @@
 //!   to live that the vector need not carry.
 //! - *LoRA* (Hu et al. 2021) on every block's query and value projections: `W + (alpha / rank) D U` with `U`
 //!   starting at zero, so training starts from the pretrained model exactly and moves its prose toward the
-//!   novels'. For decoding, [`merge_lora`] folds the product into the weights once.
+//!   novels'. For decoding, [`LmSteering::merge_lora`] folds the product into the weights once.
 //!
 //! Keywords are not learned vectors: they are plain text in the prompt, which the model already reads.
 
 use burn::config::Config;
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::tanh;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::llama::LanguageModel;
+use super::llama::{FileBlock, Projection};
 
 #[derive(Config, Debug, PartialEq)]
 pub struct LmSteeringConfig {
@@ -170,13 +170,20 @@ impl LmSteering {
     }
 }
 
-/// `model` with each block's LoRA update folded into its query and value weights, for decoding.
-pub fn merge_lora(mut model: LanguageModel, steering: &LmSteering) -> LanguageModel {
-    for (block, lora) in model.blocks.iter_mut().zip(&steering.lora) {
-        let query = block.query.weight.val() + lora.query.delta(steering.lora_scale);
-        let value = block.value.weight.val() + lora.value.delta(steering.lora_scale);
-        block.query.weight = Param::from_tensor(query);
-        block.value.weight = Param::from_tensor(value);
+impl LmSteering {
+    /// Folds block `index`'s LoRA update into its query and value weights (`block` as its file holds it),
+    /// for decoding: the model then writes with no LoRA arithmetic.
+    pub fn merge_lora(&self, index: usize, block: &mut FileBlock) {
+        let Some(lora) = self.lora.get(index) else {
+            return;
+        };
+        for (pair, projection) in [(&lora.query, Projection::Query), (&lora.value, Projection::Value)] {
+            // The update is `[input, output]`; the file's rows are outputs.
+            let delta = pair.delta(self.lora_scale).transpose().into_data().convert::<f32>();
+            let delta = delta.as_slice::<f32>().unwrap_or_default();
+            let weights = &mut block.matrices[projection as usize];
+            debug_assert_eq!(weights.len(), delta.len());
+            weights.iter_mut().zip(delta).for_each(|(weight, change)| *weight += change);
+        }
     }
-    model
 }

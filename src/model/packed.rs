@@ -16,7 +16,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use half::bf16;
 use rayon::prelude::*;
 
-use super::llama::{AttentionShape, Block, BlockParts, KvCache, LanguageModel, Projection, run_blocks};
+use super::llama::{
+    AttentionShape, BlockParts, FileBlock, KvCache, LanguageModel, LlamaConfig, Projection, rms_norm, run_blocks,
+};
 
 /// A `[rows, cols]` matrix in bfloat16, row-major: each output's weights are one row.
 #[derive(Debug, Clone)]
@@ -38,12 +40,14 @@ impl Bf16Matrix {
     }
 
     /// From a `[rows, cols]` tensor (the embedding table, whose rows are also the tied output layer's).
+    #[cfg(test)]
     pub fn of_table(table: Tensor<2>) -> Bf16Matrix {
         let [rows, cols] = table.dims();
         Bf16Matrix::from_rows(&values_of(table), rows, cols)
     }
 
     /// From burn's `[input, output]` linear weight, transposed so that an output's weights are a row.
+    #[cfg(test)]
     pub fn of_linear(weight: Tensor<2>) -> Bf16Matrix {
         Bf16Matrix::of_table(weight.transpose())
     }
@@ -131,6 +135,11 @@ fn dot(weights: &[u16], input: &[f32]) -> f32 {
     sums.iter().sum()
 }
 
+fn vector(values: Vec<f32>, device: &Device) -> Tensor<1> {
+    let len = values.len();
+    Tensor::from_data(TensorData::new(values, [len]), device)
+}
+
 fn values_of<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
     tensor.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
 }
@@ -145,7 +154,30 @@ pub struct PackedBlock {
 }
 
 impl PackedBlock {
-    fn of(block: Block) -> PackedBlock {
+    /// Packs a block as its file holds it (each output's weights a row already).
+    pub fn of_file(block: FileBlock, config: &LlamaConfig, device: &Device) -> PackedBlock {
+        let pack = |values: Vec<f32>, projection: Projection| {
+            let (input, output) = projection.dims(config);
+            Bf16Matrix::from_rows(&values, output, input)
+        };
+        let [query, key, value, output, gate, up, down] = block.matrices;
+        PackedBlock {
+            matrices: [
+                pack(query, Projection::Query),
+                pack(key, Projection::Key),
+                pack(value, Projection::Value),
+                pack(output, Projection::Output),
+                pack(gate, Projection::Gate),
+                pack(up, Projection::Up),
+                pack(down, Projection::Down),
+            ],
+            attention_norm: rms_norm(vector(block.attention_norm, device), config.rms_epsilon),
+            ffn_norm: rms_norm(vector(block.ffn_norm, device), config.rms_epsilon),
+        }
+    }
+
+    #[cfg(test)]
+    fn of(block: super::llama::Block) -> PackedBlock {
         let pack = |linear: burn::nn::Linear| Bf16Matrix::of_linear(linear.weight.val());
         PackedBlock {
             matrices: [
@@ -193,7 +225,8 @@ pub struct PackedLm {
 }
 
 impl PackedLm {
-    /// Packs `model` (its f32 matrices are freed as they are packed).
+    /// Packs `model` (its f32 matrices are freed as they are packed): the module's arithmetic, to compare.
+    #[cfg(test)]
     pub fn pack(model: LanguageModel) -> PackedLm {
         let shape = model.shape();
         let device = crate::device::of_module(&model);
@@ -204,6 +237,24 @@ impl PackedLm {
             norm,
             shape,
             device,
+        }
+    }
+
+    /// The model from its file's weights: the embedding table (`[vocab, width]` f32), the blocks packed
+    /// as they were read ([`PackedBlock::of_file`]), the final norm's gains.
+    pub fn of_parts(
+        embedding: &[f32],
+        blocks: Vec<PackedBlock>,
+        norm: Vec<f32>,
+        config: &LlamaConfig,
+        device: &Device,
+    ) -> PackedLm {
+        PackedLm {
+            embedding: Bf16Matrix::from_rows(embedding, config.vocab_size, config.width),
+            blocks,
+            norm: rms_norm(vector(norm, device), config.rms_epsilon),
+            shape: config.shape(),
+            device: device.clone(),
         }
     }
 
@@ -240,14 +291,11 @@ pub enum DecodingLm {
 }
 
 impl DecodingLm {
-    /// Packed on the CPU unless `STORYTOOL_PACKED_LM=0` (which keeps f32 matrices, to compare).
-    pub fn for_device(model: LanguageModel, device: &Device) -> DecodingLm {
+    /// Whether a story is written with the packed model on `device`: on the CPU, unless
+    /// `STORYTOOL_PACKED_LM=0` (which keeps f32 matrices, to compare).
+    pub fn packs_on(device: &Device) -> bool {
         let wanted = std::env::var("STORYTOOL_PACKED_LM").map_or(true, |value| value != "0");
-        if wanted && *device == Device::flex() {
-            DecodingLm::Packed(PackedLm::pack(model))
-        } else {
-            DecodingLm::Module(model)
-        }
+        wanted && *device == Device::flex()
     }
 
     pub fn embed(&self, tokens: Tensor<2, Int>) -> Tensor<3> {

@@ -126,9 +126,10 @@ pub struct StoryOptions {
     pub top_p: f32,
     /// See `generate.guidance`.
     pub guidance: f32,
-    /// See `generate.genre_words` and `generate.genre_word_limit`.
+    /// See `generate.genre_words`, `generate.genre_word_limit` and `generate.pull_spacing`.
     pub genre_words: f32,
     pub genre_word_limit: usize,
+    pub pull_spacing: usize,
     /// See `generate.lm_keyword_bonus`.
     pub lm_keyword_bonus: f32,
 }
@@ -157,6 +158,7 @@ impl StoryOptions {
             guidance: config.guidance,
             genre_words: config.genre_words,
             genre_word_limit: config.genre_word_limit,
+            pull_spacing: config.pull_spacing,
             lm_keyword_bonus: config.lm_keyword_bonus,
         }
     }

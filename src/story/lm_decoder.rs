@@ -15,8 +15,11 @@ use serde::{Deserialize, Serialize};
 use super::decoder::{ContextCentre, DecoderError, HeldOutBooks, MANIFEST_FILE};
 use crate::config::DecoderConfig;
 use crate::corpus::manifest::CreatedBy;
-use crate::language_model::PretrainedLm;
-use crate::model::lm_steering::{LmSteering, LmSteeringConfig, merge_lora};
+use crate::gguf::GgufFile;
+use crate::language_model::pretrained::module_of;
+use crate::language_model::{LanguageModelError, OpenedLm, PretrainedLm};
+use crate::model::llama::{FileBlock, LanguageModel, LlamaConfig};
+use crate::model::lm_steering::{LmSteering, LmSteeringConfig};
 use crate::util::tensor_file::read_widened;
 use crate::util::{Cause, PathError, cached_file};
 
@@ -70,20 +73,16 @@ pub struct SteeringShape {
 }
 
 impl LmDecoderManifest {
-    pub fn steering_config(&self, lm: &PretrainedLm) -> LmSteeringConfig {
+    /// The steering's sizes on a base model of `lm`'s sizes.
+    pub fn steering_config(&self, lm: &LlamaConfig) -> LmSteeringConfig {
         let shape = &self.steering;
-        LmSteeringConfig::new(
-            self.context_dim,
-            lm.config.width,
-            lm.config.blocks,
-            lm.config.kv_heads * lm.config.head_dim(),
-        )
-        .with_prefix_len(shape.prefix_len)
-        .with_mapper_hidden(shape.mapper_hidden)
-        .with_genres(self.genres.len())
-        .with_genre_tokens(shape.genre_tokens)
-        .with_lora_rank(shape.lora_rank)
-        .with_lora_alpha(shape.lora_alpha)
+        LmSteeringConfig::new(self.context_dim, lm.width, lm.blocks, lm.kv_heads * lm.head_dim())
+            .with_prefix_len(shape.prefix_len)
+            .with_mapper_hidden(shape.mapper_hidden)
+            .with_genres(self.genres.len())
+            .with_genre_tokens(shape.genre_tokens)
+            .with_lora_rank(shape.lora_rank)
+            .with_lora_alpha(shape.lora_alpha)
     }
 }
 
@@ -128,36 +127,50 @@ pub fn read_lm_manifest(dir: &Path) -> Result<Option<LmDecoderManifest>, Decoder
 }
 
 /// A language-model decoder ready to write: the base model from `lm_path` (refused unless it is the one the
-/// decoder was trained on) with the LoRA update merged into its weights, the steering module, the manifest.
-pub struct LoadedLmDecoder {
-    pub lm: PretrainedLm,
+/// decoder was trained on) with the LoRA update merged into its weights, in burn's module (`M =
+/// LanguageModel`) or the form it writes with, the steering module, the manifest.
+pub struct LoadedLmDecoder<M = LanguageModel> {
+    pub lm: PretrainedLm<M>,
     pub steering: LmSteering,
     pub manifest: LmDecoderManifest,
 }
 
+/// The decoder in `dir` on burn's module of its base model (for evaluation).
 pub fn load_lm_decoder(dir: &Path, lm_path: &Path, device: &Device) -> Result<LoadedLmDecoder, DecoderError> {
+    load_lm_decoder_as(dir, lm_path, device, |file, config, merge| module_of(file, config, device, merge))
+}
+
+/// The decoder in `dir`, its base model built by `build` from the file with the LoRA update merged into
+/// each block as it is read (`merge`).
+pub fn load_lm_decoder_as<M>(
+    dir: &Path,
+    lm_path: &Path,
+    device: &Device,
+    build: impl FnOnce(&GgufFile, &LlamaConfig, &mut dyn FnMut(usize, &mut FileBlock)) -> Result<M, LanguageModelError>,
+) -> Result<LoadedLmDecoder<M>, DecoderError> {
     let invalid = |source: Cause| DecoderError::Invalid { path: dir.to_path_buf(), source };
     let Some(manifest) = read_lm_manifest(dir)? else {
         return Err(invalid(Cause::from(format!("it is not a `{LM_DECODER_FORMAT}` folder"))));
     };
-    let mut lm = PretrainedLm::load(lm_path, device).map_err(|e| invalid(e.into()))?;
-    if lm.hash != manifest.base_model.blake3 {
+    let opened = OpenedLm::open(lm_path).map_err(|e| invalid(e.into()))?;
+    if opened.hash != manifest.base_model.blake3 {
         return Err(DecoderError::BaseModel {
             decoder: dir.to_path_buf(),
             expected: format!("{} (BLAKE3 {})", manifest.base_model.file, manifest.base_model.blake3),
             given: lm_path.to_path_buf(),
-            found: lm.hash.clone(),
+            found: opened.hash.clone(),
         });
     }
-    let mut steering = manifest.steering_config(&lm).init(device);
+    let mut steering = manifest.steering_config(&opened.config).init(device);
     let weights = read_widened(&dir.join(STEERING_FILE)).map_err(|e| invalid(e.into()))?;
     let mut store = SafetensorsStore::from_bytes(Some(weights));
     steering.load_from(&mut store).map_err(|e| invalid(e.into()))?;
-    lm.model = merge_lora(lm.model, &steering);
-    Ok(LoadedLmDecoder { lm, steering, manifest })
+    let model = build(&opened.file, &opened.config, &mut |index, block| steering.merge_lora(index, block))
+        .map_err(|e| invalid(e.into()))?;
+    Ok(LoadedLmDecoder { lm: opened.with_model(model), steering, manifest })
 }
 
-impl std::fmt::Debug for LoadedLmDecoder {
+impl<M> std::fmt::Debug for LoadedLmDecoder<M> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.debug_struct("LoadedLmDecoder").field("lm", &self.lm).field("steps", &self.manifest.steps).finish()
     }

@@ -22,10 +22,11 @@ use rand_chacha::ChaCha8Rng;
 use super::decoder::{ContextCentre, DecoderError};
 use super::generate::StoryOptions;
 use super::genre_words::GenreWords;
-use super::lm_decoder::{LmDecoderManifest, keyword_prompt, load_lm_decoder};
+use super::lm_decoder::{LmDecoderManifest, keyword_prompt, load_lm_decoder_as};
 use super::writer::{StoryEvent, Watch, Written};
 use crate::config::Strategy;
 use crate::language_model::PretrainedLm;
+use crate::language_model::decoding::read_decoding;
 use crate::model::beam::{BeamSettings, Scorer, Watched, beam_search, repeating_words};
 use crate::model::llama::KvCache;
 use crate::model::lm_steering::LmSteering;
@@ -102,8 +103,9 @@ impl TokenFacts {
 
     /// Adjusts one row of log-probabilities: the end token takes the mass of every ending token, the
     /// others and markup are forbidden, content words written before lose `repetition` per use, and each
-    /// pulled token not yet written gains its pull (see [`Pulls`]; `last` is the token just written).
-    fn adjust(&self, row: &mut [f32], end: u32, written: &[u32], last: Option<u32>, repetition: f32, pulls: &Pulls) {
+    /// pulled token not yet written gains its pull (see [`Pulls`]; `since_pulled`: tokens written since the
+    /// story's last pulled word, `usize::MAX` if none).
+    fn adjust(&self, row: &mut [f32], end: u32, written: &[u32], since_pulled: usize, repetition: f32, pulls: &Pulls) {
         let mut end_mass = f32::NEG_INFINITY;
         for (id, value) in row.iter_mut().enumerate() {
             if self.ends[id] {
@@ -114,10 +116,12 @@ impl TokenFacts {
             }
         }
         row[end as usize] = end_mass;
-        let genre = pulls.pulling_genre(written, last).then_some(pulls.genre.as_slice()).unwrap_or_default();
-        for pull in genre.iter().chain(&pulls.keywords) {
-            if !pull.tokens.iter().any(|id| written.contains(id)) {
-                pull.tokens.iter().for_each(|&id| row[id as usize] += pull.nats);
+        if since_pulled >= pulls.spacing {
+            let genre = if pulls.pulling_genre(written) { pulls.genre.as_slice() } else { &[] };
+            for pull in genre.iter().chain(&pulls.keywords) {
+                if !pull.tokens.iter().any(|id| written.contains(id)) {
+                    pull.tokens.iter().for_each(|&id| row[id as usize] += pull.nats);
+                }
             }
         }
         if repetition > 0.0 {
@@ -129,13 +133,16 @@ impl TokenFacts {
 }
 
 /// Words a story is pulled toward, each until the story has written it: the genre's words, none once the
-/// story has `limit` of them (a few of a genre's words make its voice, more make a list of them) nor right
-/// after one (no chains of them), and the keywords.
+/// story has `limit` of them (a few of a genre's words make its voice, more make a list of them), and the
+/// keywords; nothing is pulled within `spacing` tokens after a pulled word of either kind, so they do not
+/// come in chains or lists ("police cat detective", "lion, elephant, ape") unless the model itself would
+/// write them so.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pulls {
     pub genre: Vec<Pull>,
     pub limit: usize,
     pub keywords: Vec<Pull>,
+    pub spacing: usize,
 }
 
 /// One word's tokens (with and without a capital) and the nats each gains.
@@ -150,10 +157,17 @@ impl Pulls {
         self.genre.iter().any(|pull| pull.tokens.contains(&id))
     }
 
-    fn pulling_genre(&self, written: &[u32], last: Option<u32>) -> bool {
-        !self.genre.is_empty()
-            && !last.is_some_and(|last| self.is_genre(last))
-            && written.iter().filter(|&&id| self.is_genre(id)).count() < self.limit
+    /// Tokens since the last of `since_pulled` after `token` is written.
+    fn after(&self, since_pulled: usize, token: u32) -> usize {
+        if self.is_pulled(token) { 0 } else { since_pulled.saturating_add(1) }
+    }
+
+    fn is_pulled(&self, id: u32) -> bool {
+        self.is_genre(id) || self.keywords.iter().any(|pull| pull.tokens.contains(&id))
+    }
+
+    fn pulling_genre(&self, written: &[u32]) -> bool {
+        !self.genre.is_empty() && written.iter().filter(|&&id| self.is_genre(id)).count() < self.limit
     }
 }
 
@@ -184,12 +198,13 @@ impl std::fmt::Debug for LmWriter {
 
 impl LmWriter {
     pub fn load(dir: &Path, lm_path: &Path, device: &Device) -> Result<LmWriter, DecoderError> {
-        let loaded = load_lm_decoder(dir, lm_path, device)?;
+        let loaded =
+            load_lm_decoder_as(dir, lm_path, device, |file, config, merge| read_decoding(file, config, device, merge))?;
         let genre_words = GenreWords::read(dir)
             .map_err(|error| DecoderError::Invalid { path: dir.to_path_buf(), source: error.into() })?;
         let facts = TokenFacts::of(&loaded.lm);
         Ok(LmWriter {
-            lm: loaded.lm.map_model(|model| DecodingLm::for_device(model, device)),
+            lm: loaded.lm,
             trained: Some((loaded.steering, loaded.manifest)),
             genre_words,
             facts,
@@ -198,9 +213,8 @@ impl LmWriter {
     }
 
     /// The bare pretrained model, prompted with the genre and keywords as text.
-    pub fn baseline(lm: PretrainedLm, device: &Device) -> LmWriter {
+    pub fn baseline(lm: PretrainedLm<DecodingLm>, device: &Device) -> LmWriter {
         let facts = TokenFacts::of(&lm);
-        let lm = lm.map_model(|model| DecodingLm::for_device(model, device));
         LmWriter { lm, trained: None, genre_words: None, facts, device: device.clone() }
     }
 
@@ -304,6 +318,7 @@ impl LmWriter {
                     repetition: options.repetition_penalty,
                     pulls: &pulls,
                     written: vec![Vec::new()],
+                    since_pulled: vec![usize::MAX],
                     guidance,
                     live: 1,
                     device: self.device.clone(),
@@ -333,7 +348,8 @@ impl LmWriter {
     }
 
     /// The pulls of the story's genre's words at `generate.genre_words`, up to `generate.genre_word_limit`
-    /// of them (none without a list or weight), and of its keywords at `generate.lm_keyword_bonus`.
+    /// of them (none without a list or weight), and of its keywords at `generate.lm_keyword_bonus`, at
+    /// least `generate.pull_spacing` tokens apart.
     fn pulls(&self, keywords: &[String], options: &StoryOptions) -> Pulls {
         let genre = match self.genre_words.as_ref().and_then(|words| words.of_genre(&options.genre)) {
             Some(words) if options.genre_words > 0.0 => self.facts.word_pulls(words, options.genre_words),
@@ -345,7 +361,7 @@ impl LmWriter {
         } else {
             Vec::new()
         };
-        Pulls { genre, limit: options.genre_word_limit, keywords }
+        Pulls { genre, limit: options.genre_word_limit, keywords, spacing: options.pull_spacing }
     }
 
     /// Nucleus sampling, a token at a time, until the end or `max_words`.
@@ -363,10 +379,11 @@ impl LmWriter {
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         let end = self.lm.end_of_text;
         let (mut tokens, mut written, mut words) = (Vec::new(), Vec::new(), 0usize);
+        let mut since_pulled = usize::MAX;
         let mut row = first;
         while words < options.max_words && tokens.len() < options.max_words * 3 {
             cancel.check()?;
-            self.facts.adjust(&mut row, end, &written, tokens.last().copied(), options.repetition_penalty, pulls);
+            self.facts.adjust(&mut row, end, &written, since_pulled, options.repetition_penalty, pulls);
             if words < options.min_words {
                 row[end as usize] = f32::NEG_INFINITY;
             }
@@ -380,6 +397,7 @@ impl LmWriter {
             }
             tokens.push(token);
             show(&tokens);
+            since_pulled = pulls.after(since_pulled, token);
             if !self.facts.non_word[token as usize] {
                 words += 1;
             }
@@ -503,8 +521,10 @@ struct LmScorer<'a> {
     repetition: f32,
     /// The genre's words' pulls (see [`TokenFacts::adjust`]).
     pulls: &'a Pulls,
-    /// Per live hypothesis: the content-word tokens it has written.
+    /// Per live hypothesis: the content-word tokens it has written, and the tokens since its last pulled
+    /// word.
     written: Vec<Vec<u32>>,
+    since_pulled: Vec<usize>,
     /// `generate.guidance`: the cache holds the `live` hypotheses steered, then the same unsteered.
     guidance: Option<f32>,
     live: usize,
@@ -526,6 +546,14 @@ impl Scorer for LmScorer<'_> {
                 written
             })
             .collect();
+        self.since_pulled = parents
+            .iter()
+            .enumerate()
+            .map(|(row, &parent)| {
+                let since = self.since_pulled.get(parent).copied().unwrap_or(usize::MAX);
+                last_words.and_then(|words| words.get(row)).map_or(since, |&token| self.pulls.after(since, token))
+            })
+            .collect();
         let mut rows = match (last_words, self.first.take()) {
             (None, Some(first)) => vec![first],
             (last, _) => {
@@ -544,9 +572,8 @@ impl Scorer for LmScorer<'_> {
                 guide(log_probs(self.model.forward(input, Some(&mut self.cache))), self.guidance)
             }
         };
-        for (index, (row, written)) in rows.iter_mut().zip(&self.written).enumerate() {
-            let last = last_words.and_then(|words| words.get(index)).copied();
-            self.facts.adjust(row, self.end, written, last, self.repetition, self.pulls);
+        for ((row, written), &since_pulled) in rows.iter_mut().zip(&self.written).zip(&self.since_pulled) {
+            self.facts.adjust(row, self.end, written, since_pulled, self.repetition, self.pulls);
         }
         rows
     }
@@ -603,7 +630,7 @@ mod tests {
             word_tokens: HashMap::from([("ship".to_string(), vec![3])]),
         };
         let mut row = vec![0.25f32.ln(), 0.25f32.ln(), 0.25f32.ln(), 0.25f32.ln()];
-        facts.adjust(&mut row, 0, &[3, 3], None, 1.0, &Pulls::default());
+        facts.adjust(&mut row, 0, &[3, 3], usize::MAX, 1.0, &Pulls::default());
         assert!((row[0] - 0.5f32.ln()).abs() < 1e-6);
         assert_eq!(row[1], f32::NEG_INFINITY);
         assert_eq!(row[2], f32::NEG_INFINITY);
@@ -621,43 +648,62 @@ mod tests {
         };
         let genre = facts.word_pulls(&[("ship".to_string(), 2.0), ("rocket".to_string(), 3.0)], 1.5);
         assert_eq!(genre, vec![Pull { tokens: vec![3], nats: 3.0 }]);
-        let pulls = Pulls { genre, limit: 1, keywords: Vec::new() };
+        let pulls = Pulls { genre, limit: 1, keywords: Vec::new(), spacing: 1 };
         let flat = vec![0.25f32.ln(); 4];
         let mut row = flat.clone();
-        facts.adjust(&mut row, 0, &[], None, 0.0, &pulls);
+        facts.adjust(&mut row, 0, &[], usize::MAX, 0.0, &pulls);
         assert!((row[3] - (flat[3] + 3.0)).abs() < 1e-6);
         assert_eq!(row[2], flat[2]);
         let mut row = flat.clone();
-        facts.adjust(&mut row, 0, &[3], None, 0.0, &pulls);
+        facts.adjust(&mut row, 0, &[3], usize::MAX, 0.0, &pulls);
         assert_eq!(row[3], flat[3]);
         // Once the story has `limit` of the genre's words, none is pulled; nor right after one.
         let genre = facts.word_pulls(&[("ship".to_string(), 2.0), ("sea".to_string(), 1.0)], 1.0);
-        let both = Pulls { genre, limit: 1, keywords: Vec::new() };
+        let both = Pulls { genre, limit: 1, keywords: Vec::new(), spacing: 1 };
         let mut row = flat.clone();
-        facts.adjust(&mut row, 0, &[], None, 0.0, &both);
+        facts.adjust(&mut row, 0, &[], usize::MAX, 0.0, &both);
         assert!((row[2] - (flat[2] + 1.0)).abs() < 1e-6);
         let mut row = flat.clone();
-        facts.adjust(&mut row, 0, &[3], None, 0.0, &both);
+        facts.adjust(&mut row, 0, &[3], usize::MAX, 0.0, &both);
         assert_eq!(row, flat);
         let both = Pulls { limit: 5, ..both };
         let mut row = flat.clone();
-        facts.adjust(&mut row, 0, &[], Some(3), 0.0, &both);
+        facts.adjust(&mut row, 0, &[], 0, 0.0, &both);
         assert_eq!(row, flat);
-        // Keywords are pulled whatever the genre's words did, each until written.
         // A word with and without a capital is one word: written either way, neither is pulled again.
-        let capitals = Pulls { genre: vec![Pull { tokens: vec![3, 1], nats: 1.0 }], limit: 5, keywords: Vec::new() };
+        let capitals =
+            Pulls { genre: vec![Pull { tokens: vec![3, 1], nats: 1.0 }], limit: 5, keywords: Vec::new(), spacing: 1 };
         let mut row = flat.clone();
-        facts.adjust(&mut row, 0, &[], None, 0.0, &capitals);
+        facts.adjust(&mut row, 0, &[], usize::MAX, 0.0, &capitals);
         assert!((row[1] - (flat[1] + 1.0)).abs() < 1e-6 && (row[3] - (flat[3] + 1.0)).abs() < 1e-6);
         let mut row = flat.clone();
-        facts.adjust(&mut row, 0, &[1], None, 0.0, &capitals);
+        facts.adjust(&mut row, 0, &[1], usize::MAX, 0.0, &capitals);
         assert_eq!(row, flat);
-        let keywords = Pulls { keywords: vec![Pull { tokens: vec![2], nats: 1.5 }], ..both };
+        // Keywords are pulled whatever the genre's words did, each until written, but not right after a
+        // pulled word; nor is a genre word right after a keyword.
+        let genre_after_keyword = Pulls { keywords: vec![Pull { tokens: vec![1], nats: 1.5 }], ..both.clone() };
         let mut row = flat.clone();
-        facts.adjust(&mut row, 0, &[3], Some(3), 0.0, &keywords);
+        facts.adjust(&mut row, 0, &[1], 0, 0.0, &genre_after_keyword);
+        assert_eq!(row, flat);
+        let keywords = Pulls { keywords: vec![Pull { tokens: vec![2], nats: 1.5 }], limit: 1, ..both };
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[3, 0], 1, 0.0, &keywords);
+        assert!((row[2] - (flat[2] + 1.5)).abs() < 1e-6);
+        // With a spacing of 3, nothing is pulled until 3 tokens follow the last pulled word.
+        let spaced = Pulls { spacing: 3, ..keywords.clone() };
+        let since = [3u32, 0, 0].iter().fold(usize::MAX, |since, &token| spaced.after(since, token));
+        assert_eq!(since, 2);
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[3, 0], since, 0.0, &spaced);
+        assert_eq!(row, flat);
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[3, 0], spaced.after(since, 0), 0.0, &spaced);
         assert!((row[2] - (flat[2] + 1.5)).abs() < 1e-6);
         let mut row = flat.clone();
-        facts.adjust(&mut row, 0, &[2], None, 0.0, &keywords);
+        facts.adjust(&mut row, 0, &[3], 0, 0.0, &keywords);
+        assert_eq!(row, flat);
+        let mut row = flat.clone();
+        facts.adjust(&mut row, 0, &[2], usize::MAX, 0.0, &keywords);
         assert_eq!(row[2], flat[2]);
     }
 }
