@@ -350,6 +350,11 @@ fn print_story(evaluation: &StoryEvaluation) {
             Box::new(move |s| number(s.word_order_ratio, 2)),
             String::new(),
         ),
+        (
+            "genre's words per 100 content words (books)",
+            Box::new(|s| s.genre_words_per_100.map_or("-".into(), |value| format!("{value:.1}"))),
+            evaluation.real_genre_words_per_100.map_or("-".into(), |value| format!("{value:.1}")),
+        ),
     ];
     println!("{:<46} {:>9} {:>10} {:>10}", "figure", "decoder", "baseline", "reference");
     for (name, pick, reference) in &rows {

@@ -86,6 +86,9 @@ pub struct StoryEvaluation {
     /// shuffled: the references of every story's fluency.
     pub real_passages: Option<Fluency>,
     pub real_passage_count: usize,
+    /// The same density of the genre's words in the held-out books' passages of each genre (the classifier's
+    /// passages): what a page of the genre has.
+    pub real_genre_words_per_100: Option<f32>,
     /// The decoder's stories.
     #[serde(flatten)]
     pub scores: StoryScores,
@@ -122,6 +125,10 @@ pub struct StoryScores {
     pub fluency_ratio: Option<f64>,
     /// The stories' word-order gain over the real passages'.
     pub word_order_ratio: Option<f64>,
+    /// Of every 100 content words of a genre's stories, how many are the genre's words the decoder pulls
+    /// toward (`genre_words.json`; mean over genres): beside `real_genre_words_per_100`, how far the pull
+    /// stuffs them in. `None` for a decoder without the list.
+    pub genre_words_per_100: Option<f32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -207,6 +214,25 @@ pub fn evaluate_stories(
     let leave_one_out = leave_one_book_out(&classifier_data, genre_count);
     let classifier = GenreClassifier::train(&classifier_data.iter().collect::<Vec<_>>(), genre_count);
     let judges = FluencyJudges::of(&books, request.seed);
+    // The genre's words the decoder pulls toward, by genre index, to count how densely stories use them.
+    let genre_words: Option<Vec<HashSet<String>>> = match &generator.decoder {
+        StoryWriter::Lm(writer) => writer.genre_words().map(|lists| {
+            request
+                .genres
+                .iter()
+                .map(|genre| lists.of_genre(genre).unwrap_or_default().iter().map(|(word, _)| word.clone()).collect())
+                .collect()
+        }),
+        _ => None,
+    };
+    let real_genre_words_per_100 = genre_words.as_deref().map(|lists| {
+        let by_genre: Vec<Vec<&[String]>> = (0..genre_count)
+            .map(|genre| {
+                classifier_data.iter().filter(|example| example.genre == genre).map(|e| e.words.as_slice()).collect()
+            })
+            .collect();
+        genre_words_per_100(&by_genre, lists)
+    });
 
     // The bank rows of the test photos' own captions are never offered.
     let excluded: HashSet<usize> = match generator.photos.retriever() {
@@ -256,7 +282,7 @@ pub fn evaluate_stories(
     }
     progress.finish();
 
-    let scoring = Scoring::new(&photos, &classifier, &judges, request.seed);
+    let scoring = Scoring::new(&photos, &classifier, &judges, genre_words.as_deref(), request.seed);
     let scores = scoring.score(&stories, genre_count);
     let baseline_scores = baseline.as_ref().map(|_| scoring.score(&baseline_stories, genre_count));
     // Every story as a sample (none for a baseline that was not written); the report shows the first two
@@ -288,6 +314,7 @@ pub fn evaluate_stories(
         classifier_leave_one_book_out: leave_one_out,
         real_passages: judges.real,
         real_passage_count: judges.real_count,
+        real_genre_words_per_100,
         scores,
         baseline: baseline_scores,
         seconds: started.elapsed().as_secs_f32(),
@@ -321,11 +348,19 @@ struct Scoring<'a> {
     shuffled: Vec<usize>,
     classifier: &'a GenreClassifier,
     judges: &'a FluencyJudges,
+    /// The decoder's genre's words, by genre index.
+    genre_words: Option<&'a [HashSet<String>]>,
     seed: u64,
 }
 
 impl<'a> Scoring<'a> {
-    fn new(photos: &[TestPhoto], classifier: &'a GenreClassifier, judges: &'a FluencyJudges, seed: u64) -> Self {
+    fn new(
+        photos: &[TestPhoto],
+        classifier: &'a GenreClassifier,
+        judges: &'a FluencyJudges,
+        genre_words: Option<&'a [HashSet<String>]>,
+        seed: u64,
+    ) -> Self {
         let references: Vec<Vec<String>> =
             photos.iter().map(|photo| content_words(&photo.references.join(" "))).collect();
         let tfidf = TfIdf::fit(&references);
@@ -333,7 +368,7 @@ impl<'a> Scoring<'a> {
         let mut shuffled: Vec<usize> = (0..photos.len()).collect();
         shuffled.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
         let top = (photos.len() as f32 * 0.1).ceil() as usize;
-        Scoring { references, tfidf, reference_vectors, top, shuffled, classifier, judges, seed }
+        Scoring { references, tfidf, reference_vectors, top, shuffled, classifier, judges, genre_words, seed }
     }
 
     /// The figures of `stories[photo][genre]`.
@@ -389,6 +424,12 @@ impl<'a> Scoring<'a> {
                 cross_photo_pairs += 1;
             }
         }
+        let genre_words_per_100 = self.genre_words.map(|lists| {
+            let by_genre: Vec<Vec<&[String]>> = (0..genre_count)
+                .map(|genre| story_words.iter().map(|per_genre| per_genre[genre].as_slice()).collect())
+                .collect();
+            genre_words_per_100(&by_genre, lists)
+        });
         let fluency = self.judges.stories(&tokenized, self.seed);
         let real = self.judges.real;
         StoryScores {
@@ -407,8 +448,24 @@ impl<'a> Scoring<'a> {
             fluency_ratio: fluency.zip(real).map(|(own, real)| own.cross_entropy / real.cross_entropy),
             word_order_ratio: fluency.zip(real).map(|(own, real)| own.word_order_gain() / real.word_order_gain()),
             fluency,
+            genre_words_per_100,
         }
     }
+}
+
+/// Of every 100 content words of each genre's texts (`texts[genre]`), how many are in that genre's list;
+/// the mean over the genres that have texts.
+fn genre_words_per_100(texts: &[Vec<&[String]>], lists: &[HashSet<String>]) -> f32 {
+    let densities: Vec<f32> = texts
+        .iter()
+        .zip(lists)
+        .filter_map(|(texts, list)| {
+            let words: usize = texts.iter().map(|words| words.len()).sum();
+            let listed: usize = texts.iter().flat_map(|words| words.iter()).filter(|word| list.contains(*word)).count();
+            (words > 0).then(|| 100.0 * listed as f32 / words as f32)
+        })
+        .collect();
+    densities.iter().sum::<f32>() / densities.len().max(1) as f32
 }
 
 /// Words of a held-out passage the judges score: about a story's length.
@@ -546,4 +603,32 @@ fn classifier_passages(request: &StoryEvalRequest, books: &[HeldOutText]) -> Vec
         }
     }
     examples
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn genre_words_are_counted_per_hundred_words_of_their_own_genre_and_averaged() {
+        let lists: Vec<HashSet<String>> =
+            vec![["police", "crime"].map(String::from).into(), ["planet"].map(String::from).into()];
+        let thriller = [words("police crime street door"), words("police house")];
+        // `planet` in a thriller is not the thriller's word.
+        let science = [words("planet ship planet police")];
+        let texts = vec![
+            thriller.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            science.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        ];
+        // Thriller: 3 of 6 words (50 per 100); sci-fi: 2 of 4 (50).
+        assert!((genre_words_per_100(&texts, &lists) - 50.0).abs() < 1e-4);
+        let thriller_only = vec![texts[0].clone(), Vec::new()];
+        assert!((genre_words_per_100(&thriller_only, &lists) - 50.0).abs() < 1e-4);
+        let none: Vec<Vec<&[String]>> = vec![Vec::new(), Vec::new()];
+        assert_eq!(genre_words_per_100(&none, &lists), 0.0);
+    }
 }

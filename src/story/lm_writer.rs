@@ -218,6 +218,11 @@ impl LmWriter {
         LmWriter { lm, trained: None, genre_words: None, facts, device: device.clone() }
     }
 
+    /// The genre's words its folder lists (what the writer pulls toward), if any.
+    pub fn genre_words(&self) -> Option<&GenreWords> {
+        self.genre_words.as_ref()
+    }
+
     pub fn vocabulary_hash(&self) -> &str {
         self.trained.as_ref().map_or("", |(_, manifest)| &manifest.vocabulary_hash)
     }
