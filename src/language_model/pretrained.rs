@@ -46,21 +46,6 @@ impl<M> std::fmt::Debug for PretrainedLm<M> {
     }
 }
 
-impl<M> PretrainedLm<M> {
-    /// The same model in another form (its tokenizer and facts kept).
-    pub fn map_model<N>(self, convert: impl FnOnce(M) -> N) -> PretrainedLm<N> {
-        PretrainedLm {
-            model: convert(self.model),
-            config: self.config,
-            tokenizer: self.tokenizer,
-            hash: self.hash,
-            path: self.path,
-            end_of_text: self.end_of_text,
-            control_tokens: self.control_tokens,
-        }
-    }
-}
-
 impl PretrainedLm {
     /// burn's module of the model at `path`, on `device`.
     pub fn load(path: &Path, device: &Device) -> Result<PretrainedLm, LanguageModelError> {
